@@ -1,0 +1,32 @@
+import pytest
+
+from vitmusic.atomic import atomic_path, atomic_write_text
+
+
+def test_atomic_file_renamed_on_success(tmp_path):
+    out = tmp_path / "a" / "x.txt"
+    atomic_write_text(out, "hello")
+    assert out.read_text() == "hello"
+    assert [p.name for p in out.parent.iterdir()] == ["x.txt"]
+
+
+def test_atomic_file_untouched_on_failure(tmp_path):
+    out = tmp_path / "x.wav"
+    out.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            assert tmp.suffix == ".wav"
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert out.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
+
+
+def test_atomic_dir_replaces(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "old").write_text("1")
+    with atomic_path(out, is_dir=True) as tmp:
+        (tmp / "new").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

@@ -1,0 +1,30 @@
+import pytest
+
+from vitmusic import cli
+from vitmusic.errors import VitmusicError
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    assert "vitmusic" in capsys.readouterr().out
+
+
+def test_no_command_exits_2(capsys):
+    assert cli.main([]) == 2
+
+
+def test_user_error_is_one_line_exit_2(monkeypatch, capsys):
+    def boom(args):
+        raise VitmusicError("bad thing happened")
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    p = sub.add_parser("boom")
+    p.set_defaults(_run=boom)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["boom"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "vitmusic boom: error: bad thing happened"
+    assert "Traceback" not in err

@@ -1,0 +1,59 @@
+"""Atomic outputs: write to a temporary sibling path, rename into place only on success.
+
+An interrupted run therefore never leaves a complete-looking partial file (or folder) behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on clean exit rename it onto ``path``.
+
+    The temporary name keeps the final suffix (so format sniffing by extension, e.g. ``.mp4`` or
+    ``.wav``, still works) and lives in the same folder (so the rename is atomic on POSIX).
+    On an exception the temporary file/folder is removed and ``path`` is left untouched.
+
+    Args:
+        path: final destination.
+        is_dir: create and yield a temporary *folder* instead of a file path.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+    if is_dir and final.exists():
+        # os.replace cannot replace a non-empty folder: move the old one aside first.
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically and return the final path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

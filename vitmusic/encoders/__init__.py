@@ -1,0 +1,1 @@
+"""Pretrained vision encoders (VideoMAE, ViT, CLIP) returning ``(embeds [B, T, D], mask [B, T])``."""

@@ -1,0 +1,1 @@
+"""Generators: MusicGen conditioning and generation; the MIDI path (video -> notes -> synthesizers)."""

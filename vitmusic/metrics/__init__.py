@@ -1,0 +1,1 @@
+"""Ground-truth-referenced metrics (tempo, pitch, notes, chroma/key, emotion, FAD, sync), mir_eval style."""
