@@ -35,7 +35,9 @@ def parse_fps(fps: float | int | Fraction | str) -> Fraction:
     try:
         f = fps if isinstance(fps, Fraction) else Fraction(str(fps).strip())
     except (ValueError, ZeroDivisionError) as e:
-        raise ValueError(f"invalid fps {fps!r}: expected a number, a fraction like '30000/1001' or '29.97'") from e
+        raise ValueError(
+            f"invalid fps {fps!r}: expected a number, a fraction like '30000/1001' or '29.97'"
+        ) from e
     if f <= 0:
         raise ValueError(f"invalid fps {fps!r}: must be > 0")
     n = round(f * Fraction(1001, 1000))
@@ -52,7 +54,9 @@ def _as_audio(audio: np.ndarray, what: str) -> np.ndarray:
     if y.ndim == 1:
         y = y[None, :]
     if y.ndim != 2 or y.shape[0] not in (1, 2):
-        raise ValueError(f"{what}: audio must be [N] or [C, N] with C in (1, 2), got shape {tuple(np.shape(audio))}")
+        raise ValueError(
+            f"{what}: audio must be [N] or [C, N] with C in (1, 2), got shape {tuple(np.shape(audio))}"
+        )
     if not np.all(np.isfinite(y)):
         raise ValueError(f"{what}: audio contains NaN or inf")
     return np.ascontiguousarray(np.clip(y, -1.0, 1.0))
@@ -96,7 +100,9 @@ class _AudioEncoder:
         out = []
         while self.pos < stop:
             chunk = self.y[:, self.pos : self.pos + self.frame_size]
-            frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout=self.layout)
+            frame = self._av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(chunk), format="fltp", layout=self.layout
+            )
             frame.sample_rate = self.sample_rate
             frame.pts = self.pos
             frame.time_base = Fraction(1, self.sample_rate)
@@ -125,6 +131,7 @@ def write_video(
     crf: int = 23,
     *,
     preset: str = "veryfast",
+    gop: int | None = None,
 ) -> Path:
     """Encode frames (and optionally audio) to an H.264 yuv420p mp4 (+ AAC), written atomically.
 
@@ -140,6 +147,7 @@ def write_video(
         sample_rate: audio sample rate in Hz (required with ``audio``).
         crf: x264 constant rate factor (lower = better quality, 0 = lossless-ish).
         preset: x264 speed preset.
+        gop: maximum keyframe interval in frames (x264's default when None).
 
     Returns:
         The output path.
@@ -174,6 +182,8 @@ def write_video(
             vstream.pix_fmt = "yuv420p"
             vstream.codec_context.time_base = 1 / rate
             vstream.options = {"crf": str(int(crf)), "preset": preset}
+            if gop is not None:
+                vstream.codec_context.gop_size = int(gop)
             aenc = _add_audio_stream(container, y, sample_rate) if y is not None else None
             for i, arr in enumerate(itertools.chain([first], it)):
                 arr = _check_frame(arr, first.shape, i)
