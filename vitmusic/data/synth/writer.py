@@ -1,0 +1,226 @@
+"""Write synthetic pieces in exactly the URMP layout: stems, mix, F0s, Notes, Sco MIDI and performer video.
+
+Every piece ``k`` is drawn from its own seed sequence ``(seed, k)``, so piece 3 of a 10-piece benchmark is
+the same piece as piece 3 of a 3-piece one, and the same seed always gives identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vitmusic.atomic import atomic_path, atomic_write_text
+from vitmusic.data.synth.instruments import render_part
+from vitmusic.data.synth.performer import Stage, player_state, render_frames
+from vitmusic.data.synth.scores import SOURCES, Performance, make_performance
+from vitmusic.data.urmp import (
+    INSTRUMENTS,
+    mix_file_name,
+    piece_folder_name,
+    score_file_name,
+    stem_file_name,
+    video_file_name,
+    write_f0,
+    write_notes,
+)
+from vitmusic.data.videowriter import parse_fps, write_video
+from vitmusic.errors import DataError
+
+RENDERERS = ("builtin", "fluidsynth")
+SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
+PIECE_NAMES = {"chorale": "Chorale", "melody": "Melody"}
+F0_HOP_S = 0.01
+PEAK = 0.89  # mix peak after normalisation: headroom for AAC and the 16-bit wav
+
+
+def find_soundfont() -> str:
+    """Debian's FluidR3 GM soundfont if installed, else the small one bundled with pretty_midi."""
+    for path in SOUNDFONTS:
+        if os.path.isfile(path):
+            return path
+    import pretty_midi
+
+    bundled = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+    if bundled.is_file():
+        return str(bundled)
+    raise DataError("no General MIDI soundfont found (install fluid-soundfont-gm)")
+
+
+def check_fluidsynth() -> None:
+    """Raise :class:`DataError` if the FluidSynth renderer cannot run here."""
+    try:
+        import fluidsynth  # noqa: F401  (pyfluidsynth; loads libfluidsynth)
+    except (ImportError, OSError) as e:
+        raise DataError(f"--renderer fluidsynth needs pyfluidsynth and libfluidsynth ({e}); "
+                        "pip install pyfluidsynth and apt-get install fluidsynth, or use --renderer builtin") from e
+
+
+def _part_midi(perf: Performance, which: list[int]):
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=perf.tempo_bpm)
+    for k in which:
+        part = perf.parts[k]
+        info = INSTRUMENTS[part.instrument]
+        inst = pretty_midi.Instrument(program=info.gm_program, name=f"{k + 1} {info.name}")
+        for (onset, _, dur), m, v in zip(part.notes, part.midi, part.velocities):
+            inst.notes.append(pretty_midi.Note(velocity=int(np.clip(round(v * 127), 1, 127)), pitch=int(m),
+                                               start=float(onset), end=float(onset + dur)))
+        pm.instruments.append(inst)
+    return pm
+
+
+def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+def render_stems(perf: Performance, sample_rate: int, renderer: str, seed: int) -> tuple[list[np.ndarray], list[tuple]]:
+    """Audio [N] per part and the (times_s, f0_hz) annotation per part.
+
+    The built-in synth reports the f0 it rendered (vibrato included); FluidSynth's samples are not
+    analysable that way, so its f0 track is the nominal pitch of the sounding note.
+    """
+    n = int(round(perf.duration_s * sample_rate))
+    stems, f0s = [], []
+    if renderer == "builtin":
+        for k, part in enumerate(perf.parts):
+            r = render_part(part.notes, part.instrument, sample_rate, velocities=part.velocities,
+                            duration_s=perf.duration_s, seed=seed * 1009 + k, f0_hop_s=F0_HOP_S)
+            stems.append(_fit_length(r.audio, n))
+            f0s.append((r.f0_times_s, r.f0_hz))
+        return stems, f0s
+    if renderer != "fluidsynth":
+        raise DataError(f"unknown renderer {renderer!r}; choose from {', '.join(RENDERERS)}")
+    check_fluidsynth()
+    sf2 = find_soundfont()
+    times = np.arange(int(np.floor(perf.duration_s / F0_HOP_S + 1e-9)) + 1) * F0_HOP_S
+    for k, part in enumerate(perf.parts):
+        pm = _part_midi(perf, [k])
+        audio = pm.instruments[0].fluidsynth(fs=sample_rate, synthesizer=sf2) if len(part.notes) else np.zeros(n)
+        stems.append(_fit_length(np.asarray(audio, dtype=np.float32), n))
+        f0 = np.zeros(len(times))
+        for onset, hz, dur in part.notes:
+            f0[(times >= onset) & (times < onset + dur)] = hz
+        f0s.append((times, f0))
+    return stems, f0s
+
+
+def _write_wav(path: Path, y: np.ndarray, sample_rate: int) -> None:
+    import soundfile as sf
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), y, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def write_piece(out_dir: Path, number: int, perf: Performance, *, sample_rate: int, fps: str, renderer: str,
+                seed: int, width_per_player: int = 160, height: int = 240) -> Path:
+    """Render one performance and write its URMP folder atomically; returns the folder path."""
+    name = PIECE_NAMES[perf.score.source]
+    folder = out_dir / piece_folder_name(number, name, perf.instruments)
+    stems, f0s = render_stems(perf, sample_rate, renderer, seed)
+    # one gain for all stems, so the mix is exactly the sum of the written stems
+    mix = np.sum(stems, axis=0)
+    gain = PEAK / max(float(np.max(np.abs(mix))), 1e-9)
+    stems = [s * gain for s in stems]
+    mix = np.sum(stems, axis=0)
+    rate = parse_fps(fps)
+    num_frames = int(round(perf.duration_s * rate))
+    times = np.arange(num_frames) / float(rate)
+    infos = [INSTRUMENTS[c] for c in perf.instruments]
+    states = [player_state(p.notes, p.midi, p.velocities, i.low_midi, i.high_midi, times)
+              for p, i in zip(perf.parts, infos)]
+    stage = Stage(perf.instruments, [i.family for i in infos], width_per_player, height)
+    with atomic_path(folder, is_dir=True) as tmp:
+        for k, (part, stem, (ft, fhz)) in enumerate(zip(perf.parts, stems, f0s), start=1):
+            code = part.instrument
+            _write_wav(tmp / stem_file_name("AuSep", k, code, number, name), stem, sample_rate)
+            write_f0(tmp / stem_file_name("F0s", k, code, number, name), ft, fhz)
+            write_notes(tmp / stem_file_name("Notes", k, code, number, name), part.notes)
+        _write_wav(tmp / mix_file_name(folder), mix, sample_rate)
+        pm = _part_midi(perf, list(range(len(perf.parts))))
+        with atomic_path(tmp / score_file_name(folder)) as mid:
+            pm.write(str(mid))
+        write_video(tmp / video_file_name(folder), render_frames(stage, states), rate, audio=mix,
+                    sample_rate=sample_rate)
+    return folder
+
+
+def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *, duration_s: float = 20.0,
+                       fps: str | float = "30", source: str = "chorales", renderer: str = "builtin",
+                       sample_rate: int = 48000, width_per_player: int = 160, height: int = 240,
+                       tempo_range_bpm: tuple[float, float] = (66.0, 112.0), tempo_drift: float = 0.04,
+                       progress: bool = True) -> list[Path]:
+    """Write ``pieces`` synthetic URMP pieces (``01_Chorale_vn_vn_va_vc``, ...) under ``out_dir``.
+
+    Args:
+        out_dir: root folder (created); existing piece folders with the same names are replaced.
+        pieces: number of pieces (>= 1), numbered from 1.
+        seed: base seed; piece k uses the seed sequence (seed, k).
+        duration_s: length of every piece (scores are looped or truncated to it).
+        fps: video frame rate ("30", "25", "29.97" -> 30000/1001, ...).
+        source: "chorales" (music21's Bach chorales), "melodies" (generated) or "mixed".
+        renderer: "builtin" (numpy synthesizer) or "fluidsynth" (GM soundfont).
+        sample_rate: audio rate in Hz (URMP: 48000).
+        width_per_player, height: video panel size per performer in pixels (even).
+        tempo_range_bpm: the piece tempo is drawn uniformly from this range.
+        tempo_drift: relative amplitude of the slow tempo drift (rubato).
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        The piece folders, in order. A summary (arguments and per-piece source, tempo, instruments) is
+        written to ``out_dir/synth_data.json``.
+
+    Raises:
+        DataError: invalid arguments, ``out_dir`` is a file, or the FluidSynth renderer is unavailable.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    if int(pieces) < 1:
+        raise DataError(f"--pieces must be >= 1, got {pieces}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"output path exists and is not a folder: {out}")
+    if renderer not in RENDERERS:
+        raise DataError(f"unknown renderer {renderer!r}; choose from {', '.join(RENDERERS)}")
+    if source not in SOURCES:
+        raise DataError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
+    if not duration_s > 1.0:
+        raise DataError(f"--duration must be > 1 s, got {duration_s}")
+    if int(sample_rate) < 8000:
+        raise DataError(f"--sample-rate must be >= 8000 Hz, got {sample_rate}")
+    lo, hi = tempo_range_bpm
+    if not 20 <= lo <= hi <= 300:
+        raise DataError(f"tempo range must satisfy 20 <= low <= high <= 300 BPM, got {tempo_range_bpm}")
+    try:
+        parse_fps(fps)
+    except ValueError as e:
+        raise DataError(str(e)) from e
+    if renderer == "fluidsynth":
+        check_fluidsynth()
+        find_soundfont()
+    if width_per_player % 2 or height % 2 or width_per_player < 64 or height < 96:
+        raise DataError(f"video panel must be even and at least 64x96 px, got {width_per_player}x{height}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create output folder {out}: {e}") from e
+
+    folders, summary = [], []
+    for k in tqdm(range(1, int(pieces) + 1), desc="synth-data", unit="piece", disable=not progress):
+        rng = np.random.default_rng([int(seed), k])
+        perf = make_performance(rng, source, float(duration_s), tuple(tempo_range_bpm), tempo_drift)
+        piece_seed = int(rng.integers(2**31))
+        folder = write_piece(out, k, perf, sample_rate=int(sample_rate), fps=str(fps), renderer=renderer,
+                             seed=piece_seed, width_per_player=width_per_player, height=height)
+        folders.append(folder)
+        summary.append({"piece": folder.name, **perf.info,
+                        "num_notes": [int(len(p.notes)) for p in perf.parts]})
+    args = {"pieces": int(pieces), "seed": int(seed), "duration_s": float(duration_s), "fps": str(fps),
+            "source": source, "renderer": renderer, "sample_rate": int(sample_rate),
+            "width_per_player": width_per_player, "height": height, "tempo_range_bpm": list(tempo_range_bpm),
+            "tempo_drift": tempo_drift, "f0_hop_s": F0_HOP_S}
+    atomic_write_text(out / "synth_data.json", json.dumps({"arguments": args, "pieces": summary}, indent=2) + "\n")
+    return folders
