@@ -1,0 +1,278 @@
+"""Typed run configuration: dataclasses are the schema, YAML presets and ``key.sub=value`` overrides merge on.
+
+The dataclass defaults below are the base configuration (``configs/base.yaml`` spells the same values out for
+reading). A preset file such as ``configs/tiny.yaml`` is simply a set of overrides of that base: it lists only
+the keys it changes, in the same nested layout. Command-line overrides (``train.lr=3e-4``) are applied last.
+
+Merging is OmegaConf's structured merge, so an unknown key or a value of the wrong type fails at once; both
+are reported as one-line :class:`~vitmusic.errors.ConfigError` messages, e.g. ``unknown config key
+'train.lrr'``. Values with a fixed set of choices are checked by :func:`validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vitmusic.errors import ConfigError
+
+# Optional[...] instead of `X | None`: OmegaConf inspects the annotations at runtime (Python 3.10 floor).
+
+
+@dataclass
+class DataConfig:
+    """Which clips to use: a manifest written by ``vitmusic prepare`` and its split names."""
+
+    manifest: str = ""  # path to manifest.jsonl or the folder holding it
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    max_clips: int | None = None  # cap per split (debugging)
+
+
+@dataclass
+class LoraConfig:
+    """Low-rank adapters in the (otherwise frozen) vision encoder; ``rank == 0`` disables them."""
+
+    rank: int = 0
+    alpha: float = 16.0
+    dropout: float = 0.0
+
+
+@dataclass
+class EncoderConfig:
+    """The frozen pretrained vision encoder (a tiny preset name, hub id or local folder)."""
+
+    name: str = "tiny-videomae"
+    kind: str | None = None  # "videomae" | "vit" | "clip"; inferred from the model config when unset
+    revision: str | None = None
+    rate_hz: float = 4.0  # embeddings per second of video
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class ProjectionConfig:
+    """The trainable bridge from encoder embeddings to the generator's conditioning width."""
+
+    kind: str = "mlp"  # "linear" | "mlp" | "transformer" | "pca"
+    hidden_dim: int = 512
+    num_layers: int = 2
+    num_heads: int = 4
+    dropout: float = 0.1
+
+
+@dataclass
+class GeneratorConfig:
+    """The frozen MusicGen model that the projection conditions."""
+
+    name: str = "tiny-musicgen"
+    kind: str | None = None  # "musicgen" | "musicgen-melody"; inferred when unset
+    revision: str | None = None
+    entry: str = "encoder_outputs"  # "encoder_outputs" | "inputs_embeds"
+    text_prompt: str | None = None
+    cond_dropout: float = 0.1  # probability of dropping a clip's conditioning (for classifier-free guidance)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping of one training run (``output_dir`` is the run folder)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_steps: int = 2000  # optimizer steps
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    max_grad_norm: float = 1.0  # <= 0 disables clipping
+    mixed_precision: str = "no"  # "no" | "fp16" | "bf16"
+    eval_every: int = 200
+    save_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    output_dir: str = "runs/default"
+    log_with: str = "tensorboard"  # "tensorboard" | "none"
+    num_workers: int = 0
+
+
+@dataclass
+class ExtractConfig:
+    """The feature cache written by ``vitmusic extract`` and reused by ``vitmusic train``."""
+
+    cache_dir: str = "cache/features"
+    batch_size: int = 4  # clips encoded together
+    shard_size: int = 64  # clips per on-disk shard (the unit of resumption)
+
+
+@dataclass
+class GenerateConfig:
+    """Sampling settings for ``vitmusic generate``."""
+
+    guidance_scale: float = 3.0
+    window_s: float = 10.0
+    context_s: float = 5.0
+    top_k: int = 250
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    """The whole run configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "projection.kind": ("linear", "mlp", "transformer", "pca"),
+    "generator.entry": ("encoder_outputs", "inputs_embeds"),
+    "train.mixed_precision": ("no", "fp16", "bf16"),
+    "train.log_with": ("tensorboard", "none"),
+}
+_POSITIVE = (
+    "encoder.rate_hz",
+    "projection.hidden_dim",
+    "projection.num_layers",
+    "projection.num_heads",
+    "train.lr",
+    "train.batch_size",
+    "train.grad_accum",
+    "train.max_steps",
+    "train.eval_every",
+    "train.save_every",
+    "train.log_every",
+    "extract.batch_size",
+    "extract.shard_size",
+)
+
+
+def _get(config: Config, dotted: str) -> Any:
+    obj: Any = config
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def validate(config: Config) -> Config:
+    """Check values that the type system cannot (choices, ranges); raise :class:`ConfigError`."""
+    for key, choices in _CHOICES.items():
+        value = _get(config, key)
+        if value not in choices:
+            raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}; got {value!r}")
+    for key in _POSITIVE:
+        if not _get(config, key) > 0:
+            raise ConfigError(f"config key '{key}' must be > 0; got {_get(config, key)!r}")
+    for key in ("train.warmup_steps", "train.weight_decay", "train.min_lr_ratio", "train.num_workers"):
+        if _get(config, key) < 0:
+            raise ConfigError(f"config key '{key}' must be >= 0; got {_get(config, key)!r}")
+    for key in ("generator.cond_dropout", "projection.dropout", "encoder.lora.dropout"):
+        if not 0.0 <= _get(config, key) < 1.0:
+            raise ConfigError(f"config key '{key}' must be in [0, 1); got {_get(config, key)!r}")
+    if config.encoder.lora.rank < 0:
+        raise ConfigError(f"config key 'encoder.lora.rank' must be >= 0; got {config.encoder.lora.rank}")
+    return config
+
+
+def _one_line(e: Exception) -> str:
+    """OmegaConf's messages are multi-line with a 'full_key:' trailer; keep the first line and the key."""
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+    key = getattr(e, "full_key", None) if isinstance(e, OmegaConfBaseException) else None
+    if isinstance(e, (ConfigKeyError, AttributeError)) and key:
+        return f"unknown config key '{key}'"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return f"invalid value for config key '{key}': {first}" if key else f"invalid config: {first}"
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Build a :class:`Config`: schema defaults, then the YAML preset at ``path``, then dotlist overrides.
+
+    Args:
+        path: a YAML file of overrides (e.g. ``configs/tiny.yaml``); ``None`` keeps the defaults.
+        overrides: ``key.sub=value`` strings, applied last (``train.lr=3e-4``, ``encoder.kind=null``).
+
+    Returns:
+        The merged and validated config.
+
+    Raises:
+        ConfigError: missing/unreadable YAML, unknown key, wrong type or invalid value (one-line message).
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    base = OmegaConf.structured(Config)
+    layers = []
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            layer = OmegaConf.load(p)
+        except Exception as e:  # yaml.YAMLError and friends
+            raise ConfigError(f"cannot parse config file {p}: {str(e).splitlines()[0]}") from e
+        if layer is None or not OmegaConf.is_dict(layer):
+            raise ConfigError(f"config file {p} must hold a mapping of sections (data:, train:, ...)")
+        layers.append((str(p), layer))
+    bad = [o for o in overrides if "=" not in o or o.startswith("=")]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r} is not of the form key.sub=value")
+    if overrides:
+        try:
+            layers.append(("overrides", OmegaConf.from_dotlist(list(overrides))))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"cannot parse overrides: {_one_line(e)}") from e
+    merged = base
+    for where, layer in layers:
+        try:
+            merged = OmegaConf.merge(merged, layer)
+        except (OmegaConfBaseException, ValueError) as e:
+            raise ConfigError(f"{_one_line(e)} (in {where})") from e
+    try:
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_one_line(e)) from e
+    assert isinstance(config, Config)
+    return validate(config)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """A plain nested dict of the config (JSON/YAML serialisable)."""
+    return dataclasses.asdict(config)
+
+
+def config_to_yaml(config: Config) -> str:
+    """The resolved config as YAML text (loadable again with :func:`load_config`)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def save_config(config: Config, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML, atomically; returns the path."""
+    from vitmusic.atomic import atomic_write_text
+
+    return atomic_write_text(path, config_to_yaml(config))
+
+
+def flat_config(config: Config) -> dict[str, Any]:
+    """``{"train.lr": 1e-4, ...}`` with scalar values only (for experiment trackers)."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            else:
+                out[f"{prefix}{k}"] = "" if v is None else v
+
+    walk("", config_to_dict(config))
+    return out
