@@ -1,0 +1,54 @@
+"""``vitmusic prepare``: cut a URMP-layout root into a clip manifest with piece-level splits."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "cut a URMP-layout dataset into fixed-length clips: OUT/manifest.jsonl + OUT/prepare.json"
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--urmp", required=True, metavar="ROOT",
+                        help="URMP root: folders NN_Piece_inst1_inst2... (or one piece folder)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--clip-seconds", required=True, type=float, metavar="S",
+                        help="clip window length in seconds")
+    parser.add_argument("--hop-seconds", type=float, default=None, metavar="H",
+                        help="hop between window starts in seconds (default: the window length)")
+    parser.add_argument("--split-file", default=None, metavar="F",
+                        help="CSV 'piece,split' or JSON split file overriding the hash-based split; it must "
+                        "list every piece (pieces it lists that are not in the data only warn)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hash-based split (default 0)")
+    parser.add_argument("--ratios", type=_csv_list, default=["0.8", "0.1", "0.1"], metavar="TR,VA,TE",
+                        help="train,val,test proportions of the hash-based split (default 0.8,0.1,0.1)")
+    parser.add_argument("--require", type=_csv_list, default=[], metavar="LIST",
+                        help="comma-separated files every piece must have: video,mix,score,stems,f0,notes")
+    parser.add_argument("--skip-incomplete", action="store_true",
+                        help="skip (and report) pieces lacking a --require'd file instead of failing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vitmusic.data.manifest import prepare_manifest
+    from vitmusic.errors import VitmusicError
+
+    try:
+        ratios = [float(r) for r in args.ratios]
+    except ValueError:
+        raise VitmusicError(f"--ratios must be three numbers, got {','.join(args.ratios)!r}") from None
+    result = prepare_manifest(
+        args.urmp,
+        args.out,
+        args.clip_seconds,
+        args.hop_seconds,
+        split_file=args.split_file,
+        seed=args.seed,
+        ratios=ratios,
+        require=args.require,
+        skip_incomplete=args.skip_incomplete,
+    )
+    print(result.summary())
+    return 0

@@ -1,0 +1,404 @@
+"""Clip manifests: cut URMP pieces into fixed-length windows with their annotations, write/read JSONL.
+
+A prepared folder ``OUT/`` holds:
+
+* ``manifest.jsonl`` — one clip per line (plain JSON types only, so it also loads with
+  ``datasets.load_dataset("json", data_files="OUT/manifest.jsonl", split="train")``). A clip::
+
+      {"clip_id": "01_Jupiter_vn_vc_0003", "piece": "01_Jupiter_vn_vc", "split": "train",
+       "clip_index": 3, "start_s": 30.0, "end_s": 40.0, "duration_s": 10.0, "piece_duration_s": 183.2,
+       "video": "/abs/Vid_...mp4" | null, "mix": "/abs/AuMix_...wav" | null, "score": ... | null,
+       "instruments": ["vn", "vc"],
+       "stems": [{"index": 1, "instrument": "vn", "audio": "/abs/...", "f0": "/abs/...", "notes": "/abs/..."}],
+       "notes": [[[onset_s, f0_hz, duration_s], ...] | null per stem],
+       "f0": [{"times_s": [...], "f0_hz": [...]} | null per stem]}
+
+  Paths are absolute strings, ``null`` when the file is missing; ``notes[k]`` / ``f0[k]`` are ``null`` when
+  stem k has no annotation file (an empty list means "annotated, nothing in this window").
+* ``prepare.json`` — the arguments, the piece -> split map, counts, the missing-file report and the pieces
+  that produced no clip, with the reason.
+
+Clip windows start at 0 s and advance by the hop; only full windows are kept (the tail shorter than a
+window is dropped). Annotation times are relative to the clip start. A note that overlaps the window is
+*clipped to it*: a note sustained from before the window gets onset 0 and its remaining duration, a note
+running past the end is shortened to end there; so every clip note lies within ``[0, duration_s]``. F0
+frames are those with ``start_s <= t < end_s``.
+
+A piece shorter than one window, or with neither a mix nor a video to measure its duration, produces no
+clip: it is reported in ``prepare.json`` (``skipped``) and the run goes on; if *no* piece produces a clip,
+that is a :class:`~vitmusic.errors.DataError` and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vitmusic.atomic import atomic_path
+from vitmusic.data.splits import SPLITS, split_counts, split_pieces
+from vitmusic.data.urmp import Piece, discover_pieces, read_f0, read_notes
+from vitmusic.errors import DataError, VitmusicError
+
+__all__ = [
+    "MANIFEST_NAME",
+    "REPORT_NAME",
+    "REQUIRABLE",
+    "PrepareResult",
+    "clip_f0",
+    "clip_notes",
+    "clip_windows",
+    "piece_clips",
+    "piece_duration",
+    "prepare_manifest",
+    "read_manifest",
+]
+
+MANIFEST_NAME = "manifest.jsonl"
+REPORT_NAME = "prepare.json"
+# what --require accepts -> a check that the piece has it
+REQUIRABLE: tuple[str, ...] = ("video", "mix", "score", "stems", "f0", "notes")
+_DECIMALS = 6  # microsecond / micro-Hz resolution in the JSON: far below annotation precision
+
+
+def piece_duration(piece: Piece) -> float:
+    """Duration of a piece in seconds: from the mix (soundfile header), else from the video container.
+
+    Raises:
+        DataError: neither a mix nor a video, or the file cannot be read.
+    """
+    if piece.mix is not None:
+        import soundfile as sf
+
+        try:
+            info = sf.info(str(piece.mix))
+        except (RuntimeError, sf.LibsndfileError) as e:
+            raise DataError(f"cannot read audio file {piece.mix}: {e}") from None
+        return info.frames / info.samplerate
+    if piece.video is not None:
+        return _video_duration(piece.video)
+    raise DataError(f"piece {piece.id} has neither a mix nor a video to measure its duration")
+
+
+def _video_duration(path: Path) -> float:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if container.duration is not None:
+                return container.duration / av.time_base
+            stream = next(iter(container.streams.video), None)
+            if stream is not None and stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+    except (av.FFmpegError, OSError) as e:
+        raise DataError(f"cannot read video file {path}: {e}") from None
+    raise DataError(f"cannot tell the duration of video file {path}")
+
+
+def clip_windows(duration_s: float, clip_s: float, hop_s: float | None = None) -> list[tuple[float, float]]:
+    """Full windows ``(start_s, end_s)`` of ``clip_s`` seconds every ``hop_s`` (default ``clip_s``) from 0.
+
+    Starts are computed as ``i * hop_s`` (no accumulated rounding); a window ending within 1 µs past the
+    end still counts as full.
+    """
+    hop_s = clip_s if hop_s is None else hop_s
+    if not clip_s > 0 or not hop_s > 0:
+        raise ValueError(f"clip and hop lengths must be positive, got {clip_s} and {hop_s}")
+    count = int(np.floor((duration_s - clip_s + 1e-6) / hop_s)) + 1 if duration_s + 1e-6 >= clip_s else 0
+    return [(round(i * hop_s, _DECIMALS), round(i * hop_s + clip_s, _DECIMALS)) for i in range(count)]
+
+
+def clip_notes(notes: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
+    """Notes overlapping ``[start_s, end_s)``, clipped to the window, times relative to ``start_s``.
+
+    Args:
+        notes: ``[N, 3]`` (onset_s, f0_hz, duration_s), absolute times.
+
+    Returns:
+        ``[M, 3]`` with ``0 <= onset_s`` and ``onset_s + duration_s <= end_s - start_s``. A zero-length
+        note is kept if its onset lies in the window.
+    """
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
+    onset, offset = notes[:, 0], notes[:, 0] + notes[:, 2]
+    keep = (onset < end_s) & ((offset > start_s) | ((notes[:, 2] == 0) & (onset >= start_s)))
+    sel = notes[keep]
+    new_onset = np.maximum(sel[:, 0], start_s)
+    new_offset = np.minimum(sel[:, 0] + sel[:, 2], end_s)
+    return np.stack([new_onset - start_s, sel[:, 1], new_offset - new_onset], axis=1)
+
+
+def clip_f0(times_s: np.ndarray, f0_hz: np.ndarray, start_s: float, end_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """F0 frames with ``start_s <= t < end_s`` -> ``(times_s [M] relative to start_s, f0_hz [M])``."""
+    times_s = np.asarray(times_s, dtype=np.float64)
+    keep = (times_s >= start_s) & (times_s < end_s)
+    return times_s[keep] - start_s, np.asarray(f0_hz, dtype=np.float64)[keep]
+
+
+def _plain(x: np.ndarray) -> list:
+    return np.round(x, _DECIMALS).tolist()
+
+
+def _path(p: Path | None) -> str | None:
+    return None if p is None else str(Path(p).resolve())
+
+
+def piece_clips(piece: Piece, split: str, clip_s: float, hop_s: float | None = None, *,
+                duration_s: float | None = None) -> list[dict]:
+    """All clip records (manifest lines) of one piece.
+
+    Args:
+        piece: from :func:`~vitmusic.data.urmp.discover_pieces`.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        clip_s, hop_s: window length and hop in seconds (hop defaults to the window length).
+        duration_s: piece duration; measured with :func:`piece_duration` when ``None``.
+
+    Raises:
+        DataError: the piece is shorter than one window, has no duration source, or has a malformed
+            annotation file.
+    """
+    if duration_s is None:
+        duration_s = piece_duration(piece)
+    windows = clip_windows(duration_s, clip_s, hop_s)
+    if not windows:
+        raise DataError(f"clip window {clip_s:g} s is longer than piece {piece.id} ({duration_s:.1f} s)")
+    notes = [None if s.notes is None else read_notes(s.notes) for s in piece.stems]
+    f0 = [None if s.f0 is None else read_f0(s.f0) for s in piece.stems]
+    stems = [{"index": s.index, "instrument": s.instrument, "audio": _path(s.audio), "f0": _path(s.f0),
+              "notes": _path(s.notes)} for s in piece.stems]
+    clips = []
+    for i, (start_s, end_s) in enumerate(windows):
+        clip_f0s = []
+        for track in f0:
+            if track is None:
+                clip_f0s.append(None)
+            else:
+                t, f = clip_f0(track[0], track[1], start_s, end_s)
+                clip_f0s.append({"times_s": _plain(t), "f0_hz": _plain(f)})
+        clips.append({
+            "clip_id": f"{piece.id}_{i:04d}",
+            "piece": piece.id,
+            "split": split,
+            "clip_index": i,
+            "start_s": float(start_s),
+            "end_s": float(end_s),
+            "duration_s": round(end_s - start_s, _DECIMALS),
+            "piece_duration_s": round(float(duration_s), _DECIMALS),
+            "video": _path(piece.video),
+            "mix": _path(piece.mix),
+            "score": _path(piece.score),
+            "instruments": list(piece.instruments),
+            "stems": stems,
+            "notes": [None if n is None else _plain(clip_notes(n, start_s, end_s)) for n in notes],
+            "f0": clip_f0s,
+        })
+    return clips
+
+
+def _missing_required(piece: Piece, require: Iterable[str]) -> list[str]:
+    """Names of required files the piece lacks."""
+    lacking = []
+    for what in require:
+        if what in ("video", "mix", "score"):
+            if getattr(piece, what) is None:
+                lacking.append(what)
+        else:
+            attr = {"stems": "audio", "f0": "f0", "notes": "notes"}[what]
+            if any(getattr(s, attr) is None for s in piece.stems):
+                lacking.append(what)
+    return lacking
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare_manifest` wrote and found."""
+
+    manifest: Path
+    report: Path
+    split_map: dict[str, str]
+    clips_per_split: dict[str, int]
+    pieces_per_split: dict[str, int]
+    skipped: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One paragraph for people."""
+        n_pieces = sum(self.pieces_per_split.values())
+        n_clips = sum(self.clips_per_split.values())
+        per = ", ".join(f"{s} {self.clips_per_split[s]} clip(s) / {self.pieces_per_split[s]} piece(s)"
+                        for s in SPLITS)
+        text = f"Prepared {n_clips} clip(s) from {n_pieces} piece(s) ({per}) -> {self.manifest}."
+        if self.skipped:
+            text += f" Skipped {len(self.skipped)} piece(s): " + "; ".join(
+                f"{p} ({why})" for p, why in list(self.skipped.items())[:3]) + (" ..." if len(self.skipped) > 3 else "")
+            text += "."
+        n_missing = sum(len(v) for v in self.missing.values())
+        if n_missing:
+            text += f" {n_missing} expected file(s) missing in {len(self.missing)} piece(s) (listed in {self.report.name})."
+        else:
+            text += " No expected file is missing."
+        return text
+
+
+def prepare_manifest(
+    urmp_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    clip_s: float,
+    hop_s: float | None = None,
+    *,
+    split_file: str | os.PathLike | None = None,
+    seed: int = 0,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    require: Sequence[str] = (),
+    skip_incomplete: bool = False,
+    progress: bool | None = None,
+) -> PrepareResult:
+    """Discover pieces, split them, cut clips and write ``manifest.jsonl`` + ``prepare.json`` atomically.
+
+    Args:
+        urmp_root: URMP root folder (or a single piece folder).
+        out_dir: output folder (created).
+        clip_s: window length in seconds; hop_s: hop in seconds (default ``clip_s``).
+        split_file, seed, ratios: see :func:`~vitmusic.data.splits.split_pieces`.
+        require: files every piece must have, among :data:`REQUIRABLE`.
+        skip_incomplete: skip (and report) a piece lacking a required file instead of failing.
+        progress: tqdm bar over pieces (``None``: only on a terminal).
+
+    Raises:
+        DataError: bad root, no pieces, a required file missing (unless ``skip_incomplete``), malformed
+            annotation, or no piece long enough for one window. Nothing is written then.
+        VitmusicError: invalid arguments.
+    """
+    from tqdm.auto import tqdm
+
+    if not clip_s > 0:
+        raise VitmusicError(f"--clip-seconds must be positive, got {clip_s:g}")
+    if hop_s is not None and not hop_s > 0:
+        raise VitmusicError(f"--hop-seconds must be positive, got {hop_s:g}")
+    unknown = [r for r in require if r not in REQUIRABLE]
+    if unknown:
+        raise VitmusicError(f"cannot require {unknown[0]!r} (choose from {', '.join(REQUIRABLE)})")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise VitmusicError(f"output path exists and is not a folder: {out_dir}")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pieces = discover_pieces(urmp_root)
+    notes_seen = [str(w.message) for w in caught]
+
+    skipped: dict[str, str] = {}
+    too_short: dict[str, float] = {}
+    usable: list[tuple[Piece, float]] = []
+    for piece in pieces:
+        lacking = _missing_required(piece, require)
+        if lacking:
+            reason = f"missing required {', '.join(lacking)}"
+            if not skip_incomplete:
+                raise DataError(f"piece {piece.id}: {reason} (see --require)")
+            skipped[piece.id] = reason
+        elif piece.mix is None and piece.video is None:
+            skipped[piece.id] = "no mix or video to measure its duration"
+        else:
+            duration_s = piece_duration(piece)  # a corrupt mix/video is an error, not a skip
+            if clip_windows(duration_s, clip_s, hop_s):
+                usable.append((piece, duration_s))
+            else:
+                too_short[piece.id] = duration_s
+                skipped[piece.id] = f"clip window {clip_s:g} s is longer than the piece ({duration_s:.1f} s)"
+    if not usable:
+        if too_short:
+            pid, duration_s = next(iter(too_short.items()))
+            others = f" (and {len(skipped) - 1} other skipped piece(s))" if len(skipped) > 1 else ""
+            raise DataError(f"clip window {clip_s:g} s is longer than piece {pid} ({duration_s:.1f} s){others}")
+        pid, reason = next(iter(skipped.items()))
+        raise DataError(f"no usable piece under {urmp_root}: {pid}: {reason}")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        split_map = split_pieces([p.id for p, _ in usable], ratios=ratios, seed=seed, split_file=split_file)
+    notes_seen += [str(w.message) for w in caught]
+
+    clips: list[dict] = []
+    bar = tqdm(usable, desc="prepare", unit="piece", disable=(None if progress is None else not progress),
+               leave=False)
+    for piece, duration_s in bar:
+        clips.extend(piece_clips(piece, split_map[piece.id], clip_s, hop_s, duration_s=duration_s))
+
+    by_split = {s: {c["piece"] for c in clips if c["split"] == s} for s in SPLITS}
+    # the whole point of piece-level splits: fail loudly should a piece ever straddle two
+    assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"]
+                or by_split["val"] & by_split["test"]), "a piece appears in two splits"
+
+    clips_per_split = dict.fromkeys(SPLITS, 0)
+    for c in clips:
+        clips_per_split[c["split"]] += 1
+    missing = {p.id: list(p.missing) for p in pieces if p.missing}
+    report = {
+        "arguments": {"urmp_root": str(Path(urmp_root).resolve()), "out_dir": str(out_dir.resolve()),
+                      "clip_seconds": clip_s, "hop_seconds": clip_s if hop_s is None else hop_s,
+                      "split_file": None if split_file is None else str(Path(split_file).resolve()),
+                      "seed": seed, "ratios": list(ratios), "require": list(require),
+                      "skip_incomplete": skip_incomplete},
+        "splits": split_map,
+        "counts": {"pieces": split_counts(split_map), "clips": clips_per_split,
+                   "pieces_found": len(pieces), "pieces_skipped": len(skipped)},
+        "skipped": skipped,
+        "missing": missing,
+        "warnings": notes_seen,
+    }
+    from vitmusic import __version__
+
+    report["vitmusic_version"] = __version__
+    manifest_path, report_path = out_dir / MANIFEST_NAME, out_dir / REPORT_NAME
+    with atomic_path(manifest_path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for c in clips:
+                f.write(json.dumps(c, allow_nan=False, separators=(",", ":")) + "\n")
+    with atomic_path(report_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return PrepareResult(manifest=manifest_path, report=report_path, split_map=split_map,
+                         clips_per_split=clips_per_split, pieces_per_split=split_counts(split_map),
+                         skipped=skipped, missing=missing, warnings=notes_seen)
+
+
+def read_manifest(path_or_dir: str | os.PathLike, split: str | None = None) -> list[dict]:
+    """Read a clip manifest (the ``manifest.jsonl`` file, or the folder holding it).
+
+    Args:
+        split: keep only the clips of this split (``"train"``, ``"val"``, ``"test"``).
+
+    Returns:
+        clip dicts in file order (see the module docstring for the keys).
+
+    Raises:
+        DataError: missing file, or a line that is not a JSON object with ``clip_id``/``piece``/``split``
+            (message ``file:line: ...``).
+        ValueError: unknown ``split``.
+    """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise DataError(f"manifest not found: {path}")
+    clips = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                clip = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{i}: invalid JSON: {e.msg}") from None
+            if not isinstance(clip, dict) or not {"clip_id", "piece", "split"} <= clip.keys():
+                raise DataError(f"{path}:{i}: not a clip record (needs clip_id, piece, split)")
+            if split is None or clip["split"] == split:
+                clips.append(clip)
+    return clips
