@@ -1,8 +1,8 @@
 """Audio reading/writing: wav/flac (soundfile) or a video's audio stream (PyAV), soxr resampling.
 
-Sample ``n`` of what :func:`load_audio` returns plays at ``t0 + n / sample_rate`` seconds on the container
-clock shared with :mod:`vitmusic.data.video` (pts minus container start); encoder priming is dropped by
-placing every decoded frame at its own pts.
+Sample ``n`` of what :func:`load_audio` returns plays at ``t0 + n / sample_rate`` seconds on the clock
+shared with :mod:`vitmusic.data.video` (pts minus the video stream's start, so a video's first frame is at 0);
+encoder priming is dropped by placing every decoded frame at its own pts.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def load_audio(
         path: audio or video file.
         sample_rate: resample to this rate (Hz); None keeps the file's rate.
         mono: average channels to ``[N]``; False returns ``[C, N]``.
-        t0: start time in seconds (container clock).
+        t0: start time in seconds (for a video file: on its frame clock, first frame at 0).
         t1: end time in seconds (exclusive), None for the end.
 
     Returns:

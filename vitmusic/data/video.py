@@ -1,9 +1,9 @@
 """Video reading: frames ``uint8 [T, H, W, 3]`` with their presentation times, from decord or PyAV.
 
 Time convention (shared with :mod:`vitmusic.data.audio`): a frame's time is its pts in seconds minus the
-container's start time, so frame times and audio sample indices (``n / sample_rate``) of the same file
-share one clock starting at 0. For files written by :func:`vitmusic.data.videowriter.write_video` the
-container start is 0 and frame ``i`` is at ``i / fps``.
+video stream's start time (the container's start for files without video), so the first frame is at 0 and
+frame times and audio sample indices (``n / sample_rate``) of the same file share one clock. For files
+written by :func:`vitmusic.data.videowriter.write_video` frame ``i`` is at ``i / fps``.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Frames:
 
     Attributes:
         data: uint8 RGB frames ``[T, H, W, 3]``.
-        times_s: float64 ``[T]`` presentation time of each frame in seconds (pts minus container start).
+        times_s: float64 ``[T]`` presentation time of each frame in seconds (pts minus video stream start).
     """
 
     data: np.ndarray
@@ -99,7 +99,12 @@ class _Index:
 
 
 def _origin_s(container) -> float:
-    """Container start time in seconds: the zero of every stream's clock (0 when unknown)."""
+    """Zero of the shared clock in seconds: the first video stream's start (the first frame is at 0), else
+    the container's start; 0 when neither is known. Audio before it (e.g. AAC priming kept in MPEG-TS) falls
+    at negative times and is dropped by the audio loader."""
+    for stream in container.streams.video:
+        if stream.start_time is not None:
+            return float(stream.start_time * stream.time_base)
     return container.start_time / 1_000_000 if container.start_time is not None else 0.0
 
 
@@ -202,18 +207,52 @@ class _PyAVDecoder:
     def close(self) -> None:
         self.container.close()
 
-    def _seek_to(self, target: int) -> None:
+    def _seek_to(self, target: int, attempt: int = 0) -> None:
+        """Position the decoder so that decoding on reaches frame ``target``.
+
+        ``attempt`` > 0 retries after a seek landed past the target (timestamp seeking is inexact in some
+        containers, e.g. MPEG-TS): first one second earlier, then from the very start of the file.
+        """
         keys = np.flatnonzero(self.index.keyframe[: target + 1])
         key = int(keys[-1]) if len(keys) else 0
-        if self._frames is not None and self._last < target and key <= self._last + 1:
+        if attempt == 0 and self._frames is not None and self._last < target and key <= self._last + 1:
             return  # the target is reachable by decoding on from here
-        self.container.seek(int(self.index.pts[key]), stream=self.stream, backward=True, any_frame=False)
+        if attempt >= 2:
+            self.container.close()
+            self.container = _open(self.path)
+            self.stream = self.container.streams.video[0]
+            self.stream.thread_type = "AUTO"
+        else:
+            offset = int(self.index.pts[key])
+            if attempt == 1:
+                offset -= int(1.0 / float(self.stream.time_base))
+            self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
         self._frames = self.container.decode(self.stream)
         self._last = -1
 
-    def get(self, indices: np.ndarray) -> np.ndarray:
+    def _decode_until(self, target: int) -> tuple[np.ndarray | None, int | None]:
+        """Decode on until frame ``target``: (its RGB array, target), or (None, position passed) when the
+        stream skips past it, or (None, None) at the end of the stream."""
         import av
 
+        try:
+            for frame in self._frames:
+                pos = self._pos_of.get(frame.pts, -1) if frame.pts is not None else -1
+                if pos < 0:
+                    continue
+                self._last = pos
+                if pos == target:
+                    arr = frame.to_ndarray(format="rgb24")
+                    if arr.shape[:2] != (self.stream.codec_context.height, self.stream.codec_context.width):
+                        raise DataError(f"{self.path}: frame size changes mid-stream (unsupported)")
+                    return arr, pos
+                if pos > target:
+                    return None, pos
+        except av.FFmpegError as e:
+            raise DataError(f"{self.path}: corrupt video data ({_reason(e)})") from e
+        return None, None
+
+    def get(self, indices: np.ndarray) -> np.ndarray:
         info_h, info_w = self.stream.codec_context.height, self.stream.codec_context.width
         out = np.empty((len(indices), info_h, info_w, 3), dtype=np.uint8)
         for j, target in enumerate(int(i) for i in indices):
@@ -221,31 +260,21 @@ class _PyAVDecoder:
                 out[j] = out[j - 1]  # repeated frame (resampling above the native rate)
                 continue
             self._seek_to(target)
-            try:
-                while True:
-                    frame = next(self._frames, None)
-                    if frame is None:
-                        raise DataError(
-                            f"{self.path}: frame {target} (t={self.index.times_s[target]:.3f} s) could not be "
-                            "decoded (truncated or corrupt file)"
-                        )
-                    pos = self._pos_of.get(frame.pts, -1) if frame.pts is not None else -1
-                    if pos < 0:
-                        continue
-                    self._last = pos
-                    if pos == target:
-                        arr = frame.to_ndarray(format="rgb24")
-                        if arr.shape != out.shape[1:]:  # mid-stream size change: never seen, but be safe
-                            raise DataError(f"{self.path}: frame size changes mid-stream")
-                        out[j] = arr
-                        break
-                    if pos > target:
-                        raise DataError(
-                            f"{self.path}: frame {target} (t={self.index.times_s[target]:.3f} s) is missing "
-                            "from the decoded stream (corrupt file)"
-                        )
-            except av.FFmpegError as e:
-                raise DataError(f"{self.path}: corrupt video data ({_reason(e)})") from e
+            attempt = 0
+            while True:
+                arr, pos = self._decode_until(target)
+                if arr is not None:
+                    out[j] = arr
+                    break
+                if attempt < 2:  # seeking landed past it, or a decode gap: retry from further back
+                    attempt += 1
+                    self._seek_to(target, attempt)
+                    continue
+                t = self.index.times_s[target]
+                what = "is missing from the decoded stream" if pos is not None else "could not be decoded"
+                raise DataError(
+                    f"{self.path}: frame {target} (t={t:.3f} s) {what} (truncated or corrupt file)"
+                )
         return out
 
 
