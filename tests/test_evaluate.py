@@ -1,0 +1,257 @@
+import csv
+import importlib.util
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vitmusic import __version__, cli
+from vitmusic.metrics import runner
+from vitmusic.metrics.runner import PER_CLIP_METRICS, SUMMARY_METRICS, MetricGroup
+
+SR = 16000
+
+
+def tone_seq(freqs_hz, note_s=0.5, sr=SR, amp=0.3):
+    """Harmonic notes with short gaps, float32 [N]."""
+    out = []
+    for f in freqs_hz:
+        t = np.arange(int(note_s * sr)) / sr
+        y = sum(amp / k * np.sin(2 * np.pi * k * f * t) for k in (1, 2, 3))
+        env = np.minimum(1, np.minimum(t / 0.01, (note_s - t) / 0.05)).clip(0)
+        out.append(y * env)
+    return np.concatenate(out).astype(np.float32)
+
+
+MELODY = [262, 294, 330, 349, 392, 440, 494, 523] * 2
+
+
+def fake_spectral(clip, opts, art):
+    """Stand-in metric: cosine of magnitude spectra; undefined (NaN) when either side is silent."""
+    a, b = (np.abs(np.fft.rfft(x)) for x in (clip.ref_audio, clip.gen_audio))
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    cos = float(a @ b / denom) if denom > 0 else math.nan
+    if art is not None:
+        art["ref_notes"] = np.array([[0.0, 440.0, 0.5]])
+        art["gen_notes"] = np.array([[0.1, 466.0, 0.4]])
+        art["ref_f0"] = (np.arange(10) * 0.01, np.full(10, 440.0))
+        art["gen_f0"] = (np.arange(10) * 0.01, np.r_[np.zeros(3), np.full(7, 450.0)])
+        art["ref_beats_s"], art["gen_beats_s"] = np.array([0.5, 1.0, 1.5]), np.array([0.55, 1.1])
+    return {"chroma.cosine": cos, "key.weighted_score": 1.0 if cos > 0.99 else 0.0}
+
+
+def fake_fad_embed(clip, opts):
+    frames = lambda y: np.abs(np.fft.rfft(y[: len(y) // 400 * 400].reshape(-1, 400), axis=1))[:, :4]  # noqa: E731
+    return frames(clip.ref_audio), frames(clip.gen_audio)
+
+
+def fake_fad_aggregate(ref, gen):
+    return float(np.sum((np.concatenate(ref).mean(0) - np.concatenate(gen).mean(0)) ** 2))
+
+
+@pytest.fixture
+def fake_metrics(monkeypatch):
+    fakes = {
+        "chroma": MetricGroup("chroma", ("chroma.cosine", "key.weighted_score"), score=fake_spectral),
+        "fad": MetricGroup("fad", ("fad",), embed=fake_fad_embed, aggregate=fake_fad_aggregate),
+    }
+    monkeypatch.setattr(runner, "METRICS", fakes)
+    return fakes
+
+
+def write(path, y, sr=SR):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, sr)
+    return path
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    ref, gen = tmp_path / "ref", tmp_path / "gen"
+    y = tone_seq(MELODY)
+    write(ref / "same.wav", y)
+    write(gen / "same.wav", y)
+    write(ref / "shifted.wav", y)
+    write(gen / "shifted.flac", tone_seq([f * 2 ** (3 / 12) for f in MELODY]))
+    write(ref / "silent.wav", y)
+    write(gen / "silent.wav", np.zeros_like(y))
+    write(ref / "only_ref.wav", y)
+    write(gen / "only_gen.wav", y)
+    return tmp_path
+
+
+def evaluate(tmp_path, *extra):
+    out = tmp_path / "out"
+    argv = ["evaluate", "--ref", str(tmp_path / "ref"), "--gen", str(tmp_path / "gen"), "--out", str(out),
+            "--quiet", "--sample-rate", str(SR), "--n-boot", "200", *extra]
+    return cli.main(argv), out
+
+
+def test_plumbing_outputs_shape_and_values(dirs, fake_metrics, capsys):
+    rc, out = evaluate(dirs)
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"metrics", "config", "version"}
+    assert summary["version"] == __version__
+    assert list(summary["metrics"]) == list(SUMMARY_METRICS)
+    for m in summary["metrics"].values():
+        assert set(m) == {"mean", "ci95", "n"} and len(m["ci95"]) == 2 and isinstance(m["n"], int)
+    # only the silent clip is undefined: n counts defined clips, never a 0 stand-in
+    cos = summary["metrics"]["chroma.cosine"]
+    assert cos["n"] == 2
+    assert summary["metrics"]["fad"]["n"] == 3
+    assert summary["metrics"]["tempo.p_score"] == {"mean": None, "ci95": [None, None], "n": 0}
+    cfg = summary["config"]
+    assert cfg["missing_gen"] == ["only_ref"] and cfg["missing_ref"] == ["only_gen"]
+    assert cfg["n_evaluated"] == 3 and cfg["failures"] == []
+
+    with open(out / "per_clip.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(runner.CLIP_COLUMNS) + list(PER_CLIP_METRICS)
+    by_id = {r["clip_id"]: r for r in rows}
+    assert set(by_id) == {"same", "shifted", "silent"}
+    assert float(by_id["same"]["chroma.cosine"]) == pytest.approx(1.0)
+    assert float(by_id["shifted"]["chroma.cosine"]) < 0.9
+    assert by_id["silent"]["chroma.cosine"] == "nan"
+    assert np.mean([1.0, float(by_id["shifted"]["chroma.cosine"])]) == pytest.approx(cos["mean"])
+
+    report = (out / "report.md").read_text()
+    images = [line.split("(")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
+    assert "metrics.png" in images and any(i.startswith("f0_") for i in images)
+    assert any(i.startswith("pianoroll_") for i in images) and any(i.startswith("beats_") for i in images)
+    for name in images:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "only_gen" in report and "only_ref" in report
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp leftovers
+    assert "evaluated 3 clip(s)" in capsys.readouterr().out
+
+
+def test_fad_bootstrap_is_seeded_and_brackets(dirs, fake_metrics):
+    _, out = evaluate(dirs)
+    fad = json.loads((out / "summary.json").read_text())["metrics"]["fad"]
+    _, out2 = evaluate(dirs, "--out", str(dirs / "out2"))
+    assert json.loads((dirs / "out2" / "summary.json").read_text())["metrics"]["fad"] == fad
+    assert fad["ci95"][0] <= fad["ci95"][1]
+
+
+def test_corrupt_empty_and_nan_files_are_skipped_and_listed(dirs, fake_metrics, capsys):
+    (dirs / "ref" / "broken.wav").write_bytes(b"RIFF not really a wav")
+    (dirs / "gen" / "broken.wav").write_bytes(b"RIFF not really a wav")
+    (dirs / "ref" / "empty.wav").write_bytes(b"")
+    (dirs / "gen" / "empty.wav").write_bytes(b"")
+    write(dirs / "ref" / "nan.wav", tone_seq(MELODY[:4]))
+    sf.write(dirs / "gen" / "nan.wav", np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
+    rc, out = evaluate(dirs)
+    assert rc == 0
+    failures = json.loads((out / "summary.json").read_text())["config"]["failures"]
+    assert sorted(f["clip_id"] for f in failures) == ["broken", "empty", "nan"]
+    assert any("NaN" in f["reason"] for f in failures)
+    assert "## Failures" in (out / "report.md").read_text()
+    assert "skipped broken" in capsys.readouterr().err
+
+
+def test_length_mismatch_trimmed_and_warned(tmp_path, fake_metrics):
+    y = tone_seq(MELODY)
+    write(tmp_path / "ref" / "a.wav", y)
+    write(tmp_path / "gen" / "a.wav", y[: len(y) // 2])
+    rc, out = evaluate(tmp_path)
+    assert rc == 0
+    row = next(csv.DictReader(open(out / "per_clip.csv")))
+    assert float(row["duration_s"]) == pytest.approx(len(y) / 2 / SR)
+    assert float(row["ref_duration_s"]) == pytest.approx(len(y) / SR)
+    assert float(row["chroma.cosine"]) == pytest.approx(1.0)
+    assert any("50%" in w for w in json.loads((out / "summary.json").read_text())["config"]["warnings"])
+
+
+def test_resample_and_stereo_to_common_rate(tmp_path, fake_metrics):
+    y = tone_seq(MELODY[:6])
+    write(tmp_path / "ref" / "a.wav", y)
+    y44 = tone_seq(MELODY[:6], sr=44100)
+    write(tmp_path / "gen" / "a.wav", np.stack([y44, y44], 1), sr=44100)
+    rc, out = evaluate(tmp_path)
+    assert rc == 0
+    row = next(csv.DictReader(open(out / "per_clip.csv")))
+    assert float(row["chroma.cosine"]) > 0.99
+    assert float(row["gen_duration_s"]) == pytest.approx(len(y) / SR, abs=2e-3)
+
+
+def test_metric_failure_is_recorded_not_fatal(dirs, monkeypatch):
+    def boom(clip, opts, art):
+        raise ValueError("audio too short")
+
+    monkeypatch.setattr(runner, "METRICS", {"chroma": MetricGroup("chroma", ("chroma.cosine",), score=boom)})
+    rc, out = evaluate(dirs)
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["metrics"]["chroma.cosine"]["n"] == 0
+    assert any("audio too short" in w for w in s["config"]["warnings"])
+    with pytest.raises(ValueError, match="too short"):
+        evaluate(dirs, "--strict")
+
+
+@pytest.mark.parametrize(
+    "setup, extra, message",
+    [
+        ("missing_ref", [], "reference folder does not exist"),
+        ("empty_gen", [], "no audio files"),
+        ("no_pairs", [], "no file pairs"),
+        ("all_broken", [], "nothing could be evaluated"),
+        ("ok", ["--metrics", "tempo,bogus"], "unknown metric 'bogus'"),
+        ("ok", ["--metrics", ","], "--metrics is empty"),
+        ("ok", ["--videos", "/nonexistent/videos"], "videos folder does not exist"),
+        ("ok", ["--sample-rate", "100"], "--sample-rate"),
+    ],
+)
+def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys, setup, extra, message):
+    y = tone_seq(MELODY[:4])
+    (tmp_path / "gen").mkdir()
+    if setup != "missing_ref":
+        (tmp_path / "ref").mkdir()
+    if setup in ("ok", "no_pairs", "empty_gen"):
+        write(tmp_path / "ref" / "a.wav", y)
+    if setup in ("ok",):
+        write(tmp_path / "gen" / "a.wav", y)
+    if setup == "no_pairs":
+        write(tmp_path / "gen" / "b.wav", y)
+    if setup == "all_broken":
+        (tmp_path / "ref" / "a.wav").write_bytes(b"junk")
+        (tmp_path / "gen" / "a.wav").write_bytes(b"junk")
+    if setup == "missing_ref":
+        write(tmp_path / "gen" / "a.wav", y)
+    rc, out = evaluate(tmp_path, *extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("vitmusic evaluate: error:") and message in err[0]
+    assert not (out / "summary.json").exists()
+
+
+def test_resolve_metrics_accepts_groups_and_names():
+    assert runner.resolve_metrics("notes.f1, tempo,notes") == ("notes", "tempo")
+    assert runner.resolve_metrics(None) == tuple(runner.METRICS)
+
+
+def test_skyline_and_trim_rules():
+    t = np.arange(5) * 0.01
+    grid, f0 = runner.skyline_f0([(t, np.array([0, 200, 200, 0, 0.0])), (t, np.array([100, 100, 300, 0, 0.0]))])
+    assert np.allclose(grid, t) and np.allclose(f0, [100, 200, 300, 0, 0])
+    f0t, notes = runner.trim_annotations((t, f0), np.array([[0.0, 440, 1.0], [0.5, 440, 1.0], [2.0, 440, 1.0]]), 1.0)
+    assert len(f0t[0]) == 5
+    assert notes.tolist() == [[0.0, 440, 1.0], [0.5, 440, 0.5]]
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(f"vitmusic.metrics.{m}") is None for m in ("pitch", "notes", "chroma", "tempo")),
+    reason="metric modules not landed",
+)
+def test_real_metrics_identical_is_perfect_and_shift_is_worse(dirs):
+    rc, out = evaluate(dirs, "--metrics", "pitch,notes,chroma", "--plot-clips", "1")
+    assert rc == 0
+    rows = {r["clip_id"]: r for r in csv.DictReader(open(out / "per_clip.csv"))}
+    same, shifted, silent = rows["same"], rows["shifted"], rows["silent"]
+    for m in ("pitch.raw_pitch_accuracy", "notes.f1_no_offset", "chroma.cosine"):
+        assert float(same[m]) > 0.9, m
+        assert float(shifted[m]) < float(same[m]) - 0.2, m
+    assert silent["pitch.raw_pitch_accuracy"] in ("nan", "0.0")  # no voiced estimate
+    assert silent["chroma.cosine"] == "nan"

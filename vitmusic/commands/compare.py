@@ -1,0 +1,39 @@
+"""``vitmusic compare``: systems x metrics with paired differences against the first system."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Compare evaluation folders: means, paired bootstrap CIs and Wilcoxon p against the first system."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path, help="`vitmusic evaluate` output folders; the first is the baseline")
+    parser.add_argument("--out", type=Path, action="append", default=[],
+                        help="also write the table to this .md or .csv file (repeatable)")
+    parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: all)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vitmusic.atomic import atomic_write_text
+    from vitmusic.errors import ConfigError
+    from vitmusic.metrics.report import compare_markdown, compare_runs, write_compare_csv
+
+    for out in args.out:
+        if out.suffix.lower() not in (".md", ".csv"):
+            raise ConfigError(f"--out must end in .md or .csv, got {out}")
+    if args.n_boot < 1:
+        raise ConfigError(f"--n-boot must be >= 1, got {args.n_boot}")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    rows = compare_runs(args.runs, metrics=metrics, n_boot=args.n_boot, seed=args.seed)
+    table = compare_markdown(rows)
+    print(table, end="")
+    for out in args.out:
+        if out.suffix.lower() == ".csv":
+            write_compare_csv(out, rows)
+        else:
+            atomic_write_text(out, table)
+    return 0

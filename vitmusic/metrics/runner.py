@@ -1,0 +1,649 @@
+"""Batch evaluation: pair generated files with references, load them, score every pair, summarize.
+
+The protocol (documented for users in ``eval/README.md``):
+
+* **Pairing** — files are paired by their path relative to ``--ref`` / ``--gen`` without the extension
+  (``a/x.wav`` pairs with ``a/x.flac``); that key is the clip id. Files without a partner are reported, not
+  fatal, unless no pair is left. With ``--urmp ROOT`` a clip id equal to a URMP piece folder name takes its
+  reference f0 / notes (and, without ``--ref``, its mix) from that piece; with ``--manifest`` a clip id equal
+  to a manifest ``clip_id`` takes them from the clip (annotations relative to the clip start, mix cut to
+  ``[start_s, end_s)``).
+* **Signal conditioning** — both sides are loaded mono at one common ``sample_rate``.
+* **Trim rule** — both signals are trimmed to the shorter one; a warning is recorded when their lengths
+  differ by more than ``max_length_mismatch`` (10 %) of the longer. Reference notes starting after the end
+  are dropped and the rest clipped to it; f0 frames past the end are dropped.
+* **Undefined values** — a metric that is undefined for a clip (silence, too short, no notes) is NaN,
+  written ``nan`` in ``per_clip.csv`` and excluded from the mean / CI; ``n`` counts the defined clips.
+* **Bad files** — a corrupt, empty or non-finite file is skipped and listed under ``failures``; only "no
+  pair could be evaluated" is fatal.
+
+Metric groups live in the registry :data:`METRICS` (name -> :class:`MetricGroup`); tests and experiments can
+add or replace groups there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vitmusic.errors import ConfigError, DataError, VitmusicError
+from vitmusic.metrics import stats
+
+SUMMARY_METRICS: tuple[str, ...] = (
+    "tempo.p_score",
+    "tempo.bpm_abs_error",
+    "tempo.bpm_rel_error",
+    "beat.f_measure",
+    "pitch.voicing_recall",
+    "pitch.voicing_false_alarm",
+    "pitch.raw_pitch_accuracy",
+    "pitch.raw_chroma_accuracy",
+    "pitch.overall_accuracy",
+    "notes.precision",
+    "notes.recall",
+    "notes.f1",
+    "notes.f1_no_offset",
+    "chroma.cosine",
+    "key.weighted_score",
+    "emotion.valence_abs_error",
+    "emotion.arousal_abs_error",
+    "emotion.quadrant_agreement",
+    "sync.offset_s",
+    "sync.correlation",
+    "fad",
+)
+SET_LEVEL_METRICS: tuple[str, ...] = ("fad",)
+PER_CLIP_METRICS: tuple[str, ...] = tuple(m for m in SUMMARY_METRICS if m not in SET_LEVEL_METRICS)
+# per_clip.csv columns ahead of the metric columns
+CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "ref", "gen", "duration_s", "ref_duration_s", "gen_duration_s")
+
+AUDIO_EXTS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+
+
+@dataclasses.dataclass
+class ClipInput:
+    """Everything a metric group may need for one pair (already loaded, mono, trimmed).
+
+    Attributes:
+        clip_id: pairing key.
+        ref_audio: reference signal [N] float32 at ``sample_rate``.
+        gen_audio: generated signal [N] float32 at ``sample_rate`` (same length).
+        sample_rate: Hz.
+        ref_f0: annotated reference ``(times_s [F], f0_hz [F])`` (0 Hz = unvoiced) or None.
+        ref_notes: annotated reference notes [M, 3] (onset_s, f0_hz, duration_s) or None.
+        video: performance video for the sync metrics, or None.
+        video_t0: start of the clip within ``video`` (seconds).
+    """
+
+    clip_id: str
+    ref_audio: np.ndarray
+    gen_audio: np.ndarray
+    sample_rate: int
+    ref_f0: tuple[np.ndarray, np.ndarray] | None = None
+    ref_notes: np.ndarray | None = None
+    video: Path | None = None
+    video_t0: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.gen_audio) / float(self.sample_rate)
+
+
+# A per-clip scorer: (clip, options, artifacts or None) -> {summary metric name: value}. When ``artifacts``
+# is a dict the scorer may store plot material in it (f0 tracks, notes, beats); it is None for most clips.
+ClipScorer = Callable[[ClipInput, Mapping[str, Any], "dict | None"], Mapping[str, float]]
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricGroup:
+    """One ``--metrics`` name: the summary metrics it produces and how to compute them.
+
+    Either ``score`` (per clip) or, for set-level metrics such as FAD, ``embed`` (per clip ->
+    ``(ref_emb [Nr, D], gen_emb [Ng, D])``) plus ``aggregate`` (lists of per-clip embeddings -> value).
+    """
+
+    name: str
+    names: tuple[str, ...]
+    score: ClipScorer | None = None
+    embed: Callable[[ClipInput, Mapping[str, Any]], tuple[np.ndarray, np.ndarray]] | None = None
+    aggregate: Callable[[list[np.ndarray], list[np.ndarray]], float] | None = None
+    needs_video: bool = False
+
+
+def _lazy(module: str):
+    import importlib
+
+    return importlib.import_module(f"vitmusic.metrics.{module}")
+
+
+def _f0_track(y: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """f0 track ``(times_s, f0_hz)`` (0 = unvoiced) for the overlay plot (pYIN, 10 ms hop-ish)."""
+    import librosa
+
+    if not np.any(y):
+        return np.zeros(0), np.zeros(0)
+    hop = max(1, int(round(0.01 * sample_rate)))
+    f0, voiced, _ = librosa.pyin(y, fmin=50.0, fmax=2000.0, sr=sample_rate, hop_length=hop,
+                                 frame_length=max(2048, 4 * hop))
+    f0 = np.where(voiced, np.nan_to_num(f0), 0.0)
+    return librosa.times_like(f0, sr=sample_rate, hop_length=hop), f0
+
+
+def _score_tempo(clip, opts, art):
+    tempo = _lazy("tempo")
+    out = tempo.evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate)
+    if art is not None:
+        art["ref_beats_s"] = tempo.beat_times(clip.ref_audio, clip.sample_rate)
+        art["gen_beats_s"] = tempo.beat_times(clip.gen_audio, clip.sample_rate)
+    return out
+
+
+def _score_pitch(clip, opts, art):
+    pitch = _lazy("pitch")
+    backend = opts.get("pitch_backend", "pyin")
+    out = pitch.evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate, backend=backend, ref_f0=clip.ref_f0)
+    if art is not None:
+        art["ref_f0"] = clip.ref_f0 if clip.ref_f0 is not None else _f0_track(clip.ref_audio, clip.sample_rate)
+        art["gen_f0"] = _f0_track(clip.gen_audio, clip.sample_rate)
+    return out
+
+
+def _score_notes(clip, opts, art):
+    notes = _lazy("notes")
+    ref = clip.ref_notes if clip.ref_notes is not None else notes.transcribe(clip.ref_audio, clip.sample_rate)
+    est = notes.transcribe(clip.gen_audio, clip.sample_rate)
+    if art is not None:
+        art["ref_notes"], art["gen_notes"] = np.asarray(ref), np.asarray(est)
+    return notes.evaluate(np.asarray(ref, dtype=float).reshape(-1, 3), np.asarray(est, dtype=float).reshape(-1, 3))
+
+
+def _score_chroma(clip, opts, art):
+    return _lazy("chroma").evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate)
+
+
+def _score_emotion(clip, opts, art):
+    return _lazy("emotion").evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate)
+
+
+def _score_sync(clip, opts, art):
+    sync = _lazy("sync")
+    if clip.video is None:
+        return {}
+    frames, fps = read_motion_frames(clip.video, clip.video_t0, clip.video_t0 + clip.duration_s)
+    env = sync.motion_envelope(frames, fps)
+    return sync.evaluate(env, fps, clip.gen_audio, clip.sample_rate)
+
+
+def _embed_fad(clip, opts):
+    fad = _lazy("fad")
+    return (
+        np.asarray(fad.embed(clip.ref_audio, clip.sample_rate)),
+        np.asarray(fad.embed(clip.gen_audio, clip.sample_rate)),
+    )
+
+
+def _aggregate_fad(ref_embs: list[np.ndarray], gen_embs: list[np.ndarray]) -> float:
+    fad = _lazy("fad")
+    return float(fad.frechet_distance(np.concatenate(ref_embs, 0), np.concatenate(gen_embs, 0)))
+
+
+METRICS: dict[str, MetricGroup] = {
+    "tempo": MetricGroup("tempo", SUMMARY_METRICS[0:4], score=_score_tempo),
+    "pitch": MetricGroup("pitch", SUMMARY_METRICS[4:9], score=_score_pitch),
+    "notes": MetricGroup("notes", SUMMARY_METRICS[9:13], score=_score_notes),
+    "chroma": MetricGroup("chroma", SUMMARY_METRICS[13:15], score=_score_chroma),
+    "emotion": MetricGroup("emotion", SUMMARY_METRICS[15:18], score=_score_emotion),
+    "sync": MetricGroup("sync", SUMMARY_METRICS[18:20], score=_score_sync, needs_video=True),
+    "fad": MetricGroup("fad", ("fad",), embed=_embed_fad, aggregate=_aggregate_fad),
+}
+
+
+def resolve_metrics(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Turn ``"tempo,pitch"`` (group names or full metric names like ``notes.f1``) into group names.
+
+    Raises:
+        ConfigError: for an unknown name.
+    """
+    if spec is None:
+        return tuple(METRICS)
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    items = [s for s in items if s]
+    if not items:
+        raise ConfigError("--metrics is empty")
+    groups: list[str] = []
+    for item in items:
+        group = item if item in METRICS else next((g.name for g in METRICS.values() if item in g.names), None)
+        if group is None:
+            known = ", ".join(list(METRICS) + list(SUMMARY_METRICS))
+            raise ConfigError(f"unknown metric {item!r}; known: {known}")
+        if group not in groups:
+            groups.append(group)
+    return tuple(groups)
+
+
+# ----------------------------------------------------------------------------------------------- pairing
+def list_media(folder: str | os.PathLike, exts: Sequence[str]) -> dict[str, Path]:
+    """Media files under ``folder`` keyed by relative path without extension (hidden files skipped).
+
+    When two files share a key (``x.wav`` and ``x.flac``) the extension listed first in ``exts`` wins.
+    """
+    root = Path(folder)
+    found: dict[str, Path] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        ext = p.suffix.lower()
+        if ext not in exts:
+            continue
+        key = rel.with_suffix("").as_posix()
+        if key not in found or exts.index(ext) < exts.index(found[key].suffix.lower()):
+            found[key] = p
+    return found
+
+
+@dataclasses.dataclass
+class Pairing:
+    """Result of :func:`pair_files`: ``pairs`` as (clip_id, ref, gen) plus the unmatched keys per side."""
+
+    pairs: list[tuple[str, Path, Path]]
+    missing_gen: list[str]  # references without a generated partner
+    missing_ref: list[str]  # generated files without a reference
+
+
+def _check_dir(path: str | os.PathLike, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{what} folder does not exist: {p}")
+    if not p.is_dir():
+        raise DataError(f"{what} is not a folder: {p}")
+    return p
+
+
+def pair_files(ref_dir: str | os.PathLike, gen_dir: str | os.PathLike) -> Pairing:
+    """Pair audio (or video-with-audio) files of two folders by relative path without extension.
+
+    Raises:
+        DataError: a folder is missing or holds no media file.
+    """
+    exts = AUDIO_EXTS + VIDEO_EXTS
+    refs = list_media(_check_dir(ref_dir, "reference"), exts)
+    gens = list_media(_check_dir(gen_dir, "generated"), exts)
+    if not refs:
+        raise DataError(f"no audio files ({', '.join(AUDIO_EXTS)}) in reference folder {ref_dir}")
+    if not gens:
+        raise DataError(f"no audio files ({', '.join(AUDIO_EXTS)}) in generated folder {gen_dir}")
+    pairs = [(k, refs[k], gens[k]) for k in sorted(refs) if k in gens]
+    return Pairing(pairs, sorted(set(refs) - set(gens)), sorted(set(gens) - set(refs)))
+
+
+# ------------------------------------------------------------------------------------ loading / trimming
+def load_mono(path: str | os.PathLike, sample_rate: int, t0: float = 0.0, t1: float | None = None) -> np.ndarray:
+    """Load ``path`` mono at ``sample_rate`` as float32 [N]; DataError when empty or non-finite."""
+    try:
+        from vitmusic.data.audio import load_audio
+    except ModuleNotFoundError:  # TEMP until vitmusic.data.audio lands
+        load_audio = _sf_load
+    try:
+        y, _ = load_audio(path, sample_rate=sample_rate, mono=True, t0=t0, t1=t1)
+    except VitmusicError:
+        raise
+    except Exception as e:  # a decoder error on a user file is a data problem, not a bug here
+        raise DataError(f"cannot read audio {path}: {type(e).__name__}: {e}") from e
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    if y.size == 0:
+        raise DataError(f"audio file has no samples: {path}")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"audio file contains NaN/inf samples: {path}")
+    return y
+
+
+def _sf_load(path, sample_rate, mono, t0, t1):
+    import soundfile as sf
+    import soxr
+
+    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    y = y.mean(axis=1)[int(t0 * sr): None if t1 is None else int(t1 * sr)]
+    return (soxr.resample(y, sr, sample_rate) if sr != sample_rate else y), sample_rate
+
+
+def trim_pair(ref: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Trim both signals to the shorter; returns them and the relative length mismatch (of the longer)."""
+    n = min(len(ref), len(gen))
+    longest = max(len(ref), len(gen))
+    mismatch = (longest - n) / longest if longest else 0.0
+    return ref[:n], gen[:n], mismatch
+
+
+def trim_annotations(
+    f0: tuple[np.ndarray, np.ndarray] | None, notes: np.ndarray | None, duration_s: float
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """Apply the trim rule to reference annotations: keep what lies inside ``[0, duration_s)``."""
+    if f0 is not None:
+        t, hz = (np.asarray(a, dtype=np.float64) for a in f0)
+        keep = (t >= 0) & (t < duration_s)
+        f0 = (t[keep], hz[keep])
+    if notes is not None:
+        notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
+        notes = notes[(notes[:, 0] >= 0) & (notes[:, 0] < duration_s)].copy()
+        notes[:, 2] = np.minimum(notes[:, 2], duration_s - notes[:, 0])
+    return f0, notes
+
+
+def skyline_f0(tracks: Sequence[tuple[np.ndarray, np.ndarray]], hop_s: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-stem f0 tracks into one melody: the highest voiced f0 per frame on a ``hop_s`` grid.
+
+    URMP pieces are ensembles; the generated audio is a mix, so the pitch metrics compare it with the top
+    voice (the usual melody definition for ensemble music). Returns ``(times_s [F], f0_hz [F])``.
+    """
+    tracks = [(np.asarray(t, float), np.asarray(f, float)) for t, f in tracks if len(t)]
+    if not tracks:
+        return np.zeros(0), np.zeros(0)
+    end = max(float(t[-1]) for t, _ in tracks)
+    grid = np.arange(0.0, end + hop_s / 2, hop_s)
+    out = np.zeros_like(grid)
+    for t, f in tracks:
+        # nearest annotated frame within one hop; an unvoiced frame stays 0
+        idx = np.clip(np.searchsorted(t, grid), 1, len(t) - 1) if len(t) > 1 else np.zeros(len(grid), int)
+        if len(t) > 1:
+            left = idx - 1
+            idx = np.where(np.abs(t[left] - grid) <= np.abs(t[idx] - grid), left, idx)
+        near = np.abs(t[idx] - grid) <= hop_s
+        out = np.maximum(out, np.where(near, f[idx], 0.0))
+    return grid, out
+
+
+@dataclasses.dataclass
+class Reference:
+    """Reference annotations (and optionally the audio source) of one clip from URMP or a manifest."""
+
+    f0: tuple[np.ndarray, np.ndarray] | None = None
+    notes: np.ndarray | None = None
+    audio: Path | None = None
+    video: Path | None = None
+    t0: float = 0.0
+    t1: float | None = None
+
+
+def urmp_references(root: str | os.PathLike) -> dict[str, Reference]:
+    """References keyed by URMP piece folder name (whole pieces; f0 = skyline of the stems, notes = union)."""
+    from vitmusic.data import urmp
+
+    refs: dict[str, Reference] = {}
+    for piece in urmp.discover_pieces(_check_dir(root, "URMP")):
+        f0s = [urmp.read_f0(s.f0) for s in piece.stems if s.f0 is not None]
+        notes = [urmp.read_notes(s.notes) for s in piece.stems if s.notes is not None]
+        refs[piece.id] = Reference(
+            f0=skyline_f0(f0s) if f0s else None,
+            notes=np.concatenate(notes, 0) if notes else None,
+            audio=piece.mix,
+            video=piece.video,
+        )
+    return refs
+
+
+def manifest_references(path: str | os.PathLike) -> dict[str, Reference]:
+    """References keyed by manifest ``clip_id`` (annotations relative to the clip start)."""
+    from vitmusic.data.manifest import read_manifest
+
+    refs: dict[str, Reference] = {}
+    for clip in read_manifest(path):
+        f0s = [(np.asarray(d["times_s"], float), np.asarray(d["f0_hz"], float)) for d in clip.get("f0") or []]
+        notes = [np.asarray(n, float).reshape(-1, 3) for n in clip.get("notes") or []]
+        refs[str(clip["clip_id"])] = Reference(
+            f0=skyline_f0(f0s) if f0s else None,
+            notes=np.concatenate(notes, 0) if notes else None,
+            audio=Path(clip["mix"]) if clip.get("mix") else None,
+            video=Path(clip["video"]) if clip.get("video") else None,
+            t0=float(clip["start_s"]),
+            t1=float(clip["end_s"]),
+        )
+    return refs
+
+
+def read_motion_frames(video: Path, t0: float, t1: float, size: int = 64, max_fps: float = 30.0,
+                       chunk_s: float = 4.0) -> tuple[np.ndarray, float]:
+    """Decode ``video`` in ``[t0, t1)`` downscaled to ``size`` x ``size`` (motion needs no detail).
+
+    Returns:
+        ``(frames uint8 [T, size, size, 3], fps)``.
+    """
+    from vitmusic.data.video import VideoReader
+
+    chunks = []
+    with VideoReader(video, size=(size, size)) as reader:
+        fps = min(float(reader.info.fps), max_fps)
+        t1 = min(t1, reader.info.duration_s)
+        # decode in short windows: frames are resized after decoding, so one long read would hold the whole
+        # range at full resolution in memory
+        t = t0
+        while t1 - t > 0.5 / fps:
+            chunks.append(reader.read(t, min(t + chunk_s, t1), fps=fps).data)
+            t += chunk_s
+    frames = np.concatenate(chunks, 0) if chunks else np.zeros((0, size, size, 3), np.uint8)
+    return frames, fps
+
+
+# --------------------------------------------------------------------------------------------- running
+@dataclasses.dataclass
+class EvalConfig:
+    """Arguments of one evaluation run (also written to ``summary.json`` as ``config``)."""
+
+    gen_dir: Path
+    ref_dir: Path | None = None
+    metrics: tuple[str, ...] = tuple(METRICS)
+    sample_rate: int = 22050
+    videos_dir: Path | None = None
+    urmp_root: Path | None = None
+    manifest: Path | None = None
+    pitch_backend: str = "pyin"
+    n_boot: int = 1000
+    seed: int = 0
+    n_plot_clips: int = 3
+    max_length_mismatch: float = 0.10
+    strict: bool = False
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Per-clip rows, the summary dict (``summary.json``), plot material and the problem lists."""
+
+    rows: list[dict]
+    summary: dict
+    artifacts: dict[str, dict]
+    failures: list[dict]
+    warnings: list[str]
+    missing_gen: list[str]
+    missing_ref: list[str]
+
+
+def _collect_jobs(cfg: EvalConfig) -> tuple[list[tuple[str, Path, Path, Reference | None]], Pairing]:
+    refs: dict[str, Reference] = {}
+    if cfg.urmp_root is not None:
+        refs.update(urmp_references(cfg.urmp_root))
+    if cfg.manifest is not None:
+        refs.update(manifest_references(cfg.manifest))
+    if cfg.ref_dir is not None:
+        pairing = pair_files(cfg.ref_dir, cfg.gen_dir)
+    else:
+        if not refs:
+            raise ConfigError("give --ref, or --urmp / --manifest to take references from annotations")
+        gens = list_media(_check_dir(cfg.gen_dir, "generated"), AUDIO_EXTS + VIDEO_EXTS)
+        if not gens:
+            raise DataError(f"no audio files in generated folder {cfg.gen_dir}")
+        ok = sorted(k for k in gens if k in refs and refs[k].audio is not None)
+        pairing = Pairing([(k, refs[k].audio, gens[k]) for k in ok], [], sorted(set(gens) - set(ok)))
+    jobs = [(cid, r, g, refs.get(cid) or refs.get(Path(cid).name)) for cid, r, g in pairing.pairs]
+    return jobs, pairing
+
+
+def _video_for(videos: dict[str, Path], clip_id: str, ref: Reference | None) -> tuple[Path | None, float]:
+    hit = videos.get(clip_id) or videos.get(Path(clip_id).name)
+    if hit is not None:
+        return hit, 0.0
+    if ref is not None and ref.video is not None:
+        return ref.video, ref.t0
+    return None, 0.0
+
+
+def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
+    """Pair, load and score every clip, then summarize (no files written; see :func:`run_evaluation`).
+
+    Raises:
+        VitmusicError: missing folders, no pair at all, unknown metric, or nothing could be evaluated.
+    """
+    from tqdm import tqdm
+
+    groups = [METRICS[g] for g in resolve_metrics(list(cfg.metrics))]
+    videos = list_media(_check_dir(cfg.videos_dir, "videos"), VIDEO_EXTS) if cfg.videos_dir else {}
+    jobs, pairing = _collect_jobs(cfg)
+    if not jobs:
+        raise DataError(
+            f"no file pairs: {len(pairing.missing_gen)} reference(s) and {len(pairing.missing_ref)} generated "
+            f"file(s) share no name (files are paired by name without extension)"
+        )
+    opts = {"pitch_backend": cfg.pitch_backend}
+    rows: list[dict] = []
+    failures: list[dict] = []
+    notes: list[str] = []
+    artifacts: dict[str, dict] = {}
+    n_video = 0
+    embeds: dict[str, tuple[list, list]] = {g.name: ([], []) for g in groups if g.embed is not None}
+    for clip_id, ref_path, gen_path, ref in tqdm(jobs, desc="evaluate", unit="clip", disable=not progress):
+        try:
+            t0, t1 = (ref.t0, ref.t1) if ref is not None and ref_path == ref.audio else (0.0, None)
+            ref_audio = load_mono(ref_path, cfg.sample_rate, t0, t1)
+            gen_audio = load_mono(gen_path, cfg.sample_rate)
+        except DataError as e:
+            failures.append({"clip_id": clip_id, "reason": str(e)})
+            continue
+        ref_n, gen_n = len(ref_audio), len(gen_audio)
+        ref_audio, gen_audio, mismatch = trim_pair(ref_audio, gen_audio)
+        if mismatch > cfg.max_length_mismatch:
+            notes.append(f"{clip_id}: reference {ref_n / cfg.sample_rate:.2f} s vs generated "
+                         f"{gen_n / cfg.sample_rate:.2f} s differ by {100 * mismatch:.0f}%; both trimmed")
+        duration_s = len(gen_audio) / cfg.sample_rate
+        f0, ann = trim_annotations(ref.f0 if ref else None, ref.notes if ref else None, duration_s)
+        video, video_t0 = _video_for(videos, clip_id, ref)
+        n_video += video is not None
+        clip = ClipInput(clip_id, ref_audio, gen_audio, cfg.sample_rate, f0, ann, video, video_t0)
+        art = {} if len(artifacts) < cfg.n_plot_clips else None
+        row: dict[str, Any] = {"clip_id": clip_id, "ref": str(ref_path), "gen": str(gen_path),
+                               "duration_s": duration_s, "ref_duration_s": ref_n / cfg.sample_rate,
+                               "gen_duration_s": gen_n / cfg.sample_rate}
+        row.update({m: float("nan") for m in PER_CLIP_METRICS})
+        for group in groups:
+            if group.needs_video and clip.video is None:
+                continue
+            try:
+                if group.embed is not None:
+                    r_emb, g_emb = group.embed(clip, opts)
+                    embeds[group.name][0].append(np.asarray(r_emb, np.float64))
+                    embeds[group.name][1].append(np.asarray(g_emb, np.float64))
+                    continue
+                scores = group.score(clip, opts, art)
+            except Exception as e:  # one clip's metric failure must not lose the other clips' results
+                if cfg.strict:
+                    raise
+                notes.append(f"{clip_id}: {group.name} failed: {type(e).__name__}: {e}")
+                continue
+            for name in group.names:
+                if name in scores:
+                    value = float(scores[name])
+                    row[name] = value if math.isfinite(value) else float("nan")
+        if art is not None:
+            art.update(ref_audio=ref_audio, gen_audio=gen_audio, sample_rate=cfg.sample_rate)
+            artifacts[clip_id] = art
+        rows.append(row)
+    if not rows:
+        raise DataError(f"nothing could be evaluated: all {len(jobs)} pair(s) failed to load "
+                        f"(first: {failures[0]['reason']})")
+    if any(g.needs_video for g in groups) and n_video == 0:
+        notes.append("sync metrics skipped: no video found (give --videos DIR with files named like the clips)")
+    summary = summarize(rows, groups, embeds, cfg, failures, notes, pairing)
+    return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref)
+
+
+def _set_metric(group: MetricGroup, ref_embs: list, gen_embs: list, n_boot: int, seed: int) -> dict:
+    n = len(ref_embs)
+    if n == 0:
+        return {"mean": None, "ci95": [None, None], "n": 0}
+    try:
+        value = group.aggregate(ref_embs, gen_embs)
+    except Exception as e:
+        warnings.warn(f"{group.name} failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+        value = float("nan")
+    lo = hi = float("nan")
+    if n >= 2 and math.isfinite(value):
+        # bootstrap over clips: resample clip indices and recompute the set statistic on their embeddings
+        boot = [group.aggregate([ref_embs[i] for i in idx], [gen_embs[i] for i in idx])
+                for idx in stats.bootstrap_indices(n, n_boot, seed)]
+        lo, hi = stats._percentile_interval(np.asarray(boot, np.float64), stats.DEFAULT_CONFIDENCE)
+    fin = [x if math.isfinite(x) else None for x in (value, lo, hi)]
+    return {"mean": fin[0], "ci95": fin[1:], "n": n}
+
+
+def summarize(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairing: Pairing) -> dict:
+    """Build the ``summary.json`` dict: every name in :data:`SUMMARY_METRICS`, config, version."""
+    from vitmusic import __version__
+
+    metrics: OrderedDict[str, dict] = OrderedDict()
+    by_name = {g.name: g for g in groups}
+    for name in SUMMARY_METRICS:
+        if name in SET_LEVEL_METRICS:
+            group = next((g for g in groups if name in g.names), None)
+            if group is None:
+                metrics[name] = {"mean": None, "ci95": [None, None], "n": 0}
+            else:
+                set_boot = min(cfg.n_boot, 200)  # each resample recomputes a covariance; keep it bounded
+                metrics[name] = _set_metric(group, *embeds[group.name], set_boot, cfg.seed)
+        else:
+            metrics[name] = stats.summarize([r[name] for r in rows], n_boot=cfg.n_boot, seed=cfg.seed)
+    config = cfg.to_dict()
+    config.update(
+        metrics=[g for g in cfg.metrics if g in by_name] or list(by_name),
+        trim_rule="both signals trimmed to the shorter; warning when lengths differ by more than "
+        f"{100 * cfg.max_length_mismatch:.0f}% of the longer",
+        pairing="relative path without extension",
+        n_pairs=len(pairing.pairs),
+        n_evaluated=len(rows),
+        failures=failures,
+        warnings=notes,
+        missing_gen=pairing.missing_gen,
+        missing_ref=pairing.missing_ref,
+    )
+    return {"metrics": dict(metrics), "config": config, "version": __version__}
+
+
+def run_evaluation(cfg: EvalConfig, out_dir: str | os.PathLike, *, progress: bool = True,
+                   report: bool = True) -> EvalResult:
+    """Evaluate and write ``per_clip.csv``, ``summary.json`` and (optionally) ``report.md`` + plots."""
+    import json
+
+    from vitmusic.atomic import atomic_write_text
+
+    result = evaluate_dirs(cfg, progress=progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    from vitmusic.metrics.report import write_per_clip_csv
+
+    write_per_clip_csv(out / "per_clip.csv", result.rows)
+    atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=2, allow_nan=False) + "\n")
+    if report:
+        from vitmusic.metrics.report import write_report
+
+        write_report(out, result)
+    return result
