@@ -1,1 +1,23 @@
-"""Pretrained vision encoders (VideoMAE, ViT, CLIP) returning ``(embeds [B, T, D], mask [B, T])``."""
+"""Pretrained vision encoders (VideoMAE, ViT, CLIP) returning ``(embeds [B, T, D], mask [B, T])``.
+
+Typical use::
+
+    enc = load_encoder("tiny-vit", rate_hz=4.0)          # or "MCG-NJU/videomae-base", or a local dir
+    frames = reader.read(fps=enc.sample_fps()).data       # uint8 [T, H, W, 3]
+    embeds, mask = enc.encode_frames(frames[None])        # [1, T', D], [1, T']
+"""
+
+from vitmusic.encoders.base import VisionEncoder
+from vitmusic.encoders.hf import CLIPEncoder, VideoMAEEncoder, ViTEncoder, load_encoder
+from vitmusic.encoders.presets import REAL_ENCODERS, TINY_PRESETS, materialize_tiny_preset
+
+__all__ = [
+    "CLIPEncoder",
+    "REAL_ENCODERS",
+    "TINY_PRESETS",
+    "VideoMAEEncoder",
+    "ViTEncoder",
+    "VisionEncoder",
+    "load_encoder",
+    "materialize_tiny_preset",
+]

@@ -1,0 +1,209 @@
+"""Vision encoders: shapes/masks per kind, VideoMAE chunking, frozen + deterministic, LoRA, round trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vitmusic.encoders import VisionEncoder, load_encoder, materialize_tiny_preset
+from vitmusic.errors import ConfigError, VitmusicError
+
+KINDS = {"tiny-vit": "vit", "tiny-clip": "clip", "tiny-videomae": "videomae"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    # One preset cache per test session, never the user's ~/.cache.
+    monkeypatch.setenv("VITMUSIC_CACHE", str(tmp_path_factory.getbasetemp() / "vitmusic-cache"))
+
+
+def _frames(b: int, t: int, seed: int = 0, h: int = 40, w: int = 56) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (b, t, h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_shapes_masks_and_frozen(name):
+    enc = load_encoder(name, rate_hz=5.0)
+    assert isinstance(enc, VisionEncoder) and enc.kind == KINDS[name]
+    frames = _frames(2, 12)
+    embeds, mask = enc.encode_frames(frames)
+    step = 2 if enc.kind == "videomae" else 1
+    assert enc.sample_fps() == 5.0 * step and enc.sample_fps(2.0) == 2.0 * step
+    assert enc.output_rate(enc.sample_fps()) == pytest.approx(5.0)
+    expected_t = 16 // step if enc.kind == "videomae" else 12  # VideoMAE: 2 chunks of F=8 frames
+    assert embeds.shape == (2, expected_t, enc.embed_dim) and embeds.dtype == torch.float32
+    assert mask.shape == (2, expected_t) and mask.dtype == torch.bool
+    assert mask.sum(1).tolist() == [12 // step] * 2
+    assert torch.all(embeds[~mask] == 0) and torch.all(embeds[mask].abs().sum(-1) > 0)
+    # Frozen by default, and stays in eval mode even when a parent module calls .train().
+    assert enc.trainable_parameters() == [] and not enc.is_trainable
+    enc.train()
+    assert not enc.training and not enc.model.training
+    assert not embeds.requires_grad
+    again, _ = enc.encode_frames(torch.from_numpy(frames))
+    torch.testing.assert_close(again, embeds, rtol=0, atol=0)
+
+
+def test_single_clip_and_bad_input():
+    enc = load_encoder("tiny-vit")
+    embeds, mask = enc.encode_frames(_frames(1, 3)[0])  # [T, H, W, 3] gets a batch axis
+    assert embeds.shape == (1, 3, 32) and mask.all()
+    with pytest.raises(VitmusicError, match="uint8"):
+        enc.encode_frames(_frames(1, 3).astype(np.float32))
+    with pytest.raises(VitmusicError, match=r"\[B, T, H, W, 3\]"):
+        enc.encode_frames(np.zeros((1, 3, 8, 8), dtype=np.uint8))
+    with pytest.raises(ConfigError, match="rate"):
+        enc.sample_fps()
+
+
+def test_videomae_chunks_pad_and_mask():
+    enc = load_encoder("tiny-videomae")
+    f, ts = enc.clip_frames, enc.frames_per_step
+    assert (f, ts) == (8, 2)
+    frames = _frames(1, 11, seed=3)  # 1 full chunk + 3 frames
+    embeds, mask = enc.encode_frames(frames)
+    assert embeds.shape == (1, 8, 32)
+    # ceil(11 / 2) = 6 valid slots: slot 5 holds frame 10 + one padding copy; slots 6, 7 are padding only.
+    assert mask[0].tolist() == [True] * 6 + [False] * 2
+    first, _ = enc.encode_frames(frames[:, :8])
+    torch.testing.assert_close(embeds[:, :4], first)
+    # The last chunk is padded by repeating the final frame.
+    padded = np.concatenate([frames[:, 8:], np.repeat(frames[:, 10:], 5, axis=1)], axis=1)
+    last, last_mask = enc.encode_frames(padded)
+    assert last_mask.all()
+    torch.testing.assert_close(embeds[:, 4:6], last[:, :2])
+    # Mean over the spatial patch tokens of each temporal slot, computed by hand for the first chunk.
+    pv = enc.processor([list(frames[0, :8])], return_tensors="pt")["pixel_values"]
+    hidden = enc.model(pixel_values=pv).last_hidden_state  # [1, 4 slots * 16 patches, 32]
+    torch.testing.assert_close(first[0], hidden[0].reshape(4, 16, 32).mean(1))
+
+
+def test_frame_mask_and_batching_do_not_change_valid_outputs():
+    enc = load_encoder("tiny-clip", batch_frames=64)
+    frames = _frames(2, 5, seed=1)
+    frame_mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    embeds, mask = enc.encode_frames(frames, mask=frame_mask)
+    assert torch.equal(mask, frame_mask) and torch.all(embeds[1, 3:] == 0)
+    alone, _ = enc.encode_frames(frames[1:, :3])
+    torch.testing.assert_close(embeds[1:, :3], alone, rtol=1e-5, atol=1e-5)
+    small = load_encoder("tiny-clip", batch_frames=3)
+    torch.testing.assert_close(small.encode_frames(frames, mask=frame_mask)[0], embeds, rtol=1e-5, atol=1e-5)
+    with pytest.raises(VitmusicError, match="mask"):
+        enc.encode_frames(frames, mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_clip_output_choice():
+    pooled = load_encoder("tiny-clip")
+    projected = load_encoder("tiny-clip", clip_output="projected")
+    assert pooled.embed_dim == 32 and projected.embed_dim == 24
+    frames = _frames(1, 2)
+    p, _ = pooled.encode_frames(frames)
+    q, _ = projected.encode_frames(frames)
+    torch.testing.assert_close(q, projected.model.visual_projection(p))
+    assert pooled.fingerprint() != projected.fingerprint()
+    with pytest.raises(ConfigError, match="clip_output"):
+        load_encoder("tiny-clip", clip_output="cls")
+
+
+def test_materialisation_is_deterministic_and_round_trips(tmp_path):
+    a = materialize_tiny_preset("tiny-vit", root=tmp_path / "a")
+    b = materialize_tiny_preset("tiny-vit", root=tmp_path / "b")
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    assert materialize_tiny_preset("tiny-vit", root=tmp_path / "a") == a  # idempotent
+    enc_a, enc_b = load_encoder(str(a)), load_encoder(str(b))
+    assert enc_a.fingerprint()["weights_sha256"] == enc_b.fingerprint()["weights_sha256"]
+    frames = _frames(1, 4, seed=7)
+    ref, _ = enc_a.encode_frames(frames)
+    torch.testing.assert_close(enc_b.encode_frames(frames)[0], ref, rtol=0, atol=0)
+    # save_pretrained -> from_pretrained through load_encoder, kind inferred from the config.
+    out = tmp_path / "saved"
+    enc_a.model.save_pretrained(out)
+    enc_a.processor.save_pretrained(out)
+    back = load_encoder(str(out))
+    assert back.kind == "vit"
+    torch.testing.assert_close(back.encode_frames(frames)[0], ref, rtol=0, atol=0)
+    fp = back.fingerprint()
+    json.dumps(fp)
+    assert fp["weights_sha256"] == enc_a.fingerprint()["weights_sha256"]
+    assert fp["image_processor"]["size"] == {"height": 32, "width": 32}
+    with pytest.raises(ConfigError, match="not 'clip'"):
+        load_encoder(str(out), kind="clip")
+    with pytest.raises(ConfigError, match="unknown tiny encoder preset"):
+        materialize_tiny_preset("tiny-nope", root=tmp_path)
+
+
+def test_full_clip_checkpoint_loads_vision_tower(tmp_path):
+    # Real CLIP hub ids (openai/clip-vit-base-patch32) are full CLIPModel checkpoints.
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
+
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32},
+        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "intermediate_size": 64},
+        projection_dim=12,
+    )
+    full = CLIPModel(config).eval()
+    full.save_pretrained(tmp_path)
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    enc = load_encoder(str(tmp_path), clip_output="projected")
+    assert enc.kind == "clip" and enc.embed_dim == 12
+    frames = _frames(1, 2)
+    pv = enc.processor(list(frames[0]), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        ref = full.get_image_features(pixel_values=pv)
+    ref = getattr(ref, "pooler_output", ref)
+    torch.testing.assert_close(enc.encode_frames(frames)[0][0], ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny-vit", "tiny-videomae"])
+def test_lora_only_adapters_train_and_receive_gradients(name):
+    frozen = load_encoder(name)
+    enc = load_encoder(name, lora={"r": 4, "alpha": 8})
+    names = [n for n, p in enc.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    assert len(enc.trainable_parameters()) == len(names) == 8  # 2 layers x (q, v) x (A, B)
+    assert enc.fingerprint()["lora"]["r"] == 4 and frozen.fingerprint()["lora"] is None
+    frames = _frames(1, 8, seed=2)
+    # lora_B starts at zero: the adapted encoder computes the frozen features.
+    torch.testing.assert_close(enc.encode_frames(frames)[0], frozen.encode_frames(frames)[0])
+    with torch.no_grad():
+        for n, p in enc.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.1)
+    enc.train()
+    assert enc.training
+    embeds, mask = enc.encode_frames(frames)
+    assert embeds.requires_grad
+    embeds[mask].pow(2).mean().backward()
+    for n, p in enc.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, n
+        else:
+            assert p.grad is None, n
+    state = enc.trainable_state_dict()
+    assert set(state) == set(names)
+    fresh = load_encoder(name, lora={"r": 4, "alpha": 8})
+    fresh.load_trainable_state_dict(state)
+    torch.testing.assert_close(fresh.encode_frames(frames)[0], embeds.detach())
+    with pytest.raises(ConfigError, match="LoRA"):
+        load_encoder(name, lora={"r": 4, "rank": 3})
+    with pytest.raises(ConfigError, match="target_modules"):
+        load_encoder(name, lora={"r": 4, "target_modules": ["no_such_layer"]})
+
+
+def test_offline_unknown_hub_id_is_one_line_error(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(VitmusicError) as info:
+        load_encoder("vitmusic-test/no-such-encoder")
+    message = str(info.value)
+    assert "\n" not in message and "vitmusic-test/no-such-encoder" in message and "offline" in message
+    with pytest.raises(VitmusicError, match="no-such-encoder"):
+        load_encoder("vitmusic-test/no-such-encoder", local_files_only=True)
+    with pytest.raises(VitmusicError, match="not a model folder"):
+        load_encoder("./missing-dir")

@@ -1,0 +1,85 @@
+"""Optional LoRA adapters on a frozen encoder (an ablation: does adapting the vision side help?).
+
+Adapters are injected with peft into the wrapped transformers model in place, so the model class, its
+forward and its output names stay the same. Only the adapter matrices are trainable afterwards. peft's
+default init sets ``lora_B`` to zero, so a freshly adapted encoder computes exactly the frozen features.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitmusic.errors import ConfigError
+
+# Attention query/value projections; the names differ between models and transformers versions
+# (ViT uses q_proj/v_proj in transformers 5, query/value before), so defaults are matched on the model.
+DEFAULT_TARGETS = ("q_proj", "v_proj", "query", "value")
+
+_KEYS = {"r", "alpha", "dropout", "target_modules", "seed"}
+
+
+def normalize_lora_config(lora: dict[str, Any] | None, model: nn.Module) -> dict[str, Any] | None:
+    """Validate a user LoRA dict (``{"r": 8, "alpha": 16, "target_modules": [...]}``) and fill defaults.
+
+    ``target_modules`` defaults to the attention query/value projections found in ``model``.
+    Returns None when ``lora`` is None/empty or has ``r == 0`` (adapters disabled).
+    """
+    if not lora:
+        return None
+    unknown = set(lora) - _KEYS
+    if unknown:
+        raise ConfigError(f"unknown LoRA option(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
+    r = int(lora.get("r", 8))
+    if r == 0:
+        return None
+    if r < 0:
+        raise ConfigError(f"LoRA rank r must be >= 0, got {r}")
+    targets = lora.get("target_modules")
+    if not targets:
+        leaf_names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        targets = [t for t in DEFAULT_TARGETS if t in leaf_names]
+    return {
+        "r": r,
+        "alpha": float(lora.get("alpha", 2 * r)),
+        "dropout": float(lora.get("dropout", 0.0)),
+        "target_modules": sorted(str(t) for t in targets),
+        "seed": int(lora.get("seed", 0)),
+    }
+
+
+def add_lora(model: nn.Module, config: dict[str, Any]) -> nn.Module:
+    """Inject LoRA adapters into ``model`` in place; freeze everything except the adapters.
+
+    Args:
+        model: a transformers vision model.
+        config: output of :func:`normalize_lora_config`.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    peft_config = LoraConfig(
+        r=config["r"],
+        lora_alpha=config["alpha"],
+        lora_dropout=config["dropout"],
+        target_modules=config["target_modules"],
+        bias="none",
+    )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    # Seeded so two runs with the same config start from the same adapters.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config["seed"])
+        try:
+            model = inject_adapter_in_model(peft_config, model)
+        except ValueError as exc:
+            raise ConfigError(f"LoRA target_modules {config['target_modules']} not found in the encoder: {exc}") from exc
+    n = 0
+    for name, p in model.named_parameters():
+        is_adapter = "lora_" in name
+        p.requires_grad_(is_adapter)
+        n += int(is_adapter)
+    if n == 0:
+        raise ConfigError(f"LoRA target_modules {config['target_modules']} matched no layer of the encoder")
+    return model

@@ -1,0 +1,114 @@
+"""Named tiny random-init encoder presets for tests, the debug config and CI.
+
+A tiny preset is materialised once with ``save_pretrained`` (model + Pil image processor) into
+``$VITMUSIC_CACHE/presets/<name>`` (default ``~/.cache/vitmusic/presets/<name>``) and then loaded through the
+very same ``from_pretrained`` path as a real checkpoint. Weights come from a fixed seed, so every
+materialisation on every machine gives identical tensors.
+
+Real encoders need no preset: pass a hub id (``"MCG-NJU/videomae-base"``,
+``"google/vit-base-patch16-224-in21k"``, ``"openai/clip-vit-base-patch32"``) or a local directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vitmusic.atomic import atomic_path
+from vitmusic.errors import ConfigError
+
+PRESET_SEED = 0
+
+# Real checkpoints the configs refer to (hub ids, loaded by users with network or a warm HF cache).
+REAL_ENCODERS = {
+    "videomae-base": "MCG-NJU/videomae-base",
+    "vit-base": "google/vit-base-patch16-224-in21k",
+    "clip-vit-base": "openai/clip-vit-base-patch32",
+}
+
+
+def _tiny_videomae() -> tuple[Any, Any]:
+    from transformers import VideoMAEConfig, VideoMAEImageProcessorPil, VideoMAEModel
+
+    config = VideoMAEConfig(
+        image_size=32, patch_size=8, num_channels=3, num_frames=8, tubelet_size=2, hidden_size=32,
+        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, use_mean_pooling=False,
+    )
+    processor = VideoMAEImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return VideoMAEModel(config), processor
+
+
+def _tiny_vit() -> tuple[Any, Any]:
+    from transformers import ViTConfig, ViTImageProcessorPil, ViTModel
+
+    config = ViTConfig(
+        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64,
+    )
+    processor = ViTImageProcessorPil(size={"height": 32, "width": 32})
+    return ViTModel(config, add_pooling_layer=False), processor
+
+
+def _tiny_clip() -> tuple[Any, Any]:
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(
+        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, projection_dim=24,
+    )
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return CLIPVisionModelWithProjection(config), processor
+
+
+TINY_PRESETS: dict[str, Callable[[], tuple[Any, Any]]] = {
+    "tiny-videomae": _tiny_videomae,
+    "tiny-vit": _tiny_vit,
+    "tiny-clip": _tiny_clip,
+}
+
+
+def cache_root() -> Path:
+    """``$VITMUSIC_CACHE`` or ``~/.cache/vitmusic``."""
+    env = os.environ.get("VITMUSIC_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "vitmusic"
+
+
+def preset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Folder a tiny preset lives in: ``root/<name>`` or ``cache_root()/presets/<name>``."""
+    base = Path(root).expanduser() if root is not None else cache_root() / "presets"
+    return base / name
+
+
+def _is_materialised(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (
+        folder / "preprocessor_config.json"
+    ).is_file()
+
+
+def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Write a tiny random-init encoder (model + image processor) with ``save_pretrained``; return its dir.
+
+    Idempotent: an already complete folder is returned as is. The folder appears atomically, so a
+    concurrent or interrupted run never leaves a half-written preset behind.
+
+    Args:
+        name: one of :data:`TINY_PRESETS` (``"tiny-videomae"``, ``"tiny-vit"``, ``"tiny-clip"``).
+        root: parent folder of the presets; default ``$VITMUSIC_CACHE/presets`` (``~/.cache/vitmusic``).
+    """
+    if name not in TINY_PRESETS:
+        raise ConfigError(f"unknown tiny encoder preset {name!r}; known: {', '.join(sorted(TINY_PRESETS))}")
+    folder = preset_dir(name, root)
+    if _is_materialised(folder):
+        return folder
+    # fork_rng: materialising must not disturb the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(PRESET_SEED)
+        model, processor = TINY_PRESETS[name]()
+    with atomic_path(folder, is_dir=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    return folder
