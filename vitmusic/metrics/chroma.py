@@ -1,0 +1,158 @@
+"""Harmonic (semantic) agreement: frame-wise chroma similarity, pitch-class histograms and key.
+
+These reward generated music that uses the same harmony as the reference even when it is not note for
+note. Chroma is ``librosa.feature.chroma_cqt`` at 22050 Hz with a 512-sample hop (~23 ms). The key is
+estimated with the Krumhansl-Schmuckler method: the Pearson correlation of the clip's pitch-class
+histogram with the 24 rotated Krumhansl-Kessler probe-tone profiles; the best-correlated key wins.
+Keys are compared with ``mir_eval.key.weighted_score`` (1 same key, 0.5 fifth, 0.3 relative, 0.2
+parallel, 0 otherwise).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import numpy as np
+
+from vitmusic.metrics.audio_checks import is_silent, resample, validate_audio, validate_pair
+
+ANALYSIS_SR = 22050
+HOP_LENGTH = 512
+PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+# Krumhansl & Kessler (1982) probe-tone ratings, tonic first.
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+#: Frames whose chroma energy is below this fraction of the clip's loudest frame count as silent.
+SILENT_FRAME_RATIO = 1e-3
+
+METRIC_NAMES = ("chroma.cosine", "key.weighted_score", "chroma.pc_histogram_similarity")
+
+
+def validate(ref_chroma: object, est_chroma: object) -> tuple[np.ndarray, np.ndarray]:
+    """Check two chromagrams (``[12, T]``, finite, non-negative) and return them as float64.
+
+    Raises:
+        ValueError: wrong shape, empty, negative or non-finite values.
+    """
+    out = []
+    for name, c in (("ref_chroma", ref_chroma), ("est_chroma", est_chroma)):
+        arr = np.asarray(c, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[0] != 12 or arr.shape[1] == 0:
+            raise ValueError(f"{name} must be [12, T] with T > 0, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(f"{name} must be finite and non-negative")
+        out.append(arr)
+    return out[0], out[1]
+
+
+def chromagram(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Constant-Q chromagram ``[12, T]`` (raw energies, not max-normalised; zeros for silence)."""
+    import librosa
+
+    y = resample(validate_audio(audio, sample_rate), sample_rate, ANALYSIS_SR)
+    if is_silent(y):
+        n = 1 + y.size // HOP_LENGTH
+        return np.zeros((12, n))
+    # norm=None keeps silent frames at ~0 instead of blowing their noise up to unit norm.
+    return librosa.feature.chroma_cqt(y=y, sr=ANALYSIS_SR, hop_length=HOP_LENGTH, norm=None)
+
+
+def _active(chroma: np.ndarray) -> np.ndarray:
+    energy = chroma.sum(axis=0)
+    peak = energy.max() if energy.size else 0.0
+    return energy > SILENT_FRAME_RATIO * peak if peak > 0 else np.zeros(energy.shape, dtype=bool)
+
+
+def frame_cosine(ref_chroma: np.ndarray, est_chroma: np.ndarray) -> float:
+    """Mean cosine similarity of time-aligned chroma frames where both signals sound.
+
+    The longer chromagram is truncated to the shorter. Frames silent in either signal are skipped; nan
+    when no frame is active in both.
+    """
+    ref, est = validate(ref_chroma, est_chroma)
+    n = min(ref.shape[1], est.shape[1])
+    ref, est = ref[:, :n], est[:, :n]
+    both = _active(ref) & _active(est)
+    if not np.any(both):
+        return math.nan
+    r, e = ref[:, both], est[:, both]
+    cos = (r * e).sum(axis=0) / (np.linalg.norm(r, axis=0) * np.linalg.norm(e, axis=0))
+    return float(np.mean(cos))
+
+
+def pc_histogram(chroma: np.ndarray) -> np.ndarray:
+    """Pitch-class histogram ``[12]``: chroma summed over time, normalised to sum 1 (zeros if silent)."""
+    hist = np.asarray(chroma, dtype=np.float64).sum(axis=1)
+    total = hist.sum()
+    return hist / total if total > 0 else hist
+
+
+def histogram_similarity(ref_chroma: np.ndarray, est_chroma: np.ndarray) -> float:
+    """Cosine similarity of the two pitch-class histograms (nan when either is silent)."""
+    ref, est = validate(ref_chroma, est_chroma)
+    a, b = pc_histogram(ref), pc_histogram(est)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return math.nan
+    return float(a @ b / (na * nb))
+
+
+def key_correlations(chroma: np.ndarray) -> np.ndarray:
+    """Krumhansl-Schmuckler correlations ``[2, 12]`` (row 0 major, row 1 minor; column = tonic pitch class).
+
+    All nan for a silent or flat histogram.
+    """
+    hist = pc_histogram(chroma)
+    out = np.full((2, 12), math.nan)
+    if np.allclose(hist, hist[0]):
+        return out
+    for mode, profile in enumerate((MAJOR_PROFILE, MINOR_PROFILE)):
+        for tonic in range(12):
+            out[mode, tonic] = np.corrcoef(hist, np.roll(profile, tonic))[0, 1]
+    return out
+
+
+def estimate_key(chroma: np.ndarray) -> str | None:
+    """Best Krumhansl-Schmuckler key as a ``mir_eval`` key string (e.g. ``"A minor"``); None if silent."""
+    corr = key_correlations(chroma)
+    if np.all(np.isnan(corr)):
+        return None
+    mode, tonic = np.unravel_index(np.nanargmax(corr), corr.shape)
+    return f"{PITCH_CLASSES[tonic]} {'major' if mode == 0 else 'minor'}"
+
+
+def key_score(ref_key: str | None, est_key: str | None) -> float:
+    """``mir_eval.key.weighted_score``; nan without a reference key, 0 without an estimated one."""
+    import mir_eval
+
+    if ref_key is None:
+        return math.nan
+    if est_key is None:
+        return 0.0
+    mir_eval.key.validate(ref_key, est_key)
+    return float(mir_eval.key.weighted_score(ref_key, est_key))
+
+
+def describe(ref_audio: np.ndarray, est_audio: np.ndarray, sample_rate: int) -> dict[str, str | None]:
+    """The estimated key strings ``{"key.ref": ..., "key.est": ...}`` (for reports; not metrics)."""
+    ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
+    return {"key.ref": estimate_key(chromagram(ref, sr)), "key.est": estimate_key(chromagram(est, sr))}
+
+
+def evaluate(
+    ref_audio: np.ndarray, est_audio: np.ndarray, sample_rate: int
+) -> collections.OrderedDict[str, float]:
+    """Chroma and key agreement of generated audio with the reference.
+
+    Returns:
+        ``chroma.cosine`` (mean frame cosine, 0..1), ``key.weighted_score`` (0..1) and
+        ``chroma.pc_histogram_similarity`` (0..1); nan where a signal is silent.
+    """
+    ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
+    ref_c, est_c = chromagram(ref, sr), chromagram(est, sr)
+    scores: collections.OrderedDict[str, float] = collections.OrderedDict()
+    scores["chroma.cosine"] = frame_cosine(ref_c, est_c)
+    scores["key.weighted_score"] = key_score(estimate_key(ref_c), estimate_key(est_c))
+    scores["chroma.pc_histogram_similarity"] = histogram_similarity(ref_c, est_c)
+    return scores
