@@ -194,7 +194,9 @@ def test_missing_files_reported_or_required(root, tmp_path, capsys):
     report = json.loads((out / "prepare.json").read_text())
     assert report["missing"] == {"07_NoNotes_vn": ["Notes_1_vn_07_NoNotes.txt"]}
     (clip,) = [c for c in read_manifest(out) if c["piece"] == "07_NoNotes_vn"]
-    assert clip["notes"] == [None] and clip["stems"][0]["notes"] is None and clip["f0"][0] is not None
+    # not annotated: empty (same types as everywhere), and the stem's notes path is null
+    assert clip["notes"] == [[]] and clip["stems"][0]["notes"] is None
+    assert clip["stems"][0]["f0"] is not None and len(clip["f0"][0]["times_s"]) == 20
     assert "1 expected file(s) missing" in capsys.readouterr().out
     # --require notes: fatal by default, a reported skip with --skip-incomplete
     assert main(["prepare", "--urmp", str(root), "--out", str(tmp_path / "req"), "--clip-seconds", "10",

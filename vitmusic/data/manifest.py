@@ -10,11 +10,13 @@ A prepared folder ``OUT/`` holds:
        "video": "/abs/Vid_...mp4" | null, "mix": "/abs/AuMix_...wav" | null, "score": ... | null,
        "instruments": ["vn", "vc"],
        "stems": [{"index": 1, "instrument": "vn", "audio": "/abs/...", "f0": "/abs/...", "notes": "/abs/..."}],
-       "notes": [[[onset_s, f0_hz, duration_s], ...] | null per stem],
-       "f0": [{"times_s": [...], "f0_hz": [...]} | null per stem]}
+       "notes": [[[onset_s, f0_hz, duration_s], ...] per stem],
+       "f0": [{"times_s": [...], "f0_hz": [...]} per stem]}
 
-  Paths are absolute strings, ``null`` when the file is missing; ``notes[k]`` / ``f0[k]`` are ``null`` when
-  stem k has no annotation file (an empty list means "annotated, nothing in this window").
+  Paths are absolute strings, ``null`` when the file is missing. ``notes[k]`` / ``f0[k]`` always have the
+  same type (so every consumer can iterate them blindly); when stem k has no annotation file they are empty
+  and ``stems[k]["notes"]`` / ``stems[k]["f0"]`` is ``null`` -- check the path to tell "not annotated" from
+  "annotated, nothing in this window".
 * ``prepare.json`` — the arguments, the piece -> split map, counts, the missing-file report and the pieces
   that produced no clip, with the reason.
 
@@ -174,11 +176,8 @@ def piece_clips(piece: Piece, split: str, clip_s: float, hop_s: float | None = N
     for i, (start_s, end_s) in enumerate(windows):
         clip_f0s = []
         for track in f0:
-            if track is None:
-                clip_f0s.append(None)
-            else:
-                t, f = clip_f0(track[0], track[1], start_s, end_s)
-                clip_f0s.append({"times_s": _plain(t), "f0_hz": _plain(f)})
+            t, f = ((), ()) if track is None else clip_f0(track[0], track[1], start_s, end_s)
+            clip_f0s.append({"times_s": _plain(np.asarray(t)), "f0_hz": _plain(np.asarray(f))})
         clips.append({
             "clip_id": f"{piece.id}_{i:04d}",
             "piece": piece.id,
@@ -193,7 +192,7 @@ def piece_clips(piece: Piece, split: str, clip_s: float, hop_s: float | None = N
             "score": _path(piece.score),
             "instruments": list(piece.instruments),
             "stems": stems,
-            "notes": [None if n is None else _plain(clip_notes(n, start_s, end_s)) for n in notes],
+            "notes": [[] if n is None else _plain(clip_notes(n, start_s, end_s)) for n in notes],
             "f0": clip_f0s,
         })
     return clips
