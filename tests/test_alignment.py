@@ -67,7 +67,9 @@ def test_nonzero_container_start_is_removed_from_both_clocks(tmp_path):
     src, clicked = make_index_video(tmp_path / "clicks.mp4", 45, 25, click_every=5, sample_rate=SR)
     ts = tmp_path / "clicks.ts"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c", "copy", str(ts)], check=True, capture_output=True
+        ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c", "copy", str(ts)],
+        check=True,
+        capture_output=True,
     )
     with VideoReader(ts, backend="pyav") as reader:
         assert reader.frame_times_s[0] == pytest.approx(0.0, abs=1e-6)
