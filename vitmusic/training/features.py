@@ -1,0 +1,355 @@
+"""Feature cache: every clip of a manifest encoded once (video embeddings + target audio codes), on disk.
+
+Training from the cache skips video decoding, the vision encoder and Encodec entirely. A cache lives at
+``<cache_dir>/<key>/`` where ``key`` is the sha256 of a canonical JSON *fingerprint* of everything that
+determines its content (``fingerprint.json`` next to the data says what went in):
+
+* the encoder's own fingerprint (weights hash or hub revision, preprocessing, adapters),
+* the embedding rate and the video frame rate it implies,
+* the audio codec: the generator's fingerprint (model config hash, sample rate, frame rate, codebooks),
+* the clips: id, split, start/end times and the video/mix paths with their size and mtime,
+* :data:`CACHE_VERSION` of this code.
+
+So changing the frame rate, the encoder, the generator or a source file gives a new key: a stale cache is
+never reused, and an unchanged configuration reuses the cache without re-encoding anything.
+
+Rows (a ``datasets`` Arrow dataset, ``save_to_disk`` layout under ``data/``): ``clip_id``, ``piece``,
+``split``, ``start_s``, ``end_s``, ``embeds`` float32 ``[T, D]``, ``mask`` bool ``[T]`` and ``codes``
+stored time-major as int32 ``[T_a, K]`` (Arrow allows only the first axis to vary); :class:`FeatureDataset`
+returns them as ``[K, T_a]``.
+
+Extraction writes shards of ``extract.shard_size`` clips into ``<cache_dir>/.<key>.partial/``; an
+interrupted run resumes by skipping finished shards, and the final folder appears atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vitmusic.atomic import atomic_path, atomic_write_text
+from vitmusic.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the stored content or its computation changes
+FINGERPRINT_NAME = "fingerprint.json"
+DATA_DIR = "data"
+
+# (start_s, end_s, path) -> uint8 [T, H, W, 3] frames decoded at fps
+FrameReader = Callable[[str, float, float, float], np.ndarray]
+# (path, start_s, end_s, sample_rate) -> float32 [N] mono audio
+AudioReader = Callable[[str, float, float, int], np.ndarray]
+
+
+def _file_stamp(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {"path": str(path), "missing": True}
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def clip_identity(clip: dict[str, Any]) -> dict[str, Any]:
+    """What of a manifest row determines its cached features (times, sources and their file stamps)."""
+    return {
+        "clip_id": clip["clip_id"],
+        "split": clip["split"],
+        "start_s": float(clip["start_s"]),
+        "end_s": float(clip["end_s"]),
+        "video": _file_stamp(clip.get("video")),
+        "audio": _file_stamp(audio_source(clip)),
+    }
+
+
+def audio_source(clip: dict[str, Any]) -> str | None:
+    """The target audio of a clip: the mix, else the video's own audio track."""
+    return clip.get("mix") or clip.get("video")
+
+
+def codec_fingerprint(generator_fp: dict[str, Any]) -> dict[str, Any]:
+    """The part of a generator fingerprint that determines its audio codes (not the conditioning entry)."""
+    keys = ("id", "kind", "revision", "config_sha256", "sample_rate", "frame_rate", "num_codebooks")
+    return {k: generator_fp.get(k) for k in keys}
+
+
+def cache_fingerprint(
+    clips: Sequence[dict[str, Any]],
+    encoder_fp: dict[str, Any],
+    generator_fp: dict[str, Any],
+    rate_hz: float,
+    sample_fps: float,
+) -> dict[str, Any]:
+    """The JSON-able fingerprint whose hash is the cache key (see the module docstring)."""
+    return {
+        "version": CACHE_VERSION,
+        "encoder": encoder_fp,
+        "rate_hz": float(rate_hz),
+        "sample_fps": float(sample_fps),
+        "codec": codec_fingerprint(generator_fp),
+        "clips": [clip_identity(c) for c in clips],
+    }
+
+
+def cache_key(fingerprint: dict[str, Any]) -> str:
+    """sha256 (first 24 hex digits) of the canonical JSON of ``fingerprint``."""
+    text = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _read_frames(path: str, start_s: float, end_s: float, fps: float) -> np.ndarray:
+    from vitmusic.data.video import VideoReader
+
+    with VideoReader(path) as reader:
+        return reader.read(start_s, end_s, fps=fps).data
+
+
+def _read_audio(path: str, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
+    from vitmusic.data.audio import load_audio
+
+    y, _ = load_audio(path, sample_rate=sample_rate, t0=start_s, t1=end_s)
+    n = int(round((end_s - start_s) * sample_rate))
+    # exact length: the codes of equal-length clips then line up, whatever the resampler's rounding
+    return np.pad(y[:n], (0, max(0, n - len(y))))
+
+
+def _encode_video(encoder, frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Encode clips together where their frame size agrees, padding time with masked frames."""
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(frames)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, f in enumerate(frames):
+        groups.setdefault(f.shape[1:3], []).append(i)
+    for idx in groups.values():
+        t_max = max(len(frames[i]) for i in idx)
+        h, w = frames[idx[0]].shape[1:3]
+        batch = np.zeros((len(idx), t_max, h, w, 3), np.uint8)
+        frame_mask = np.zeros((len(idx), t_max), bool)
+        for j, i in enumerate(idx):
+            batch[j, : len(frames[i])] = frames[i]
+            frame_mask[j, : len(frames[i])] = True
+        with torch.no_grad():
+            embeds, mask = encoder.encode_frames(batch, frame_mask)  # [b, T', D], [b, T']
+        embeds, mask = embeds.float().cpu().numpy(), mask.cpu().numpy()
+        for j, i in enumerate(idx):
+            n = int(mask[j].nonzero()[0].max()) + 1 if mask[j].any() else 0
+            out[i] = (embeds[j, :n].astype(np.float32), mask[j, :n].astype(bool))
+    return out  # type: ignore[return-value]
+
+
+def _encode_audio(generator, audio: list[np.ndarray]) -> list[np.ndarray]:
+    """Encodec codes ``[T_a, K]`` per clip; equal-length clips go through in one batch."""
+    out: list[np.ndarray | None] = [None] * len(audio)
+    groups: dict[int, list[int]] = {}
+    for i, y in enumerate(audio):
+        groups.setdefault(len(y), []).append(i)
+    for idx in groups.values():
+        codes = generator.encode_audio(torch.from_numpy(np.stack([audio[i] for i in idx])))  # [b, K, T_a]
+        for j, i in enumerate(idx):
+            out[i] = codes[j].T.cpu().numpy().astype(np.int32)
+    return out  # type: ignore[return-value]
+
+
+def _features(dim: int, num_codebooks: int):
+    from datasets import Array2D, Features, Sequence, Value
+
+    return Features(
+        {
+            "clip_id": Value("string"),
+            "piece": Value("string"),
+            "split": Value("string"),
+            "start_s": Value("float64"),
+            "end_s": Value("float64"),
+            "embeds": Array2D(shape=(None, dim), dtype="float32"),
+            "mask": Sequence(Value("bool")),
+            "codes": Array2D(shape=(None, num_codebooks), dtype="int32"),
+        }
+    )
+
+
+@contextlib.contextmanager
+def _quiet_datasets():
+    """Hide datasets' per-shard "Saving the dataset" bars under our own bar (restored afterwards)."""
+    from datasets.utils import logging as ds_logging
+
+    was = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            ds_logging.enable_progress_bar()
+
+
+def find_cache(cache_dir: str | os.PathLike, key: str) -> Path | None:
+    """The finished cache folder for ``key``, or None."""
+    folder = Path(cache_dir) / key
+    return folder if (folder / FINGERPRINT_NAME).is_file() and (folder / DATA_DIR).is_dir() else None
+
+
+def extract_features(
+    clips: Sequence[dict[str, Any]],
+    encoder,
+    generator,
+    cache_dir: str | os.PathLike,
+    *,
+    rate_hz: float,
+    batch_size: int = 4,
+    shard_size: int = 64,
+    progress: bool = True,
+    read_frames: FrameReader | None = None,
+    read_audio: AudioReader | None = None,
+) -> Path:
+    """Encode every clip once into the cache; reuse a finished cache with the same key.
+
+    Args:
+        clips: manifest rows (see :func:`vitmusic.data.manifest.read_manifest`); rows without a video are
+            skipped with a warning.
+        encoder: a :class:`~vitmusic.encoders.VisionEncoder` (``sample_fps``, ``encode_frames``,
+            ``fingerprint``).
+        generator: a :class:`~vitmusic.generators.musicgen.MusicGenGenerator` (``encode_audio``,
+            ``sample_rate``, ``fingerprint``).
+        cache_dir: root folder of caches.
+        rate_hz: embedding rate; frames are decoded at ``encoder.sample_fps(rate_hz)``.
+        batch_size: clips encoded together.
+        shard_size: clips per shard (the unit of resumption).
+        progress: tqdm bar on stderr.
+        read_frames, read_audio: replace the default decoders (``VideoReader.read`` / ``load_audio``).
+
+    Returns:
+        The cache folder ``<cache_dir>/<key>``.
+
+    Raises:
+        DataError: no clip with a video, or an unreadable video/audio file.
+    """
+    from datasets import Dataset, concatenate_datasets, load_from_disk
+    from tqdm.auto import tqdm
+
+    usable = [c for c in clips if c.get("video")]
+    if len(usable) < len(clips):
+        log.warning("skipping %d clip(s) without a video", len(clips) - len(usable))
+    if not usable:
+        raise DataError("no clip with a video to extract features from")
+    fps = encoder.sample_fps(rate_hz)
+    fingerprint = cache_fingerprint(usable, encoder.fingerprint(), generator.fingerprint(), rate_hz, fps)
+    key = cache_key(fingerprint)
+    final = Path(cache_dir) / key
+    if find_cache(cache_dir, key) is not None:
+        log.info("feature cache %s is up to date", final)
+        return final
+
+    read_frames = read_frames or _read_frames
+    read_audio = read_audio or _read_audio
+    partial = Path(cache_dir) / f".{key}.partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(partial / FINGERPRINT_NAME, json.dumps(fingerprint, indent=1, sort_keys=True))
+    shards = [usable[i : i + shard_size] for i in range(0, len(usable), shard_size)]
+    bar = tqdm(total=len(usable), desc="extract", unit="clip", disable=not progress)
+    features = None
+    for s, shard in enumerate(shards):
+        shard_dir = partial / f"shard_{s:05d}"
+        if shard_dir.is_dir():
+            bar.update(len(shard))
+            continue
+        rows: dict[str, list] = {
+            k: [] for k in ("clip_id", "piece", "split", "start_s", "end_s", "embeds", "mask", "codes")
+        }
+        for b in range(0, len(shard), batch_size):
+            batch = shard[b : b + batch_size]
+            frames = []
+            for c in batch:
+                f = read_frames(c["video"], c["start_s"], c["end_s"], fps)
+                if len(f) == 0:
+                    raise DataError(f"{c['video']}: no frames in {c['start_s']:.2f}-{c['end_s']:.2f} s")
+                frames.append(f)
+            audio = []
+            for c in batch:
+                src = audio_source(c)
+                audio.append(read_audio(src, c["start_s"], c["end_s"], generator.sample_rate))
+            video_out = _encode_video(encoder, frames)
+            codes = _encode_audio(generator, audio)
+            for c, (emb, m), code in zip(batch, video_out, codes):
+                rows["clip_id"].append(c["clip_id"])
+                rows["piece"].append(c.get("piece", ""))
+                rows["split"].append(c["split"])
+                rows["start_s"].append(float(c["start_s"]))
+                rows["end_s"].append(float(c["end_s"]))
+                rows["embeds"].append(emb)
+                rows["mask"].append(m.tolist())
+                rows["codes"].append(code)
+            bar.update(len(batch))
+        features = features or _features(rows["embeds"][0].shape[1], rows["codes"][0].shape[1])
+        with atomic_path(shard_dir, is_dir=True) as tmp, _quiet_datasets():
+            Dataset.from_dict(rows, features=features).save_to_disk(str(tmp))
+    bar.close()
+    parts = [load_from_disk(str(partial / f"shard_{s:05d}")) for s in range(len(shards))]
+    with atomic_path(final, is_dir=True) as tmp, _quiet_datasets():
+        concatenate_datasets(parts).save_to_disk(str(tmp / DATA_DIR))
+        (tmp / FINGERPRINT_NAME).write_text(
+            json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8"
+        )
+    shutil.rmtree(partial, ignore_errors=True)
+    log.info("feature cache written to %s", final)
+    return final
+
+
+def load_cache(folder: str | os.PathLike, split: str | None = None):
+    """The cached ``datasets.Dataset`` (numpy format), optionally only the rows of ``split``."""
+    from datasets import load_from_disk
+
+    folder = Path(folder)
+    if not (folder / DATA_DIR).is_dir():
+        raise DataError(f"not a feature cache: {folder}")
+    ds = load_from_disk(str(folder / DATA_DIR))
+    if split is not None:
+        keep = [i for i, s in enumerate(ds["split"]) if s == split]
+        ds = ds.select(keep)
+    return ds.with_format("numpy")
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Torch view of a cached split: items ``{"embeds" [T, D], "mask" [T], "codes" [K, T_a], "clip_id"}``."""
+
+    def __init__(self, dataset, max_items: int | None = None) -> None:
+        self.ds = dataset if max_items is None else dataset.select(range(min(max_items, len(dataset))))
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.ds[int(i)]
+        return {
+            "clip_id": str(row["clip_id"]),
+            "embeds": torch.from_numpy(np.asarray(row["embeds"], np.float32)),
+            "mask": torch.from_numpy(np.asarray(row["mask"], bool)),
+            "codes": torch.from_numpy(np.asarray(row["codes"], np.int64).T.copy()),
+        }
+
+
+def collate_features(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pad embeddings in time (masked) and crop codes to the shortest clip of the batch.
+
+    Returns:
+        ``{"embeds" [B, T, D], "mask" [B, T] bool, "codes" [B, K, T_a] long, "clip_id" list[str]}``.
+    """
+    t = max(it["embeds"].shape[0] for it in items)
+    d = items[0]["embeds"].shape[1]
+    embeds = torch.zeros(len(items), t, d)
+    mask = torch.zeros(len(items), t, dtype=torch.bool)
+    for i, it in enumerate(items):
+        n = it["embeds"].shape[0]
+        embeds[i, :n], mask[i, :n] = it["embeds"], it["mask"]
+    t_a = min(it["codes"].shape[1] for it in items)
+    codes = torch.stack([it["codes"][:, :t_a] for it in items])
+    return {"embeds": embeds, "mask": mask, "codes": codes, "clip_id": [it["clip_id"] for it in items]}
