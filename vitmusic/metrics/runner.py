@@ -82,6 +82,7 @@ class ClipInput:
         ref_notes: annotated reference notes [M, 3] (onset_s, f0_hz, duration_s) or None.
         video: performance video for the sync metrics, or None.
         video_t0: start of the clip within ``video`` (seconds).
+        cache: intermediate results shared between metric groups of this clip (e.g. f0 tracks).
     """
 
     clip_id: str
@@ -92,6 +93,7 @@ class ClipInput:
     ref_notes: np.ndarray | None = None
     video: Path | None = None
     video_t0: float = 0.0
+    cache: dict = dataclasses.field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -125,17 +127,13 @@ def _lazy(module: str):
     return importlib.import_module(f"vitmusic.metrics.{module}")
 
 
-def _f0_track(y: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """f0 track ``(times_s, f0_hz)`` (0 = unvoiced) for the overlay plot (pYIN, 10 ms hop-ish)."""
-    import librosa
-
-    if not np.any(y):
-        return np.zeros(0), np.zeros(0)
-    hop = max(1, int(round(0.01 * sample_rate)))
-    f0, voiced, _ = librosa.pyin(y, fmin=50.0, fmax=2000.0, sr=sample_rate, hop_length=hop,
-                                 frame_length=max(2048, 4 * hop))
-    f0 = np.where(voiced, np.nan_to_num(f0), 0.0)
-    return librosa.times_like(f0, sr=sample_rate, hop_length=hop), f0
+def _f0(clip: ClipInput, side: str, opts: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """f0 track of one side, computed once per clip and shared by the pitch and notes metrics."""
+    key = f"{side}_f0"
+    if key not in clip.cache:
+        audio = clip.ref_audio if side == "ref" else clip.gen_audio
+        clip.cache[key] = _lazy("pitch").track_f0(audio, clip.sample_rate, backend=opts.get("pitch_backend", "pyin"))
+    return clip.cache[key]
 
 
 def _score_tempo(clip, opts, art):
@@ -149,18 +147,20 @@ def _score_tempo(clip, opts, art):
 
 def _score_pitch(clip, opts, art):
     pitch = _lazy("pitch")
-    backend = opts.get("pitch_backend", "pyin")
-    out = pitch.evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate, backend=backend, ref_f0=clip.ref_f0)
+    ref_f0 = clip.ref_f0 if clip.ref_f0 is not None else _f0(clip, "ref", opts)
+    gen_f0 = _f0(clip, "gen", opts)
     if art is not None:
-        art["ref_f0"] = clip.ref_f0 if clip.ref_f0 is not None else _f0_track(clip.ref_audio, clip.sample_rate)
-        art["gen_f0"] = _f0_track(clip.gen_audio, clip.sample_rate)
-    return out
+        art["ref_f0"], art["gen_f0"] = ref_f0, gen_f0
+    return pitch.evaluate(None, clip.gen_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=gen_f0)
 
 
 def _score_notes(clip, opts, art):
     notes = _lazy("notes")
-    ref = clip.ref_notes if clip.ref_notes is not None else notes.transcribe(clip.ref_audio, clip.sample_rate)
-    est = notes.transcribe(clip.gen_audio, clip.sample_rate)
+    backend = opts.get("pitch_backend", "pyin")
+    ref = clip.ref_notes
+    if ref is None:
+        ref = notes.transcribe(clip.ref_audio, clip.sample_rate, f0=_f0(clip, "ref", opts), backend=backend)
+    est = notes.transcribe(clip.gen_audio, clip.sample_rate, f0=_f0(clip, "gen", opts), backend=backend)
     if art is not None:
         art["ref_notes"], art["gen_notes"] = np.asarray(ref), np.asarray(est)
     return notes.evaluate(np.asarray(ref, dtype=float).reshape(-1, 3), np.asarray(est, dtype=float).reshape(-1, 3))
@@ -289,10 +289,8 @@ def pair_files(ref_dir: str | os.PathLike, gen_dir: str | os.PathLike) -> Pairin
 # ------------------------------------------------------------------------------------ loading / trimming
 def load_mono(path: str | os.PathLike, sample_rate: int, t0: float = 0.0, t1: float | None = None) -> np.ndarray:
     """Load ``path`` mono at ``sample_rate`` as float32 [N]; DataError when empty or non-finite."""
-    try:
-        from vitmusic.data.audio import load_audio
-    except ModuleNotFoundError:  # TEMP until vitmusic.data.audio lands
-        load_audio = _sf_load
+    from vitmusic.data.audio import load_audio
+
     try:
         y, _ = load_audio(path, sample_rate=sample_rate, mono=True, t0=t0, t1=t1)
     except VitmusicError:
@@ -305,15 +303,6 @@ def load_mono(path: str | os.PathLike, sample_rate: int, t0: float = 0.0, t1: fl
     if not np.all(np.isfinite(y)):
         raise DataError(f"audio file contains NaN/inf samples: {path}")
     return y
-
-
-def _sf_load(path, sample_rate, mono, t0, t1):
-    import soundfile as sf
-    import soxr
-
-    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    y = y.mean(axis=1)[int(t0 * sr): None if t1 is None else int(t1 * sr)]
-    return (soxr.resample(y, sr, sample_rate) if sr != sample_rate else y), sample_rate
 
 
 def trim_pair(ref: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
