@@ -9,7 +9,7 @@ Families differ the way real instruments do, coarsely:
 - brass: bright harmonics that "bloom" (the upper partials arrive after the fundamental) and a small pitch
   scoop at the attack.
 
-Every note has an ADSR envelope with raised-cosine attack and release, so no note clicks. Harmonics are
+Every note has an ADSR envelope that starts and ends at exactly 0, so no note clicks. Harmonics are
 band-limited to below Nyquist and summed with the Chebyshev recurrence sin(kθ) = 2cosθ·sin((k-1)θ) -
 sin((k-2)θ) (multiply-adds instead of one ``sin`` per partial).
 """
@@ -99,7 +99,7 @@ def _spectrum(tb: Timbre, f0_hz: float, num: int, velocity: float) -> np.ndarray
 
 
 def _envelope(tb: Timbre, n_on: int, n_total: int, sample_rate: int) -> np.ndarray:
-    """ADSR with raised-cosine attack and release; the release starts at ``n_on`` from the current level."""
+    """ADSR: raised-cosine attack, cubic release to exactly 0; the release starts at ``n_on`` from the current level."""
     t = np.arange(n_total) / sample_rate
     att = max(tb.attack_s, 0.005)
     env = np.where(t < att, 0.5 - 0.5 * np.cos(np.pi * np.clip(t / att, 0, 1)), 1.0)
@@ -108,8 +108,9 @@ def _envelope(tb: Timbre, n_on: int, n_total: int, sample_rate: int) -> np.ndarr
     level = env[min(n_on, n_total) - 1] if n_on > 0 else 0.0
     rel_n = n_total - n_on
     if rel_n > 0:
+        # a fast-then-gentle fall (cubic) lets the next onset stand out even in legato playing
         x = np.arange(1, rel_n + 1) / rel_n
-        env[n_on:] = level * (0.5 + 0.5 * np.cos(np.pi * x))
+        env[n_on:] = level * (1.0 - x) ** 3
     return env
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vitmusic.atomic import atomic_path, atomic_write_text
+from vitmusic.data.audio import write_audio
 from vitmusic.data.synth.instruments import render_part
 from vitmusic.data.synth.performer import Stage, player_state, render_frames
 from vitmusic.data.synth.scores import SOURCES, Performance, make_performance
@@ -108,13 +109,6 @@ def render_stems(perf: Performance, sample_rate: int, renderer: str, seed: int) 
     return stems, f0s
 
 
-def _write_wav(path: Path, y: np.ndarray, sample_rate: int) -> None:
-    import soundfile as sf
-
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), y, sample_rate, subtype="PCM_16", format="WAV")
-
-
 def write_piece(out_dir: Path, number: int, perf: Performance, *, sample_rate: int, fps: str, renderer: str,
                 seed: int, width_per_player: int = 160, height: int = 240) -> Path:
     """Render one performance and write its URMP folder atomically; returns the folder path."""
@@ -136,10 +130,10 @@ def write_piece(out_dir: Path, number: int, perf: Performance, *, sample_rate: i
     with atomic_path(folder, is_dir=True) as tmp:
         for k, (part, stem, (ft, fhz)) in enumerate(zip(perf.parts, stems, f0s), start=1):
             code = part.instrument
-            _write_wav(tmp / stem_file_name("AuSep", k, code, number, name), stem, sample_rate)
+            write_audio(tmp / stem_file_name("AuSep", k, code, number, name), stem, sample_rate, subtype="PCM_16")
             write_f0(tmp / stem_file_name("F0s", k, code, number, name), ft, fhz)
             write_notes(tmp / stem_file_name("Notes", k, code, number, name), part.notes)
-        _write_wav(tmp / mix_file_name(folder), mix, sample_rate)
+        write_audio(tmp / mix_file_name(folder), mix, sample_rate, subtype="PCM_16")
         pm = _part_midi(perf, list(range(len(perf.parts))))
         with atomic_path(tmp / score_file_name(folder)) as mid:
             pm.write(str(mid))

@@ -1,0 +1,250 @@
+"""Synthetic URMP benchmark: layout, annotation/audio agreement, mix, video, determinism, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import librosa
+import mir_eval
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vitmusic import cli
+from vitmusic.data.synth import generate_benchmark, render_notes, render_part
+from vitmusic.data.synth.performer import player_state
+from vitmusic.data.synth.scores import fit_to_range, generate_melodies, perform
+from vitmusic.data.urmp import INSTRUMENTS, discover_pieces, parse_piece_name, read_f0, read_notes
+from vitmusic.data.video import VideoReader, probe_video
+
+SR = 48000
+DUR = 5.0
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    folders = generate_benchmark(out, 2, seed=3, duration_s=DUR, width_per_player=64, height=96, progress=False)
+    return out, folders
+
+
+def _cents(a, b):
+    return 1200 * np.abs(np.log2(np.asarray(a) / np.asarray(b)))
+
+
+def test_layout_is_urmp(bench):
+    out, folders = bench
+    pieces = discover_pieces(out)
+    assert [p.folder for p in pieces] == folders
+    assert [p.number for p in pieces] == [1, 2]
+    for p in pieces:
+        assert p.missing == []
+        number, name, codes = parse_piece_name(p.folder.name)
+        assert name == "Chorale" and 2 <= len(codes) <= 4
+        assert p.video.name == f"Vid_{p.id}.mp4" and p.mix.name == f"AuMix_{p.id}.wav"
+        assert p.score.name == f"Sco_{p.id}.mid"
+        for k, stem in enumerate(p.stems, start=1):
+            assert stem.audio.name == f"AuSep_{k}_{codes[k - 1]}_{number:02d}_{name}.wav"
+    # nothing half-written left behind, and the summary names every piece
+    assert not [q for q in out.iterdir() if q.name.startswith(".")]
+    summary = json.loads((out / "synth_data.json").read_text())
+    assert [s["piece"] for s in summary["pieces"]] == [f.name for f in folders]
+
+
+def test_notes_and_f0_agree_with_audio(bench):
+    out, _ = bench
+    checked = 0
+    for piece in discover_pieces(out):
+        for stem in piece.stems:
+            y, sr = sf.read(stem.audio, dtype="float32")
+            assert sr == SR and len(y) == int(DUR * SR)
+            notes = read_notes(stem.notes)
+            times, f0 = read_f0(stem.f0)
+            info = INSTRUMENTS[stem.instrument]
+            lo, hi = librosa.midi_to_hz(info.low_midi - 2), librosa.midi_to_hz(info.high_midi + 2)
+            assert np.all((notes[:, 1] >= lo) & (notes[:, 1] <= hi)), "notes outside the instrument range"
+            assert np.all(np.diff(times) > 0) and abs(times[1] - times[0] - 0.01) < 1e-6
+            for onset, hz, dur in notes:
+                if dur < 0.25:
+                    continue
+                centre = onset + dur / 2
+                seg = y[int((centre - 0.06) * sr): int((centre + 0.06) * sr)]
+                est = np.median(librosa.yin(seg, fmin=lo * 0.9, fmax=hi * 1.1, sr=sr, frame_length=4096))
+                assert _cents(est, hz) < 50, f"{stem.audio.name}: audio {est:.1f} Hz vs Notes {hz:.1f} Hz"
+                frames = (times > onset + 0.05) & (times < onset + dur - 0.02)
+                assert np.all(_cents(f0[frames], hz) < 50), "F0s drift more than 50 cents from the note"
+                checked += 1
+            # silence is unvoiced: before the first onset and after the last note
+            assert np.all(f0[times < notes[0, 0] - 0.01] == 0)
+            assert np.all(f0[times > notes[-1, 0] + notes[-1, 2] + 0.01] == 0)
+    assert checked >= 8
+
+
+def test_note_onsets_are_energy_rises(bench):
+    out, _ = bench
+    for piece in discover_pieces(out):
+        for stem in piece.stems:
+            y, sr = sf.read(stem.audio, dtype="float32")
+            notes = read_notes(stem.notes)
+            env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=256)
+            est = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=256, units="time",
+                                             backtrack=False)
+            f, p, r = mir_eval.onset.f_measure(notes[:, 0], est, window=0.06)
+            assert r >= 0.9, f"{stem.audio.name}: only {r:.2f} of Notes onsets found in the audio"
+
+
+def test_mix_is_sum_of_stems(bench):
+    out, _ = bench
+    for piece in discover_pieces(out):
+        mix, _ = sf.read(piece.mix, dtype="float64")
+        stems = [sf.read(s.audio, dtype="float64")[0] for s in piece.stems]
+        assert np.max(np.abs(mix - np.sum(stems, axis=0))) <= len(stems) / 32768 + 1e-9
+        assert 0.5 < np.max(np.abs(mix)) < 0.95  # normalised, not clipped
+        for s in stems:
+            assert np.sqrt(np.mean(s**2)) > 1e-3  # every player is audible
+
+
+def test_video_timing_audio_and_motion(bench):
+    out, _ = bench
+    piece = discover_pieces(out)[0]
+    info = probe_video(piece.video)
+    assert abs(info.fps - 30) < 1e-6 and info.num_frames == int(DUR * 30)
+    assert abs(info.duration_s - DUR) < 0.05
+    assert info.has_audio and info.audio_sample_rate == SR
+    assert info.width == 64 * len(piece.stems) and info.height == 96
+    with VideoReader(piece.video, backend="pyav") as r:
+        frames = r.read().data.astype(np.float32)
+    diff = np.abs(np.diff(frames, axis=0))  # diff[i] = change from frame i to i + 1
+    fps = 30.0
+    for k, stem in enumerate(piece.stems):
+        panel = diff[:, :, 64 * k: 64 * (k + 1)].mean(axis=(1, 2, 3))
+        notes = read_notes(stem.notes)
+        onset_frames = np.ceil(notes[1:, 0] * fps).astype(int) - 1
+        onset_frames = onset_frames[(onset_frames >= 0) & (onset_frames < len(panel))]
+        mids = np.round((notes[:, 0] + notes[:, 2] / 2) * fps).astype(int)
+        mids = mids[(notes[:, 2] > 0.3) & (mids < len(panel))]
+        at_onset = panel[onset_frames].mean()
+        assert at_onset > 0.5, "the picture must change when a note starts"
+        if len(mids):
+            assert at_onset > 1.5 * panel[mids].mean(), "onsets should move the picture more than held notes"
+
+
+def test_player_state_is_a_function_of_the_notes():
+    notes = np.array([[0.5, 440.0, 0.4], [1.0, 880.0, 0.4]])
+    midi = np.array([69, 81])
+    t = np.array([0.2, 0.7, 0.9, 1.2, 2.5])
+    st = player_state(notes, midi, np.array([0.5, 1.0]), 57, 93, t)
+    assert st.loudness[0] == 0 and st.loudness[-1] < 1e-3  # silent before the first note / long after
+    np.testing.assert_allclose(st.pitch_pos[1], (69 - 57) / 36)
+    np.testing.assert_allclose(st.pitch_pos[3], (81 - 57) / 36)
+    assert st.pitch_pos[3] > st.pitch_pos[1]
+    assert st.loudness[3] > st.loudness[1]  # louder note -> bigger motion
+    # the bow moves one way during the first note and the other way during the second
+    s = player_state(notes, midi, np.array([0.5, 1.0]), 57, 93, np.array([0.6, 0.8, 1.1, 1.3])).stroke
+    assert (s[1] - s[0]) * (s[3] - s[2]) < 0
+    # same notes, same picture state; a different pitch moves the hand
+    again = player_state(notes, midi, np.array([0.5, 1.0]), 57, 93, t)
+    np.testing.assert_array_equal(again.pitch_pos, st.pitch_pos)
+
+
+def test_determinism_per_seed(tmp_path):
+    kw = dict(duration_s=3.0, width_per_player=64, height=96, progress=False, sample_rate=16000)
+    a = generate_benchmark(tmp_path / "a", 1, seed=11, **kw)[0]
+    b = generate_benchmark(tmp_path / "b", 1, seed=11, **kw)[0]
+    c = generate_benchmark(tmp_path / "c", 1, seed=12, **kw)[0]
+    assert a.name == b.name
+    for f in a.iterdir():
+        if f.suffix != ".mp4":
+            assert f.read_bytes() == (b / f.name).read_bytes(), f.name
+    with VideoReader(a / f"Vid_{a.name}.mp4", backend="pyav") as ra, \
+            VideoReader(b / f"Vid_{b.name}.mp4", backend="pyav") as rb:
+        np.testing.assert_array_equal(ra.read().data, rb.read().data)
+    notes_a = sorted(p.read_text() for p in a.glob("Notes_*"))
+    notes_c = sorted(p.read_text() for p in c.glob("Notes_*"))
+    assert notes_a != notes_c
+
+
+@pytest.mark.parametrize("fps, expected", [("25", 25.0), ("29.97", 30000 / 1001)])
+def test_fps_options(tmp_path, fps, expected):
+    folder = generate_benchmark(tmp_path, 1, seed=0, duration_s=2.0, fps=fps, width_per_player=64, height=96,
+                                source="melodies", sample_rate=16000, progress=False)[0]
+    assert folder.name.split("_")[1] == "Melody"
+    info = probe_video(folder / f"Vid_{folder.name}.mp4")
+    assert abs(info.fps - expected) < 1e-3
+    assert info.num_frames == round(2.0 * expected)
+
+
+def test_fluidsynth_renderer(tmp_path):
+    pytest.importorskip("fluidsynth")
+    folder = generate_benchmark(tmp_path, 1, seed=1, duration_s=2.0, renderer="fluidsynth", width_per_player=64,
+                                height=96, sample_rate=22050, progress=False)[0]
+    piece = discover_pieces(tmp_path)[0]
+    assert piece.folder == folder and piece.missing == []
+    mix, sr = sf.read(piece.mix, dtype="float64")
+    stems = [sf.read(s.audio, dtype="float64")[0] for s in piece.stems]
+    assert sr == 22050 and len(mix) == 2 * 22050
+    assert np.max(np.abs(mix - np.sum(stems, axis=0))) <= len(stems) / 32768 + 1e-9
+    assert all(np.sqrt(np.mean(s**2)) > 1e-3 for s in stems)
+
+
+def test_builtin_timbres_differ_by_family():
+    sr = 22050
+    note = np.array([[0.0, 220.0, 0.5]])
+
+    def harmonics(code):
+        y = render_notes(note, code, sr, duration_s=0.6)
+        seg = y[int(0.2 * sr): int(0.45 * sr)] * np.hanning(int(0.25 * sr))
+        spec = np.abs(np.fft.rfft(seg, 1 << 15))
+        freqs = np.fft.rfftfreq(1 << 15, 1 / sr)
+        return np.array([spec[np.argmin(np.abs(freqs - 220 * k))] for k in range(1, 7)])
+
+    cl, vn, fl = harmonics("cl"), harmonics("vn"), harmonics("fl")
+    assert cl[1] < 0.2 * cl[2]  # clarinet: even harmonics weak
+    assert vn[1] > 0.3 * vn[0]  # bowed string: all harmonics
+    assert fl[0] > 3 * fl[2]  # flute: fundamental dominates
+    # no clicks: the note fades in and out smoothly
+    y = render_notes(note, "tpt", sr)
+    assert abs(y[0]) < 1e-3 and abs(y[-1]) < 1e-3
+    r = render_part(note, "vn", sr, f0_hop_s=0.01)
+    voiced = r.f0_hz[(r.f0_times_s > 0.05) & (r.f0_times_s < 0.45)]
+    assert np.all(_cents(voiced, 220.0) < 20)  # vibrato stays within ~14 cents
+
+
+def test_scores_fit_instrument_ranges():
+    rng = np.random.default_rng(0)
+    score = generate_melodies(rng, [76.0, 60.0, 45.0], num_bars=8)
+    assert len(score.parts) == 3 and score.length_beats == 32
+    perf = perform(score, ["fl", "cl", "bn"], rng, duration_s=30.0, tempo_bpm=90.0)
+    for part in perf.parts:
+        info = INSTRUMENTS[part.instrument]
+        assert part.midi.min() >= info.low_midi and part.midi.max() <= info.high_midi
+        ends = part.notes[:, 0] + part.notes[:, 2]
+        assert ends.max() <= 30.0 and np.all(part.notes[1:, 0] - ends[:-1] >= 0.029)
+        # 32 beats at ~90 BPM last ~21 s: the score was looped to fill 30 s
+        assert part.notes[-1, 0] > 25.0
+    assert np.all(fit_to_range(np.array([30.0, 100.0]), "vn") >= INSTRUMENTS["vn"].low_midi)
+
+
+def test_cli_and_bad_inputs(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    common = ["--duration", "2", "--width", "64", "--height", "96", "--sample-rate", "16000", "--no-progress"]
+    assert cli.main(["synth-data", "--out", str(out), "--pieces", "1", "--seed", "5", *common]) == 0
+    assert len(discover_pieces(out)) == 1
+    capsys.readouterr()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    bad = [
+        ["--out", str(out), "--pieces", "0"],
+        ["--out", str(a_file), "--pieces", "1"],
+        ["--out", str(out), "--pieces", "1", "--renderer", "timidity"],
+        ["--out", str(out), "--pieces", "1", "--source", "jazz"],
+        ["--out", str(out), "--pieces", "1", "--fps", "-3"],
+    ]
+    for argv in bad:
+        assert cli.main(["synth-data", *argv, *common]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("vitmusic synth-data: error:") and "\n" not in err, err
+    # FluidSynth missing -> one clear line, not an ImportError traceback
+    monkeypatch.setitem(__import__("sys").modules, "fluidsynth", None)
+    assert cli.main(["synth-data", "--out", str(out), "--pieces", "1", "--renderer", "fluidsynth", *common]) == 2
+    assert "pyfluidsynth" in capsys.readouterr().err
