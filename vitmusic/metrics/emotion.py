@@ -1,0 +1,221 @@
+"""Emotional agreement (valence / arousal) between a reference and generated audio.
+
+No pretrained emotion model can be downloaded here, so the default estimator is a **PROXY**: a
+transparent, hand-weighted feature model in the spirit of the regression approach of Eerola, Lartillot &
+Toiviainen (2009, "Prediction of multidimensional emotional ratings in music from audio using multivariate
+regression models"), where arousal is carried mainly by loudness, event density, tempo and brightness,
+and valence mainly by mode (major vs minor) plus tempo and brightness. Its weights are NOT fitted to
+listener ratings; read its outputs as "does the generated music move in the same direction as the
+reference on these cues", not as calibrated emotion ratings.
+
+Features of :class:`FeatureEmotionEstimator` (audio resampled to 22050 Hz), each mapped linearly to
+[-1, 1] between two anchors and clipped:
+
+==================  ============================================  =========================
+feature             definition                                    anchors (-> -1, +1)
+==================  ============================================  =========================
+loudness            mean RMS in dBFS over 2048-sample frames      -40 dB, -10 dB
+onset_rate          ``librosa.onset.onset_detect`` events / s     0 /s, 6 /s
+tempo               dominant tempo (``metrics.tempo``), BPM       60, 160 (0 if no tempo)
+brightness          mean spectral centroid, log2(Hz)              log2(500), log2(3000)
+mode                max major minus max minor Krumhansl key       -0.3, +0.3
+                    correlation (``metrics.chroma``)
+==================  ============================================  =========================
+
+``arousal = 0.35 loudness + 0.25 onset_rate + 0.20 tempo + 0.20 brightness``
+``valence = 0.55 mode + 0.20 tempo + 0.15 brightness + 0.10 loudness``
+
+Both lie in [-1, 1]. Quadrant agreement is 1 when the signs of valence and arousal (>= 0 counts as
+positive) match for both signals, else 0.
+
+Any model can replace the proxy through the :class:`EmotionEstimator` protocol, e.g.
+:class:`TransformersEmotionEstimator` for a transformers audio model with a 2-value regression head.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from vitmusic.metrics.audio_checks import is_silent, resample, validate_audio, validate_pair
+
+ANALYSIS_SR = 22050
+#: ``name -> (low anchor, high anchor)`` mapped to -1 and +1.
+FEATURE_ANCHORS: dict[str, tuple[float, float]] = {
+    "loudness": (-40.0, -10.0),
+    "onset_rate": (0.0, 6.0),
+    "tempo": (60.0, 160.0),
+    "brightness": (math.log2(500.0), math.log2(3000.0)),
+    "mode": (-0.3, 0.3),
+}
+AROUSAL_WEIGHTS = {"loudness": 0.35, "onset_rate": 0.25, "tempo": 0.20, "brightness": 0.20}
+VALENCE_WEIGHTS = {"mode": 0.55, "tempo": 0.20, "brightness": 0.15, "loudness": 0.10}
+
+METRIC_NAMES = ("emotion.valence_abs_error", "emotion.arousal_abs_error", "emotion.quadrant_agreement")
+
+
+@runtime_checkable
+class EmotionEstimator(Protocol):
+    """Anything mapping a waveform to ``(valence, arousal)``, both on a [-1, 1] scale."""
+
+    def __call__(self, audio: np.ndarray, sample_rate: int) -> tuple[float, float]: ...
+
+
+def validate(valence: float, arousal: float, name: str = "estimator output") -> tuple[float, float]:
+    """Check an estimator's output (two finite floats) and return it.
+
+    Raises:
+        ValueError: non-numeric or non-finite values.
+    """
+    try:
+        v, a = float(valence), float(arousal)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be two numbers (valence, arousal): {exc}") from exc
+    if not (math.isfinite(v) and math.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got valence={v}, arousal={a}")
+    return v, a
+
+
+def _scale(value: float, name: str) -> float:
+    lo, hi = FEATURE_ANCHORS[name]
+    return float(np.clip(2.0 * (value - lo) / (hi - lo) - 1.0, -1.0, 1.0))
+
+
+def features(audio: np.ndarray, sample_rate: int) -> collections.OrderedDict[str, float]:
+    """Raw proxy features (units in the module table): loudness dBFS, onset_rate /s, tempo BPM,
+    brightness log2 Hz, mode (correlation difference). Silence gives loudness -inf-clipped (-120 dB),
+    zero rate/mode and nan tempo/brightness.
+    """
+    import librosa
+
+    from vitmusic.metrics import chroma, tempo
+
+    y = resample(validate_audio(audio, sample_rate), sample_rate, ANALYSIS_SR)
+    out: collections.OrderedDict[str, float] = collections.OrderedDict()
+    rms = librosa.feature.rms(y=y, frame_length=2048, hop_length=512)[0]
+    out["loudness"] = float(20 * np.log10(max(float(np.mean(rms)), 1e-6)))
+    if is_silent(y):
+        out.update(onset_rate=0.0, tempo=math.nan, brightness=math.nan, mode=0.0)
+        return out
+    onsets = librosa.onset.onset_detect(y=y, sr=ANALYSIS_SR, units="time")
+    out["onset_rate"] = float(len(onsets) / (y.size / ANALYSIS_SR))
+    tempi, weight = tempo.estimate_tempi(y, ANALYSIS_SR)
+    out["tempo"] = math.nan if math.isnan(weight) else tempo.dominant_tempo(tempi, weight)
+    centroid = librosa.feature.spectral_centroid(y=y, sr=ANALYSIS_SR)[0]
+    centroid = centroid[centroid > 0]
+    out["brightness"] = float(np.log2(np.mean(centroid))) if centroid.size else math.nan
+    corr = chroma.key_correlations(chroma.chromagram(y, ANALYSIS_SR))
+    out["mode"] = 0.0 if np.all(np.isnan(corr)) else float(np.nanmax(corr[0]) - np.nanmax(corr[1]))
+    return out
+
+
+class FeatureEmotionEstimator:
+    """PROXY valence/arousal estimator from loudness, onset rate, tempo, brightness and mode.
+
+    Hand-set weights (see the module docstring), not fitted to listener ratings. Undefined features
+    (nan tempo/brightness of near-silent audio) contribute 0, the neutral value.
+    """
+
+    is_proxy = True
+
+    def __call__(self, audio: np.ndarray, sample_rate: int) -> tuple[float, float]:
+        raw = features(audio, sample_rate)
+        scaled = {k: (0.0 if math.isnan(v) else _scale(v, k)) for k, v in raw.items()}
+        arousal = sum(w * scaled[k] for k, w in AROUSAL_WEIGHTS.items())
+        valence = sum(w * scaled[k] for k, w in VALENCE_WEIGHTS.items())
+        return float(valence), float(arousal)
+
+
+class TransformersEmotionEstimator:
+    """Adapter for a transformers audio model whose head outputs two regression values.
+
+    Works with any ``AutoModelForAudioClassification`` checkpoint (hub id or local directory) trained with
+    ``num_labels=2`` / ``problem_type="regression"``; output ``valence_index`` is valence and
+    ``arousal_index`` arousal. Audio is resampled to the feature extractor's ``sampling_rate``. Outputs are
+    squashed to [-1, 1] with ``tanh`` when ``squash`` is True (use it when the model's scale is unbounded).
+
+    Args:
+        name_or_path: hub id or local directory with the model and its feature extractor.
+        revision: hub revision (pinned for reproducibility).
+        valence_index, arousal_index: which logits carry valence and arousal.
+        squash: apply ``tanh`` to the raw outputs.
+    """
+
+    is_proxy = False
+
+    def __init__(
+        self,
+        name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        valence_index: int = 0,
+        arousal_index: int = 1,
+        squash: bool = False,
+    ) -> None:
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+        self.name_or_path = str(name_or_path)
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(self.name_or_path, revision=revision)
+        self.model = AutoModelForAudioClassification.from_pretrained(self.name_or_path, revision=revision)
+        self.model.eval()
+        n_out = int(self.model.config.num_labels)
+        if max(valence_index, arousal_index) >= n_out:
+            raise ValueError(
+                f"model {self.name_or_path} has {n_out} outputs; valence_index={valence_index} and "
+                f"arousal_index={arousal_index} must be < {n_out}"
+            )
+        self.valence_index = valence_index
+        self.arousal_index = arousal_index
+        self.squash = squash
+        self.sample_rate = int(self.feature_extractor.sampling_rate)
+
+    def __call__(self, audio: np.ndarray, sample_rate: int) -> tuple[float, float]:
+        import torch
+
+        y = resample(validate_audio(audio, sample_rate), sample_rate, self.sample_rate)
+        inputs = self.feature_extractor(y, sampling_rate=self.sample_rate, return_tensors="pt")
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits[0].float()
+        if self.squash:
+            logits = torch.tanh(logits)
+        return float(logits[self.valence_index]), float(logits[self.arousal_index])
+
+
+def quadrant(valence: float, arousal: float) -> int:
+    """Russell circumplex quadrant 1..4 (1: +V+A, 2: -V+A, 3: -V-A, 4: +V-A); 0 counts as positive."""
+    if valence >= 0:
+        return 1 if arousal >= 0 else 4
+    return 2 if arousal >= 0 else 3
+
+
+def evaluate(
+    ref_audio: np.ndarray,
+    est_audio: np.ndarray,
+    sample_rate: int,
+    estimator: EmotionEstimator | None = None,
+) -> collections.OrderedDict[str, float]:
+    """Valence/arousal agreement of generated audio with the reference.
+
+    Args:
+        ref_audio, est_audio: ``[N]`` / ``[M]`` waveforms at ``sample_rate`` Hz.
+        estimator: an :class:`EmotionEstimator`; default :class:`FeatureEmotionEstimator` (a PROXY).
+
+    Returns:
+        ``emotion.valence_abs_error`` and ``emotion.arousal_abs_error`` (|difference|, 0..2 on the [-1, 1]
+        scale) and ``emotion.quadrant_agreement`` (1.0 same quadrant, else 0.0).
+    """
+    ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
+    estimator = FeatureEmotionEstimator() if estimator is None else estimator
+    ref_v, ref_a = validate(*estimator(ref, sr), name="estimator output for ref_audio")
+    est_v, est_a = validate(*estimator(est, sr), name="estimator output for est_audio")
+    return collections.OrderedDict(
+        [
+            ("emotion.valence_abs_error", abs(ref_v - est_v)),
+            ("emotion.arousal_abs_error", abs(ref_a - est_a)),
+            ("emotion.quadrant_agreement", float(quadrant(ref_v, ref_a) == quadrant(est_v, est_a))),
+        ]
+    )

@@ -1,0 +1,161 @@
+"""Audio-visual synchrony without a pretrained sync model.
+
+The video side is a motion-onset envelope: the mean absolute difference between consecutive grayscale
+frames (motion energy), then its half-wave rectified time derivative so that the envelope peaks where
+motion *starts* (a bow stroke, a breath, a finger landing), like an audio onset function. The audio side
+is ``librosa.onset.onset_strength``. Both are linearly interpolated onto a common ``rate_hz`` grid,
+standardised, and compared by normalised (Pearson) cross-correlation over lags within ``±max_lag_s``.
+
+Sign convention: ``sync.offset_s > 0`` means the **audio lags the video** (a sound comes ``offset_s``
+after the motion that caused it); negative means the audio is early. ``sync.correlation`` is the peak
+Pearson correlation (-1..1; around 0 for unrelated signals).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import numpy as np
+
+from vitmusic.metrics.audio_checks import is_silent, resample, validate_audio
+
+ANALYSIS_SR = 22050
+ONSET_HOP = 256  # ~11.6 ms
+DEFAULT_RATE_HZ = 100.0
+DEFAULT_MAX_LAG_S = 1.0
+
+METRIC_NAMES = ("sync.offset_s", "sync.correlation")
+
+
+def validate(motion_env: object, motion_fps: object) -> np.ndarray:
+    """Check a motion envelope (1-D, finite, >= 2 samples) and its frame rate (> 0).
+
+    Raises:
+        ValueError: with a clear message.
+    """
+    env = np.asarray(motion_env, dtype=np.float64)
+    if env.ndim != 1 or env.size < 2:
+        raise ValueError(f"motion_env must be 1-D with >= 2 samples, got shape {env.shape}")
+    if not np.all(np.isfinite(env)):
+        raise ValueError("motion_env contains NaN/inf")
+    try:
+        fps = float(motion_fps)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"motion_fps must be a number, got {motion_fps!r}") from exc
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"motion_fps must be > 0, got {motion_fps!r}")
+    return env
+
+
+def motion_envelope(frames: np.ndarray, fps: float) -> np.ndarray:
+    """Motion-onset envelope of a video.
+
+    Args:
+        frames: ``[T, H, W, 3]`` uint8 RGB frames (downscaled frames work as well and are faster).
+        fps: frame rate of ``frames`` (only checked here; the envelope has one value per frame).
+
+    Returns:
+        ``[T]`` float64 envelope; value ``t`` is the rectified increase of motion energy between frame
+        pairs ``(t-1, t)`` and ``(t-2, t-1)``; the first two values are 0.
+    """
+    arr = np.asarray(frames)
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3], got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, got {arr.dtype}")
+    if arr.shape[0] < 2:
+        raise ValueError(f"need at least 2 frames, got {arr.shape[0]}")
+    if not (math.isfinite(float(fps)) and float(fps) > 0):
+        raise ValueError(f"fps must be > 0, got {fps!r}")
+    gray = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # [T, H, W]
+    energy = np.zeros(arr.shape[0])
+    energy[1:] = np.abs(np.diff(gray, axis=0)).mean(axis=(1, 2))
+    env = np.zeros_like(energy)
+    env[1:] = np.maximum(np.diff(energy), 0.0)
+    env[1] = 0.0  # energy[0] is a placeholder, not a measurement
+    return env
+
+
+def audio_onset_envelope(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
+    """Audio onset strength ``[F]`` and its frame rate in Hz (zeros for silence)."""
+    import librosa
+
+    y = resample(validate_audio(audio, sample_rate), sample_rate, ANALYSIS_SR)
+    rate = ANALYSIS_SR / ONSET_HOP
+    if is_silent(y):
+        return np.zeros(1 + y.size // ONSET_HOP), rate
+    return librosa.onset.onset_strength(y=y, sr=ANALYSIS_SR, hop_length=ONSET_HOP), rate
+
+
+def _to_grid(env: np.ndarray, rate_in: float, rate_out: float, duration_s: float) -> np.ndarray:
+    t_in = np.arange(env.size) / rate_in
+    t_out = np.arange(int(math.floor(duration_s * rate_out))) / rate_out
+    return np.interp(t_out, t_in, env, right=0.0)
+
+
+def lagged_correlation(
+    video_env: np.ndarray, audio_env: np.ndarray, rate_hz: float, max_lag_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlation of ``video_env[t]`` with ``audio_env[t + lag]`` for each lag.
+
+    Both envelopes are on the same ``rate_hz`` grid. Only the overlapping part is used at each lag.
+
+    Returns:
+        ``(lags_s [L], correlation [L])``; correlation is nan where either overlap part is constant.
+    """
+    max_lag = int(round(max_lag_s * rate_hz))
+    n = min(video_env.size, audio_env.size)
+    v, a = video_env[:n], audio_env[:n]
+    lags = np.arange(-max_lag, max_lag + 1)
+    corr = np.full(lags.size, math.nan)
+    for k, lag in enumerate(lags):
+        vs = v[max(0, -lag) : n - max(0, lag)]
+        as_ = a[max(0, lag) : n - max(0, -lag)]
+        if vs.size < 3 or np.std(vs) == 0 or np.std(as_) == 0:
+            continue
+        corr[k] = float(np.corrcoef(vs, as_)[0, 1])
+    return lags / rate_hz, corr
+
+
+def evaluate(
+    motion_env: np.ndarray,
+    motion_fps: float,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    max_lag_s: float = DEFAULT_MAX_LAG_S,
+    rate_hz: float = DEFAULT_RATE_HZ,
+) -> collections.OrderedDict[str, float]:
+    """Synchrony of audio with the video's motion.
+
+    Args:
+        motion_env: ``[T]`` envelope from :func:`motion_envelope`.
+        motion_fps: its frame rate (Hz).
+        audio: ``[N]`` waveform (e.g. the generated music for this video).
+        sample_rate: Hz.
+        max_lag_s: largest offset searched in each direction.
+        rate_hz: common analysis rate (offset resolution is ``1 / rate_hz`` but no finer than the video's
+            frame period in practice).
+
+    Returns:
+        ``sync.offset_s`` (positive = audio lags video) and ``sync.correlation`` (peak Pearson r); both nan
+        when either envelope is flat (no motion, silent audio).
+    """
+    env = validate(motion_env, motion_fps)
+    if not (max_lag_s > 0 and rate_hz > 0):
+        raise ValueError(f"max_lag_s and rate_hz must be > 0, got {max_lag_s}, {rate_hz}")
+    a_env, a_rate = audio_onset_envelope(audio, sample_rate)
+    duration_s = min(env.size / float(motion_fps), a_env.size / a_rate)
+    v = _to_grid(env, float(motion_fps), rate_hz, duration_s)
+    a = _to_grid(a_env, a_rate, rate_hz, duration_s)
+    lags_s, corr = lagged_correlation(v, a, rate_hz, max_lag_s)
+    scores: collections.OrderedDict[str, float] = collections.OrderedDict(
+        [("sync.offset_s", math.nan), ("sync.correlation", math.nan)]
+    )
+    if np.all(np.isnan(corr)):
+        return scores
+    best = int(np.nanargmax(corr))
+    scores["sync.offset_s"] = float(lags_s[best])
+    scores["sync.correlation"] = float(corr[best])
+    return scores
