@@ -127,6 +127,17 @@ def test_malformed_lines_name_file_and_line(name, reader, message):
     assert "\n" not in text
 
 
+def test_read_old_mac_line_ends(tmp_path):
+    path = tmp_path / "f0.txt"
+    path.write_bytes(b"0.0\t0.0\r0.1\t440.0\r\r0.2\t0.0\r")
+    times_s, f0_hz = read_f0(path)
+    np.testing.assert_allclose(times_s, [0.0, 0.1, 0.2])
+    np.testing.assert_allclose(f0_hz, [0.0, 440.0, 0.0])
+    path.write_bytes(b"0.0\t0.0\r0.1\r")
+    with pytest.raises(DataError, match=r"f0.txt:2: expected 2 numbers, got '0.1'"):
+        read_f0(path)
+
+
 def test_read_missing_and_empty(tmp_path):
     with pytest.raises(DataError, match="not found"):
         read_f0(tmp_path / "nope.txt")

@@ -18,9 +18,11 @@ in :attr:`Piece.missing`; whoever needs a file decides whether its absence is an
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,12 +318,16 @@ def discover_pieces(root: str | os.PathLike) -> list[Piece]:
 # ---------------------------------------------------------------------------------------------- annotations
 
 
-def _read_table(path: str | os.PathLike, ncols: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Parse a whitespace-separated numeric table -> (values float64 [N, ncols], 1-based line numbers [N]).
+def _read_table(path: str | os.PathLike, ncols: int, what: str) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+    """Parse a whitespace-separated numeric table.
 
-    The split is one ``str.split`` per line (any run of spaces/tabs, CR tolerated); the numbers are
-    converted by numpy in one go. Only on failure do we look for the first bad line, so errors name the
-    right line without slowing the common case.
+    Returns:
+        ``(values float64 [N, ncols], line_numbers)`` where ``line_numbers()`` gives the 1-based file line
+        of each row (computed only when asked: it is needed for error messages alone).
+
+    Fast path: numpy's C parser (``np.loadtxt``) on the newline-normalised text. If it fails, or returns
+    the wrong shape or a non-finite value, the slow path (one ``str.split`` per line) re-parses the text to
+    find and name the first bad line. Both skip blank lines, so row i is the i-th non-blank line.
     """
     path = Path(path)
     try:
@@ -334,42 +340,42 @@ def _read_table(path: str | os.PathLike, ncols: int, what: str) -> tuple[np.ndar
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text file") from None
-    lines = text.splitlines()
-    line_nos, rows = [], []
-    for i, line in enumerate(lines, start=1):
-        tokens = line.split()
-        if tokens:
-            line_nos.append(i)
-            rows.append(tokens)
-    numbers = np.asarray(line_nos, dtype=np.int64)
-    if not rows:
-        return np.zeros((0, ncols), dtype=np.float64), numbers
-    counts = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    bad = np.flatnonzero(counts != ncols)
-    if bad.size:
-        i = int(bad[0])
-        raise DataError(f"{path}:{numbers[i]}: expected {ncols} numbers, got {lines[numbers[i] - 1].strip()!r}")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+
+    def line_numbers() -> np.ndarray:
+        return np.asarray([i for i, line in enumerate(lines, start=1) if line.strip()], dtype=np.int64)
+
     try:
-        values = np.array(rows, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # loadtxt warns on an empty file; that is a valid, empty table
+            values = np.loadtxt(io.StringIO(text), dtype=np.float64, comments=None, ndmin=2)
+        if values.size == 0:
+            values = values.reshape(0, ncols)
+        if values.shape[1] == ncols and np.isfinite(values).all():
+            return values, line_numbers
     except ValueError:
-        for i, r in enumerate(rows):
-            try:
-                [float(t) for t in r]
-            except ValueError:
-                raise DataError(f"{path}:{numbers[i]}: expected {ncols} numbers, "
-                                f"got {lines[numbers[i] - 1].strip()!r}") from None
-        raise  # pragma: no cover - numpy and float() disagree
-    finite = np.isfinite(values).all(axis=1)
-    if not finite.all():
-        i = int(np.flatnonzero(~finite)[0])
-        raise DataError(f"{path}:{numbers[i]}: non-finite value in {lines[numbers[i] - 1].strip()!r}")
-    return values, numbers
+        pass
+
+    rows = [(i, tokens) for i, tokens in enumerate((line.split() for line in lines), start=1) if tokens]
+    for i, tokens in rows:
+        if len(tokens) != ncols:
+            raise DataError(f"{path}:{i}: expected {ncols} numbers, got {lines[i - 1].strip()!r}")
+        try:
+            numbers = [float(t) for t in tokens]
+        except ValueError:
+            raise DataError(f"{path}:{i}: expected {ncols} numbers, got {lines[i - 1].strip()!r}") from None
+        if not all(np.isfinite(numbers)):
+            raise DataError(f"{path}:{i}: non-finite value in {lines[i - 1].strip()!r}")
+    # numpy refused what float() accepts (e.g. '1_000'): take float()'s reading
+    values = np.array([[float(t) for t in tokens] for _, tokens in rows], dtype=np.float64).reshape(-1, ncols)
+    return values, line_numbers
 
 
-def _first_bad(path: Path, numbers: np.ndarray, bad: np.ndarray, message: str) -> None:
+def _first_bad(path: Path, line_numbers: Callable[[], np.ndarray], bad: np.ndarray, message: str) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}:{numbers[i]}: {message}")
+        raise DataError(f"{path}:{line_numbers()[i]}: {message}")
 
 
 def read_f0(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
