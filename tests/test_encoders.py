@@ -141,14 +141,27 @@ def test_full_clip_checkpoint_loads_vision_tower(tmp_path):
 
     torch.manual_seed(0)
     config = CLIPConfig(
-        text_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32},
-        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "intermediate_size": 64},
+        text_config={
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+        },
         projection_dim=12,
     )
     full = CLIPModel(config).eval()
     full.save_pretrained(tmp_path)
-    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        tmp_path
+    )
     enc = load_encoder(str(tmp_path), clip_output="projected")
     assert enc.kind == "clip" and enc.embed_dim == 12
     frames = _frames(1, 2)

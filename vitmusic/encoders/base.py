@@ -129,7 +129,9 @@ class VisionEncoder(nn.Module, abc.ABC):
         expected = {n for n, p in self.named_parameters() if p.requires_grad}
         if set(state) != expected:
             missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise VitmusicError(f"encoder adapter state mismatch: missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise VitmusicError(
+                f"encoder adapter state mismatch: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
         self.load_state_dict(state, strict=False)
 
     def freeze(self) -> VisionEncoder:

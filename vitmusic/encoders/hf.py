@@ -353,6 +353,13 @@ def load_encoder(
         model = model.to(device)
     extra = {"clip_output": clip_output} if kind == "clip" else {}
     return ENCODER_CLASSES[kind](
-        model, processor, name_or_path=str(name_or_path), source=folder, revision=revision,
-        rate_hz=rate_hz, lora=lora, batch_frames=batch_frames, **extra,
+        model,
+        processor,
+        name_or_path=str(name_or_path),
+        source=folder,
+        revision=revision,
+        rate_hz=rate_hz,
+        lora=lora,
+        batch_frames=batch_frames,
+        **extra,
     )

@@ -74,7 +74,9 @@ def add_lora(model: nn.Module, config: dict[str, Any]) -> nn.Module:
         try:
             model = inject_adapter_in_model(peft_config, model)
         except ValueError as exc:
-            raise ConfigError(f"LoRA target_modules {config['target_modules']} not found in the encoder: {exc}") from exc
+            raise ConfigError(
+                f"LoRA target_modules {config['target_modules']} not found in the encoder: {exc}"
+            ) from exc
     n = 0
     for name, p in model.named_parameters():
         is_adapter = "lora_" in name

@@ -35,8 +35,16 @@ def _tiny_videomae() -> tuple[Any, Any]:
     from transformers import VideoMAEConfig, VideoMAEImageProcessorPil, VideoMAEModel
 
     config = VideoMAEConfig(
-        image_size=32, patch_size=8, num_channels=3, num_frames=8, tubelet_size=2, hidden_size=32,
-        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, use_mean_pooling=False,
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        num_frames=8,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        use_mean_pooling=False,
     )
     processor = VideoMAEImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     return VideoMAEModel(config), processor
@@ -46,8 +54,13 @@ def _tiny_vit() -> tuple[Any, Any]:
     from transformers import ViTConfig, ViTImageProcessorPil, ViTModel
 
     config = ViTConfig(
-        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
     )
     processor = ViTImageProcessorPil(size={"height": 32, "width": 32})
     return ViTModel(config, add_pooling_layer=False), processor
@@ -57,8 +70,14 @@ def _tiny_clip() -> tuple[Any, Any]:
     from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     config = CLIPVisionConfig(
-        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, projection_dim=24,
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        projection_dim=24,
     )
     processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     return CLIPVisionModelWithProjection(config), processor
@@ -84,9 +103,11 @@ def preset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def _is_materialised(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (
-        folder / "preprocessor_config.json"
-    ).is_file()
+    return (
+        (folder / "config.json").is_file()
+        and (folder / "model.safetensors").is_file()
+        and (folder / "preprocessor_config.json").is_file()
+    )
 
 
 def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) -> Path:
