@@ -239,6 +239,9 @@ def test_cli_and_bad_inputs(tmp_path, capsys, monkeypatch):
         ["--out", str(out), "--pieces", "1", "--renderer", "timidity"],
         ["--out", str(out), "--pieces", "1", "--source", "jazz"],
         ["--out", str(out), "--pieces", "1", "--fps", "-3"],
+        ["--out", str(out), "--pieces", "1", "--seed", "-1"],
+        ["--out", str(out), "--pieces", "1", "--tempo", "200:100"],
+        ["--out", str(out), "--pieces", "1", "--duration", "0"],
     ]
     for argv in bad:
         assert cli.main(["synth-data", *argv, *common]) == 2, argv

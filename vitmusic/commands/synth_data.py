@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-rate", type=int, default=48000, help="audio sample rate in Hz (default 48000)")
     parser.add_argument("--tempo", type=_tempo_range, default=(66.0, 112.0), metavar="LOW:HIGH",
                         help="BPM range each piece's tempo is drawn from (default 66:112)")
+    parser.add_argument("--tempo-drift", type=float, default=0.04,
+                        help="relative amplitude of the slow tempo drift / rubato (default 0.04, 0 = strict)")
     parser.add_argument("--width", type=int, default=160, help="video width per performer in px (default 160)")
     parser.add_argument("--height", type=int, default=240, help="video height in px (default 240)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     folders = generate_benchmark(args.out, args.pieces, args.seed, duration_s=args.duration, fps=args.fps,
                                  source=args.source, renderer=args.renderer, sample_rate=args.sample_rate,
-                                 tempo_range_bpm=args.tempo, width_per_player=args.width, height=args.height,
+                                 tempo_range_bpm=args.tempo, tempo_drift=args.tempo_drift,
+                                 width_per_player=args.width, height=args.height,
                                  progress=not args.no_progress)
     print(f"wrote {len(folders)} pieces to {args.out}")
     return 0

@@ -181,6 +181,10 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
         raise DataError(f"unknown renderer {renderer!r}; choose from {', '.join(RENDERERS)}")
     if source not in SOURCES:
         raise DataError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
+    if int(seed) < 0:
+        raise DataError(f"--seed must be >= 0, got {seed}")
+    if not 0.0 <= tempo_drift < 0.5:
+        raise DataError(f"--tempo-drift must be in [0, 0.5), got {tempo_drift}")
     if not duration_s > 1.0:
         raise DataError(f"--duration must be > 1 s, got {duration_s}")
     if int(sample_rate) < 8000:
