@@ -168,19 +168,21 @@ def test_prepare_cli_end_to_end(root, tmp_path, capsys):
     assert captured.err == ""
     test_clips = read_manifest(out / "manifest.jsonl", split="test")
     assert test_clips and all(c["split"] == "test" for c in test_clips)
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "prepare.json"]  # no temp leftovers
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "prepare.json", "prepare.png"]  # no temps
+    assert (out / "prepare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_prepare_is_deterministic_and_split_file_overrides(root, tmp_path):
-    a = prepare_manifest(root, tmp_path / "a", 10.0, seed=3)
-    b = prepare_manifest(root, tmp_path / "b", 10.0, seed=3)
+    a = prepare_manifest(root, tmp_path / "a", 10.0, seed=3, plot=False)
+    b = prepare_manifest(root, tmp_path / "b", 10.0, seed=3, plot=False)
+    assert a.plot is None and not (tmp_path / "a" / "prepare.png").exists()
     assert (tmp_path / "a" / "manifest.jsonl").read_text() == (tmp_path / "b" / "manifest.jsonl").read_text()
     assert a.split_map == b.split_map
     split_file = tmp_path / "split.csv"
     split_file.write_text("piece,split\n01_Jupiter_vn_vc,test\n02_Sonata_fl_cl,test\n03_Dance_tpt,val\n"
                           "04_Hark_vn_va_vc,train\n")
     code = main(["prepare", "--urmp", str(root), "--out", str(tmp_path / "c"), "--clip-seconds", "10",
-                 "--split-file", str(split_file)])
+                 "--split-file", str(split_file), "--no-plot"])
     assert code == 0
     clips = read_manifest(tmp_path / "c")
     assert {c["piece"]: c["split"] for c in clips} == {
@@ -208,7 +210,7 @@ def test_missing_files_reported_or_required(root, tmp_path, capsys):
 def test_manifest_loads_with_datasets(root, tmp_path):
     datasets = pytest.importorskip("datasets")
     make_piece(root, 7, "NoNotes", ["vn"], 12.0, skip=("notes", "video"))
-    prepare_manifest(root, tmp_path / "out", 10.0)
+    prepare_manifest(root, tmp_path / "out", 10.0, plot=False)
     ds = datasets.load_dataset("json", data_files=str(tmp_path / "out" / "manifest.jsonl"), split="train",
                                cache_dir=str(tmp_path / "hf_cache"))
     clips = read_manifest(tmp_path / "out")

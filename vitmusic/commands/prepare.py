@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "cut a URMP-layout dataset into fixed-length clips: OUT/manifest.jsonl + OUT/prepare.json"
+HELP = "cut a URMP-layout dataset into fixed-length clips: OUT/manifest.jsonl, prepare.json, prepare.png"
 
 
 def _csv_list(text: str) -> list[str]:
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated files every piece must have: video,mix,score,stems,f0,notes")
     parser.add_argument("--skip-incomplete", action="store_true",
                         help="skip (and report) pieces lacking a --require'd file instead of failing")
+    parser.add_argument("--no-plot", action="store_true", help="do not save the OUT/prepare.png overview")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         ratios=ratios,
         require=args.require,
         skip_incomplete=args.skip_incomplete,
+        plot=not args.no_plot,
     )
     print(result.summary())
     return 0

@@ -17,6 +17,7 @@ A prepared folder ``OUT/`` holds:
   same type (so every consumer can iterate them blindly); when stem k has no annotation file they are empty
   and ``stems[k]["notes"]`` / ``stems[k]["f0"]`` is ``null`` -- check the path to tell "not annotated" from
   "annotated, nothing in this window".
+* ``prepare.png`` — pieces/clips per split and instrument tracks per split (see :func:`plot_prepare`).
 * ``prepare.json`` — the arguments, the piece -> split map, counts, the missing-file report and the pieces
   that produced no clip, with the reason.
 
@@ -49,6 +50,7 @@ from vitmusic.errors import DataError, VitmusicError
 
 __all__ = [
     "MANIFEST_NAME",
+    "PLOT_NAME",
     "REPORT_NAME",
     "REQUIRABLE",
     "PrepareResult",
@@ -57,12 +59,14 @@ __all__ = [
     "clip_windows",
     "piece_clips",
     "piece_duration",
+    "plot_prepare",
     "prepare_manifest",
     "read_manifest",
 ]
 
 MANIFEST_NAME = "manifest.jsonl"
 REPORT_NAME = "prepare.json"
+PLOT_NAME = "prepare.png"
 # what --require accepts -> a check that the piece has it
 REQUIRABLE: tuple[str, ...] = ("video", "mix", "score", "stems", "f0", "notes")
 _DECIMALS = 6  # microsecond / micro-Hz resolution in the JSON: far below annotation precision
@@ -224,6 +228,7 @@ class PrepareResult:
     skipped: dict[str, str] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    plot: Path | None = None
 
     def summary(self) -> str:
         """One paragraph for people."""
@@ -231,7 +236,8 @@ class PrepareResult:
         n_clips = sum(self.clips_per_split.values())
         per = ", ".join(f"{s} {self.clips_per_split[s]} clip(s) / {self.pieces_per_split[s]} piece(s)"
                         for s in SPLITS)
-        text = f"Prepared {n_clips} clip(s) from {n_pieces} piece(s) ({per}) -> {self.manifest}."
+        text = f"Prepared {n_clips} clip(s) from {n_pieces} piece(s) ({per}) -> {self.manifest}"
+        text += f" (overview plot {self.plot.name})." if self.plot else "."
         if self.skipped:
             text += f" Skipped {len(self.skipped)} piece(s): " + "; ".join(
                 f"{p} ({why})" for p, why in list(self.skipped.items())[:3]) + (" ..." if len(self.skipped) > 3 else "")
@@ -256,6 +262,7 @@ def prepare_manifest(
     require: Sequence[str] = (),
     skip_incomplete: bool = False,
     progress: bool | None = None,
+    plot: bool = True,
 ) -> PrepareResult:
     """Discover pieces, split them, cut clips and write ``manifest.jsonl`` + ``prepare.json`` atomically.
 
@@ -267,6 +274,7 @@ def prepare_manifest(
         require: files every piece must have, among :data:`REQUIRABLE`.
         skip_incomplete: skip (and report) a piece lacking a required file instead of failing.
         progress: tqdm bar over pieces (``None``: only on a terminal).
+        plot: also save ``prepare.png`` (see :func:`plot_prepare`).
 
     Raises:
         DataError: bad root, no pieces, a required file missing (unless ``skip_incomplete``), malformed
@@ -361,9 +369,49 @@ def prepare_manifest(
                 f.write(json.dumps(c, allow_nan=False, separators=(",", ":")) + "\n")
     with atomic_path(report_path) as tmp:
         tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    plot_path = plot_prepare(clips, split_map, out_dir / PLOT_NAME) if plot else None
     return PrepareResult(manifest=manifest_path, report=report_path, split_map=split_map,
                          clips_per_split=clips_per_split, pieces_per_split=split_counts(split_map),
-                         skipped=skipped, missing=missing, warnings=notes_seen)
+                         skipped=skipped, missing=missing, warnings=notes_seen, plot=plot_path)
+
+
+def plot_prepare(clips: Sequence[dict], split_map: dict[str, str], path: str | os.PathLike) -> Path:
+    """Save a PNG overview of a prepared manifest: pieces/clips per split, clips per instrument and split.
+
+    Args:
+        clips: manifest records; split_map: ``{piece_id: split}``; path: output PNG (written atomically).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+    pieces = split_counts(split_map)
+    n_clips = {s: sum(c["split"] == s for c in clips) for s in SPLITS}
+    instruments = sorted({code for c in clips for code in c["instruments"]})
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
+    x = np.arange(len(SPLITS))
+    ax0.bar(x - 0.2, [pieces[s] for s in SPLITS], 0.4, label="pieces", color="0.6")
+    ax0.bar(x + 0.2, [n_clips[s] for s in SPLITS], 0.4, label="clips", color=[colors[s] for s in SPLITS])
+    ax0.set_xticks(x, SPLITS)
+    ax0.set_title("pieces (grey) and clips per split")
+    ax0.set_ylabel("count")
+    bottom = np.zeros(len(instruments))
+    for s in SPLITS:
+        # a clip counts once for every stem of that instrument it holds (two violins -> 2)
+        counts = np.array([sum(c["instruments"].count(code) for c in clips if c["split"] == s)
+                           for code in instruments], dtype=float)
+        ax1.bar(instruments, counts, bottom=bottom, label=s, color=colors[s])
+        bottom += counts
+    ax1.set_title("instrument tracks in clips, by split")
+    ax1.set_ylabel("clip-tracks")
+    ax1.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def read_manifest(path_or_dir: str | os.PathLike, split: str | None = None) -> list[dict]:
