@@ -244,7 +244,7 @@ def test_cli_and_bad_inputs(tmp_path, capsys, monkeypatch):
         ["--out", str(out), "--pieces", "1", "--duration", "0"],
     ]
     for argv in bad:
-        assert cli.main(["synth-data", *argv, *common]) == 2, argv
+        assert cli.main(["synth-data", *common, *argv]) == 2, argv  # later flags win
         err = capsys.readouterr().err.strip()
         assert err.startswith("vitmusic synth-data: error:") and "\n" not in err, err
     # FluidSynth missing -> one clear line, not an ImportError traceback
