@@ -202,8 +202,12 @@ def test_lora_only_adapters_train_and_receive_gradients(name):
     fresh = load_encoder(name, lora={"r": 4, "alpha": 8})
     fresh.load_trainable_state_dict(state)
     torch.testing.assert_close(fresh.encode_frames(frames)[0], embeds.detach())
-    with pytest.raises(ConfigError, match="LoRA"):
+    assert load_encoder(name, lora={"rank": 4, "alpha": 8}).fingerprint()["lora"] == enc.fingerprint()["lora"]
+    assert load_encoder(name, lora={"rank": 0}).trainable_parameters() == []
+    with pytest.raises(ConfigError, match="disagree"):
         load_encoder(name, lora={"r": 4, "rank": 3})
+    with pytest.raises(ConfigError, match="unknown LoRA option"):
+        load_encoder(name, lora={"r": 4, "rnak": 3})
     with pytest.raises(ConfigError, match="target_modules"):
         load_encoder(name, lora={"r": 4, "target_modules": ["no_such_layer"]})
 

@@ -192,6 +192,8 @@ def test_pca_fit_with_mask_and_errors():
     pca.fit(embeds, mask)
     ref = PCAProjection(12, 4).fit(embeds[mask])
     torch.testing.assert_close(pca.components, ref.components)
+    from_numpy = PCAProjection(12, 4).fit(embeds.numpy(), mask.numpy())
+    torch.testing.assert_close(from_numpy.components, ref.components)
     with pytest.raises(VitmusicError, match="more than n_components=4"):
         PCAProjection(12, 4).fit(torch.randn(4, 12))
     with pytest.raises(VitmusicError, match=r"\[N, 12\]"):

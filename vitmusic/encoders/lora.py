@@ -18,11 +18,13 @@ from vitmusic.errors import ConfigError
 # (ViT uses q_proj/v_proj in transformers 5, query/value before), so defaults are matched on the model.
 DEFAULT_TARGETS = ("q_proj", "v_proj", "query", "value")
 
-_KEYS = {"r", "alpha", "dropout", "target_modules", "seed"}
+_KEYS = {"r", "rank", "alpha", "dropout", "target_modules", "seed"}
 
 
 def normalize_lora_config(lora: dict[str, Any] | None, model: nn.Module) -> dict[str, Any] | None:
     """Validate a user LoRA dict (``{"r": 8, "alpha": 16, "target_modules": [...]}``) and fill defaults.
+
+    ``rank`` is accepted as a synonym of ``r``; ``alpha`` defaults to ``2 * r``, ``dropout`` to 0.
 
     ``target_modules`` defaults to the attention query/value projections found in ``model``.
     Returns None when ``lora`` is None/empty or has ``r == 0`` (adapters disabled).
@@ -32,7 +34,9 @@ def normalize_lora_config(lora: dict[str, Any] | None, model: nn.Module) -> dict
     unknown = set(lora) - _KEYS
     if unknown:
         raise ConfigError(f"unknown LoRA option(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
-    r = int(lora.get("r", 8))
+    if "r" in lora and "rank" in lora and lora["r"] != lora["rank"]:
+        raise ConfigError(f"LoRA options r={lora['r']} and rank={lora['rank']} disagree")
+    r = int(lora.get("r", lora.get("rank", 8)))  # "rank" = vitmusic.config's name for r
     if r == 0:
         return None
     if r < 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from vitmusic.errors import ConfigError, VitmusicError
@@ -96,7 +97,9 @@ class PCAProjection(Projection):
         }
 
     @torch.no_grad()
-    def fit(self, embeds: torch.Tensor, mask: torch.Tensor | None = None) -> PCAProjection:
+    def fit(
+        self, embeds: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray | None = None
+    ) -> PCAProjection:
         """Fit mean, principal axes and whitening scales.
 
         Args:
@@ -106,9 +109,13 @@ class PCAProjection(Projection):
         Raises:
             VitmusicError: wrong width, or fewer than ``n_components + 1`` embeddings.
         """
-        x = torch.as_tensor(embeds)
+        x = torch.as_tensor(np.asarray(embeds) if not isinstance(embeds, torch.Tensor) else embeds)
         if x.dim() == 3:
-            x = x[mask.bool()] if mask is not None else x.reshape(-1, x.shape[-1])
+            if mask is None:
+                x = x.reshape(-1, x.shape[-1])
+            else:
+                m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+                x = x[m.to(device=x.device, dtype=torch.bool)]
         if x.dim() != 2 or x.shape[1] != self.in_dim:
             raise VitmusicError(f"pca fit expects embeddings [N, {self.in_dim}], got {tuple(x.shape)}")
         n, k = x.shape[0], self.n_components
