@@ -253,7 +253,24 @@ def _bad_urmp_roots(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     cases["bad ratios"] = (["--urmp", str(tmp_path / "nonotes"), "--ratios", "1,x,1"], "--ratios")
     cases["zero clip"] = (["--urmp", str(tmp_path / "nonotes"), "--clip-seconds", "0"], "--clip-seconds must be positive")
     cases["negative hop"] = (["--urmp", str(tmp_path / "nonotes"), "--hop-seconds", "-1"], "--hop-seconds must be positive")
+    (tmp_path / "a_file").write_text("x")
+    cases["out is a file"] = (["--urmp", str(tmp_path / "nonotes"), "--out", str(tmp_path / "a_file")],
+                              "output path exists and is not a folder")
     return cases
+
+
+def test_read_manifest_errors(tmp_path):
+    with pytest.raises(DataError, match="manifest not found"):
+        read_manifest(tmp_path)
+    path = tmp_path / "manifest.jsonl"
+    path.write_text('{"clip_id": "a", "piece": "p", "split": "train"}\n\n{"clip_id": "b", "piece": "p"\n')
+    with pytest.raises(DataError, match=r"manifest.jsonl:3: invalid JSON"):
+        read_manifest(path)
+    path.write_text('{"clip_id": "a", "piece": "p", "split": "train"}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"manifest.jsonl:2: not a clip record"):
+        read_manifest(tmp_path)
+    with pytest.raises(ValueError, match="split must be one of"):
+        read_manifest(path, split="training")
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
@@ -270,3 +287,4 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         assert "Traceback" not in err
         assert not (out / "manifest.jsonl").exists() and not (out / "prepare.json").exists(), case
         assert not out.exists() or not any(out.iterdir()), (case, list(out.iterdir()))
+    assert (tmp_path / "a_file").read_text() == "x"

@@ -281,7 +281,7 @@ def prepare_manifest(
             annotation, or no piece long enough for one window. Nothing is written then.
         VitmusicError: invalid arguments.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if not clip_s > 0:
         raise VitmusicError(f"--clip-seconds must be positive, got {clip_s:g}")
