@@ -455,8 +455,8 @@ class VideoReader:
     ) -> Iterator[Frames]:
         """Yield the frames of consecutive windows ``[k*hop_s, k*hop_s + window_s)`` over the whole video.
 
-        Decodes sequentially and holds at most about two windows of frames, so memory does not grow with
-        the video's length. The last window is cut at the end of the video. Frame selection inside each
+        Decodes sequentially (always with PyAV, whichever the backend) and holds at most about two windows
+        of frames, so memory does not grow with the video's length. The last window is cut at the end of the video. Frame selection inside each
         window is as in :meth:`read`.
 
         Args:
@@ -468,6 +468,20 @@ class VideoReader:
         hop_s = window_s if hop_s is None else hop_s
         if not (window_s > 0 and hop_s > 0):
             raise VitmusicError(f"window_s and hop_s must be > 0, got {window_s}, {hop_s}")
+        if self._decoder is None:
+            raise VitmusicError(f"{self.path}: reader is closed")
+        # Streaming always decodes with PyAV: one sequential pass, frames identical to decord's (tested),
+        # while decord's reader grows with the video (measured: +26% peak RSS for 10 min vs 1 min) and
+        # is slower on sequential access.
+        own = not isinstance(self._decoder, _PyAVDecoder)
+        decoder = _PyAVDecoder(self.path, self._index, _open(self.path)) if own else self._decoder
+        try:
+            yield from self._windows(decoder, window_s, hop_s, fps, num_frames)
+        finally:
+            if own:
+                decoder.close()
+
+    def _windows(self, decoder, window_s, hop_s, fps, num_frames) -> Iterator[Frames]:
         end = self.info.duration_s
         cache: dict[int, np.ndarray] = {}
         k = 0
@@ -477,10 +491,7 @@ class VideoReader:
             idx = self._select(t0, t1, fps, num_frames)
             todo = np.array(sorted({int(i) for i in idx} - cache.keys()), dtype=np.int64)
             if len(todo):
-                fresh = self._decoder.get(todo) if self._decoder is not None else None
-                if fresh is None:
-                    raise VitmusicError(f"{self.path}: reader is closed")
-                cache.update(zip(todo.tolist(), fresh))
+                cache.update(zip(todo.tolist(), decoder.get(todo)))
             if len(idx):
                 data = _resize(np.stack([cache[int(i)] for i in idx]), self.size)
             else:
@@ -488,10 +499,6 @@ class VideoReader:
                 data = np.zeros((0, h, w, 3), np.uint8)
             yield Frames(data, self._index.times_s[idx].copy())
             # keep only frames the next window can still use (overlapping windows)
-            keep_from = (k + 1) * hop_s
-            cache = {
-                i: f
-                for i, f in cache.items()
-                if self._index.times_s[i] >= keep_from - 1.0 / max(self.info.fps, 1e-3)
-            }
+            keep_from = (k + 1) * hop_s - 1.0 / max(self.info.fps, 1e-3)
+            cache = {i: f for i, f in cache.items() if self._index.times_s[i] >= keep_from}
             k += 1
