@@ -163,6 +163,16 @@ def _track_crepe(y: np.ndarray, fmin_hz: float, fmax_hz: float) -> tuple[np.ndar
     return np.arange(f0.size) * HOP_LENGTH / ANALYSIS_SR, f0
 
 
+def _pad_unvoiced(times: np.ndarray, f0: np.ndarray, until_s: float) -> tuple[np.ndarray, np.ndarray]:
+    # mir_eval holds the last voicing value when the reference runs past the estimate's end, which would
+    # count a shorter estimate as "voiced" there; the estimate is silent there, so say so explicitly.
+    if times[-1] >= until_s:
+        return times, f0
+    hop = float(np.median(np.diff(times))) if times.size > 1 else 0.01
+    extra = times[-1] + hop * np.arange(1, int(np.ceil((until_s - times[-1]) / hop)) + 1)
+    return np.concatenate([times, extra]), np.concatenate([f0, np.zeros(extra.size)])
+
+
 def evaluate_f0(
     ref_times: np.ndarray,
     ref_f0_hz: np.ndarray,
@@ -173,7 +183,9 @@ def evaluate_f0(
 ) -> collections.OrderedDict[str, float]:
     """Score an estimated f0 track against a reference one with ``mir_eval.melody``.
 
-    The estimate is resampled onto the reference time grid (``mir_eval.melody.to_cent_voicing``).
+    The estimate is resampled onto the reference time grid (``mir_eval.melody.to_cent_voicing``); an
+    estimate that ends before the reference is padded with unvoiced frames first (mir_eval alone would
+    hold its last voicing value to the end).
 
     Returns:
         ``pitch.voicing_recall``, ``pitch.voicing_false_alarm``, ``pitch.raw_pitch_accuracy``,
@@ -185,6 +197,7 @@ def evaluate_f0(
 
     ref_t, ref_f = validate_series(ref_times, ref_f0_hz, "reference f0")
     est_t, est_f = validate_series(est_times, est_f0_hz, "estimated f0")
+    est_t, est_f = _pad_unvoiced(est_t, est_f, float(ref_t[-1]))
     ref_v, ref_c, est_v, est_c = mir_eval.melody.to_cent_voicing(ref_t, ref_f, est_t, est_f)
     scores: collections.OrderedDict[str, float] = collections.OrderedDict()
     has_voiced = bool(np.any(ref_v > 0))
