@@ -229,8 +229,9 @@ def _bad_urmp_roots(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     cases["empty folder"] = (["--urmp", str(tmp_path / "empty")], "no piece folders")
     (tmp_path / "badcode" / "01_Jupiter_vn_xyz").mkdir(parents=True)
     cases["unknown instrument"] = (["--urmp", str(tmp_path / "badcode")], "unknown instrument code 'xyz'")
-    folder = make_piece(tmp_path / "badnotes", 1, "Jupiter", ["vn", "vc"], 12.0)
-    notes = folder / "Notes_2_vc_01_Jupiter.txt"
+    make_piece(tmp_path / "badnotes", 1, "Good", ["vn"], 12.0)  # streamed to the manifest before the failure
+    folder = make_piece(tmp_path / "badnotes", 2, "Jupiter", ["vn", "vc"], 12.0)
+    notes = folder / "Notes_2_vc_02_Jupiter.txt"
     notes.write_text("1.0\t220.0\t0.5\n\n2.0\t220.0\n")
     cases["malformed annotation"] = (["--urmp", str(tmp_path / "badnotes")],
                                      f"{notes}:3: expected 3 numbers, got '2.0\\t220.0'")

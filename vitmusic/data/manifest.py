@@ -331,45 +331,45 @@ def prepare_manifest(
         split_map = split_pieces([p.id for p, _ in usable], ratios=ratios, seed=seed, split_file=split_file)
     notes_seen += [str(w.message) for w in caught]
 
-    clips: list[dict] = []
-    bar = tqdm(usable, desc="prepare", unit="piece", disable=(None if progress is None else not progress),
-               leave=False)
-    for piece, duration_s in bar:
-        clips.extend(piece_clips(piece, split_map[piece.id], clip_s, hop_s, duration_s=duration_s))
-
-    by_split = {s: {c["piece"] for c in clips if c["split"] == s} for s in SPLITS}
-    # the whole point of piece-level splits: fail loudly should a piece ever straddle two
-    assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"]
-                or by_split["val"] & by_split["test"]), "a piece appears in two splits"
-
-    clips_per_split = dict.fromkeys(SPLITS, 0)
-    for c in clips:
-        clips_per_split[c["split"]] += 1
-    missing = {p.id: list(p.missing) for p in pieces if p.missing}
-    report = {
-        "arguments": {"urmp_root": str(Path(urmp_root).resolve()), "out_dir": str(out_dir.resolve()),
-                      "clip_seconds": clip_s, "hop_seconds": clip_s if hop_s is None else hop_s,
-                      "split_file": None if split_file is None else str(Path(split_file).resolve()),
-                      "seed": seed, "ratios": list(ratios), "require": list(require),
-                      "skip_incomplete": skip_incomplete},
-        "splits": split_map,
-        "counts": {"pieces": split_counts(split_map), "clips": clips_per_split,
-                   "pieces_found": len(pieces), "pieces_skipped": len(skipped)},
-        "skipped": skipped,
-        "missing": missing,
-        "warnings": notes_seen,
-    }
-    from vitmusic import __version__
-
-    report["vitmusic_version"] = __version__
+    # Clips stream straight into the (temporary) manifest: a URMP-sized run with a short hop holds
+    # hundreds of MB of f0 lists, which need not all live in memory. Only light per-clip facts are kept.
+    seen: list[dict] = []
     manifest_path, report_path = out_dir / MANIFEST_NAME, out_dir / REPORT_NAME
-    with atomic_path(manifest_path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for c in clips:
-                f.write(json.dumps(c, allow_nan=False, separators=(",", ":")) + "\n")
-    with atomic_path(report_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    plot_path = plot_prepare(clips, split_map, out_dir / PLOT_NAME) if plot else None
+    with atomic_path(manifest_path) as tmp_manifest:
+        with open(tmp_manifest, "w", encoding="utf-8", newline="\n") as f:
+            bar = tqdm(usable, desc="prepare", unit="piece", leave=False,
+                       disable=None if progress is None else not progress)
+            for piece, duration_s in bar:
+                for c in piece_clips(piece, split_map[piece.id], clip_s, hop_s, duration_s=duration_s):
+                    f.write(json.dumps(c, allow_nan=False, separators=(",", ":")) + "\n")
+                    seen.append({"piece": c["piece"], "split": c["split"], "instruments": c["instruments"]})
+
+        by_split = {s: {c["piece"] for c in seen if c["split"] == s} for s in SPLITS}
+        # the whole point of piece-level splits: fail loudly should a piece ever straddle two
+        assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"]
+                    or by_split["val"] & by_split["test"]), "a piece appears in two splits"
+        clips_per_split = {s: sum(c["split"] == s for c in seen) for s in SPLITS}
+        missing = {p.id: list(p.missing) for p in pieces if p.missing}
+        from vitmusic import __version__
+
+        report = {
+            "arguments": {"urmp_root": str(Path(urmp_root).resolve()), "out_dir": str(out_dir.resolve()),
+                          "clip_seconds": clip_s, "hop_seconds": clip_s if hop_s is None else hop_s,
+                          "split_file": None if split_file is None else str(Path(split_file).resolve()),
+                          "seed": seed, "ratios": list(ratios), "require": list(require),
+                          "skip_incomplete": skip_incomplete},
+            "splits": split_map,
+            "counts": {"pieces": split_counts(split_map), "clips": clips_per_split,
+                       "pieces_found": len(pieces), "pieces_skipped": len(skipped)},
+            "skipped": skipped,
+            "missing": missing,
+            "warnings": notes_seen,
+            "vitmusic_version": __version__,
+        }
+        # the report lands just before the manifest: a manifest never appears without its report
+        with atomic_path(report_path) as tmp_report:
+            tmp_report.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    plot_path = plot_prepare(seen, split_map, out_dir / PLOT_NAME) if plot else None
     return PrepareResult(manifest=manifest_path, report=report_path, split_map=split_map,
                          clips_per_split=clips_per_split, pieces_per_split=split_counts(split_map),
                          skipped=skipped, missing=missing, warnings=notes_seen, plot=plot_path)
@@ -379,7 +379,9 @@ def plot_prepare(clips: Sequence[dict], split_map: dict[str, str], path: str | o
     """Save a PNG overview of a prepared manifest: pieces/clips per split, clips per instrument and split.
 
     Args:
-        clips: manifest records; split_map: ``{piece_id: split}``; path: output PNG (written atomically).
+        clips: manifest records (only their ``split`` and ``instruments`` are used).
+        split_map: ``{piece_id: split}``.
+        path: output PNG (written atomically).
     """
     import matplotlib
 
