@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 
 from vitmusic import cli
+from vitmusic.data.audio import load_audio
 from vitmusic.data.synth import generate_benchmark, render_notes, render_part
 from vitmusic.data.synth.performer import player_state
-from vitmusic.data.synth.scores import fit_to_range, generate_melodies, perform
+from vitmusic.data.synth.scores import choose_ensemble, fit_to_range, generate_melodies, perform, range_cost
 from vitmusic.data.urmp import INSTRUMENTS, discover_pieces, parse_piece_name, read_f0, read_notes
 from vitmusic.data.video import VideoReader, probe_video
 
@@ -49,6 +50,7 @@ def test_layout_is_urmp(bench):
     assert not [q for q in out.iterdir() if q.name.startswith(".")]
     summary = json.loads((out / "synth_data.json").read_text())
     assert [s["piece"] for s in summary["pieces"]] == [f.name for f in folders]
+    assert (out / "synth_data.png").stat().st_size > 1000
 
 
 def test_notes_and_f0_agree_with_audio(bench):
@@ -112,6 +114,12 @@ def test_video_timing_audio_and_motion(bench):
     assert abs(info.duration_s - DUR) < 0.05
     assert info.has_audio and info.audio_sample_rate == SR
     assert info.width == 64 * len(piece.stems) and info.height == 96
+    # the soundtrack is the mix (through AAC)
+    track, _ = load_audio(piece.video, sample_rate=SR)
+    mix, _ = sf.read(piece.mix, dtype="float32")
+    n = min(len(track), len(mix))
+    assert abs(len(track) - len(mix)) < 0.05 * SR
+    assert np.corrcoef(track[:n], mix[:n])[0, 1] > 0.95
     with VideoReader(piece.video, backend="pyav") as r:
         frames = r.read().data.astype(np.float32)
     diff = np.abs(np.diff(frames, axis=0))  # diff[i] = change from frame i to i + 1
@@ -223,6 +231,17 @@ def test_scores_fit_instrument_ranges():
         # 32 beats at ~90 BPM last ~21 s: the score was looped to fill 30 s
         assert part.notes[-1, 0] > 25.0
     assert np.all(fit_to_range(np.array([30.0, 100.0]), "vn") >= INSTRUMENTS["vn"].low_midi)
+
+
+def test_ensemble_is_chosen_by_range():
+    soprano, bass = np.array([67.0, 72, 74, 79]), np.array([40.0, 43, 36, 45])
+    assert range_cost(soprano, "vn") == 0 and range_cost(bass, "vn") > 0
+    for seed in range(5):
+        # a bass line goes to an instrument that can play it untransposed
+        codes = choose_ensemble(np.random.default_rng(seed), 2, "brass", voices=[soprano, bass])
+        assert codes == ["tpt", "tba"]  # not tpt + trombone, whose range stops at E2
+    picks = {tuple(choose_ensemble(np.random.default_rng(s), 4)) for s in range(20)}
+    assert len(picks) > 3  # seeded variety
 
 
 def test_cli_and_bad_inputs(tmp_path, capsys, monkeypatch):

@@ -205,14 +205,32 @@ def fit_to_range(midi: np.ndarray, code: str) -> np.ndarray:
     return out
 
 
-def choose_ensemble(rng: np.random.Generator, num_parts: int, family: str | None = None) -> list[str]:
-    """Seeded choice of an ensemble (codes ordered high -> low) with ``num_parts`` players (2-4)."""
+def range_cost(midi: np.ndarray, code: str) -> float:
+    """How badly a voice fits an instrument: octaves transposed + fraction of notes folded back into range."""
+    info = INSTRUMENTS[code]
+    shift = _fit_octave(midi, int(info.low_midi), int(info.high_midi))
+    moved = midi + shift
+    folded = float(np.mean((moved < info.low_midi) | (moved > info.high_midi))) if len(midi) else 0.0
+    return abs(shift) / 12.0 + 4.0 * folded
+
+
+def choose_ensemble(rng: np.random.Generator, num_parts: int, family: str | None = None,
+                    voices: list[np.ndarray] | None = None) -> list[str]:
+    """Seeded choice of an ensemble (codes ordered high -> low) with ``num_parts`` players (2-4).
+
+    The family (strings / brass / woodwinds / mixed) is drawn at random; with ``voices`` (MIDI pitches of
+    each part, high -> low) the line-up is drawn among the family's ensembles whose instrument ranges fit
+    the voices best (fewest octave transpositions and out-of-range notes).
+    """
     fam = family or str(rng.choice(list(ENSEMBLES)))
     if fam not in ENSEMBLES:
         raise DataError(f"unknown ensemble family {fam!r}; choose from {sorted(ENSEMBLES)}")
-    full = ENSEMBLES[fam][int(rng.integers(len(ENSEMBLES[fam])))]
     keep = {4: [0, 1, 2, 3], 3: [0, 2, 3], 2: [0, 3]}[num_parts]
-    return [full[i] for i in keep]
+    options = [[full[i] for i in keep] for full in ENSEMBLES[fam]]
+    if voices is not None:
+        costs = np.array([sum(range_cost(v, c) for v, c in zip(voices, opt)) for opt in options])
+        options = [o for o, c in zip(options, costs) if c <= costs.min() + 0.5]
+    return options[int(rng.integers(len(options)))]
 
 
 # ---------------------------------------------------------------------------------------- performance
@@ -299,13 +317,14 @@ def make_performance(rng: np.random.Generator, source: str, duration_s: float,
         raise DataError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
     kind = source if source != "mixed" else ("chorales" if rng.random() < 0.5 else "melodies")
     num_parts = int(rng.choice([2, 3, 4], p=[0.25, 0.3, 0.45]))
-    instruments = choose_ensemble(rng, num_parts)
+    keep = {4: [0, 1, 2, 3], 3: [0, 2, 3], 2: [0, 3]}[num_parts]  # outer voices always stay
     if kind == "chorales":
         score = random_chorale(rng)
-        keep = {4: [0, 1, 2, 3], 3: [0, 2, 3], 2: [0, 3]}[num_parts]
         score = Score(score.title, score.source, [score.parts[i] for i in keep], score.length_beats,
                       score.beats_per_bar)
+        instruments = choose_ensemble(rng, num_parts, voices=[p.notes[:, 1] for p in score.parts])
     else:
+        instruments = choose_ensemble(rng, num_parts)
         centres = []
         for code in instruments:
             info = INSTRUMENTS[code]

@@ -16,6 +16,7 @@ from vitmusic.atomic import atomic_path, atomic_write_text
 from vitmusic.data.audio import write_audio
 from vitmusic.data.synth.instruments import render_part
 from vitmusic.data.synth.performer import Stage, player_state, render_frames
+from vitmusic.data.synth.plots import plot_pieces
 from vitmusic.data.synth.scores import SOURCES, Performance, make_performance
 from vitmusic.data.urmp import (
     INSTRUMENTS,
@@ -146,7 +147,7 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
                        fps: str | float = "30", source: str = "chorales", renderer: str = "builtin",
                        sample_rate: int = 48000, width_per_player: int = 160, height: int = 240,
                        tempo_range_bpm: tuple[float, float] = (66.0, 112.0), tempo_drift: float = 0.04,
-                       progress: bool = True) -> list[Path]:
+                       progress: bool = True, plot: bool = True) -> list[Path]:
     """Write ``pieces`` synthetic URMP pieces (``01_Chorale_vn_vn_va_vc``, ...) under ``out_dir``.
 
     Args:
@@ -162,6 +163,7 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
         tempo_range_bpm: the piece tempo is drawn uniformly from this range.
         tempo_drift: relative amplitude of the slow tempo drift (rubato).
         progress: show a tqdm bar on stderr.
+        plot: also save piano rolls of the pieces to ``out_dir/synth_data.png``.
 
     Returns:
         The piece folders, in order. A summary (arguments and per-piece source, tempo, instruments) is
@@ -206,7 +208,7 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
     except OSError as e:
         raise DataError(f"cannot create output folder {out}: {e}") from e
 
-    folders, summary = [], []
+    folders, summary, perfs = [], [], []
     for k in tqdm(range(1, int(pieces) + 1), desc="synth-data", unit="piece", disable=not progress):
         rng = np.random.default_rng([int(seed), k])
         perf = make_performance(rng, source, float(duration_s), tuple(tempo_range_bpm), tempo_drift)
@@ -214,11 +216,15 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
         folder = write_piece(out, k, perf, sample_rate=int(sample_rate), fps=str(fps), renderer=renderer,
                              seed=piece_seed, width_per_player=width_per_player, height=height)
         folders.append(folder)
+        if plot:
+            perfs.append(perf)
         summary.append({"piece": folder.name, **perf.info,
                         "num_notes": [int(len(p.notes)) for p in perf.parts]})
     args = {"pieces": int(pieces), "seed": int(seed), "duration_s": float(duration_s), "fps": str(fps),
             "source": source, "renderer": renderer, "sample_rate": int(sample_rate),
             "width_per_player": width_per_player, "height": height, "tempo_range_bpm": list(tempo_range_bpm),
             "tempo_drift": tempo_drift, "f0_hop_s": F0_HOP_S}
+    if plot:
+        plot_pieces(perfs, [f.name for f in folders], out / "synth_data.png")
     atomic_write_text(out / "synth_data.json", json.dumps({"arguments": args, "pieces": summary}, indent=2) + "\n")
     return folders
