@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from media_helpers import (
     click_onsets,
+    click_track,
     decode_indices,
     make_index_video,
     write_vfr_video,
@@ -17,7 +18,8 @@ from media_helpers import (
 
 from vitmusic.data.audio import load_audio
 from vitmusic.data.video import VideoReader, probe_video
-from vitmusic.data.videowriter import parse_fps
+from vitmusic.data.videowriter import mux_audio, parse_fps
+from vitmusic.errors import DataError
 
 SR = 48000
 
@@ -74,6 +76,20 @@ def test_nonzero_container_start_is_removed_from_both_clocks(tmp_path):
     with VideoReader(ts, backend="pyav") as reader:
         assert reader.frame_times_s[0] == pytest.approx(0.0, abs=1e-6)
     _check_clicks_match_frames(ts, clicked, Fraction(25))
+    # seeking inside TS lands late: frames must still be the requested ones
+    with VideoReader(ts, backend="pyav") as reader:
+        assert decode_indices(reader.read(0.4, 0.6).data) == [10, 11, 12, 13, 14]
+        assert decode_indices(reader.read(0.0, 0.1).data) == [0, 1, 2]
+    # decord returns frames off by several positions in TS after seeks: auto picks PyAV, forcing it fails
+    if HAVE_DECORD:
+        with VideoReader(ts) as reader:
+            assert reader.backend == "pyav"
+        with pytest.raises(DataError, match="decord backend returns wrong frames"):
+            VideoReader(ts, backend="decord")
+    # muxing new audio onto a TS video shifts the video to start at 0, where the audio starts
+    y = click_track([k / 25 for k in clicked], 45 / 25, SR)
+    muxed = mux_audio(ts, y, SR, tmp_path / "muxed.mp4")
+    _check_clicks_match_frames(muxed, clicked, Fraction(25))
 
 
 def test_audio_slice_keeps_the_clock(tmp_path):

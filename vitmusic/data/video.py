@@ -305,13 +305,19 @@ class _DecordDecoder:
 
 Backend = Literal["auto", "decord", "pyav"]
 
+# Containers where decord's frames were checked pixel-identical to PyAV's (tests/test_alignment.py and a
+# manual check on mkv/mov/avi/webm remuxes). In MPEG-TS decord returns frames several positions late after
+# seeks, so TS and anything unlisted is read with PyAV.
+_DECORD_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
+
 
 class VideoReader:
     """Frames of one video file by time range, from decord (when available) or PyAV.
 
     Both backends choose frames from the same pts table (built from the stream's packets) and return
-    pixel-identical RGB arrays; ``auto`` uses decord when it imports and opens the file with a matching
-    frame table, else PyAV. Use as a context manager, or call :meth:`close`.
+    pixel-identical RGB arrays; ``auto`` uses decord when it imports, the container is one where decord was
+    verified identical (mp4/mov, matroska/webm, avi) and decord opens the file with a matching frame table;
+    else PyAV (e.g. MPEG-TS, where decord's frames after a seek are off by several positions). Use as a context manager, or call :meth:`close`.
 
     Args:
         path: video file.
@@ -340,7 +346,14 @@ class VideoReader:
             raise
         self._decoder: _PyAVDecoder | _DecordDecoder
         self.backend = "pyav"
-        if backend in ("auto", "decord"):
+        fmt = container.format.name
+        decord_ok = any(name in _DECORD_FORMATS for name in fmt.split(","))
+        if backend == "decord" and not decord_ok:
+            container.close()
+            raise DataError(
+                f"{self.path}: the decord backend returns wrong frames for {fmt} files; use backend='pyav'"
+            )
+        if backend in ("auto", "decord") and decord_ok:
             try:
                 self._decoder = _DecordDecoder(self.path, self._index)
                 self.backend = "decord"

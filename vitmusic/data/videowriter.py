@@ -200,20 +200,6 @@ def write_video(
     return path
 
 
-def _video_duration_s(stream, container) -> float:
-    """Presentation duration of a video stream: end time of its last frame (scan of packets, no decode)."""
-    end = None
-    for packet in container.demux(stream):
-        if packet.pts is None:
-            continue
-        t = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-        end = t if end is None else max(end, t)
-    if end is None:
-        raise DataError(f"{container.name}: video stream has no packets")
-    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    return end - min(start, 0.0)
-
-
 def mux_audio(
     video_path: str | os.PathLike,
     audio: np.ndarray,
@@ -239,21 +225,21 @@ def mux_audio(
     """
     import av
 
-    from vitmusic.data.video import open_container
+    from vitmusic.data.video import open_container, probe_video
 
     if not sample_rate or sample_rate <= 0:
         raise ValueError("mux_audio: sample_rate must be > 0")
     y = _as_audio(audio, "mux_audio")
     video_path = Path(video_path)
-    with open_container(video_path) as probe_c:
-        vs = probe_c.streams.video[0]
-        duration_s = _video_duration_s(vs, probe_c)
+    duration_s = probe_video(video_path).duration_s  # first frame to end of last frame
     n = int(round(duration_s * sample_rate))
     y = y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])))
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp, open_container(video_path) as inp:
         in_v = inp.streams.video[0]
-        t0 = float(in_v.start_time * in_v.time_base) if in_v.start_time is not None else 0.0
+        # shift the video so its first frame is at 0, where the new audio starts (e.g. MPEG-TS starts at 1.4 s)
+        shift = in_v.start_time or 0
+        tb = float(in_v.time_base)
         with av.open(str(tmp), mode="w", format="mp4") as out:
             out_v = out.add_stream_from_template(in_v)
             aenc = _add_audio_stream(out, y, sample_rate)
@@ -263,7 +249,11 @@ def mux_audio(
                 for packet in inp.demux(in_v):
                     if packet.dts is None and packet.pts is None:
                         continue  # the demuxer's empty flush packet
-                    t = float(packet.dts * packet.time_base) - min(t0, 0.0) if packet.dts is not None else 0.0
+                    if packet.pts is not None:
+                        packet.pts -= shift
+                    if packet.dts is not None:
+                        packet.dts -= shift
+                    t = packet.dts * tb if packet.dts is not None else 0.0
                     while ai < len(apackets) and float(apackets[ai].pts * apackets[ai].time_base) <= t:
                         out.mux(apackets[ai])
                         ai += 1
