@@ -269,5 +269,10 @@ def test_discover_errors(tmp_path):
 
 def test_discover_single_piece_folder_as_root(tmp_path):
     folder = _make_piece(tmp_path, 4, "Dance", ["vn", "va"])
+    (folder / "plots").mkdir()  # a sub-folder does not turn the piece folder into a root
     (piece,) = discover_pieces(folder)
     assert piece.id == "04_Dance_vn_va" and piece.missing == []
+    empty_piece = tmp_path / "05_Empty_vn"
+    empty_piece.mkdir()
+    with pytest.raises(DataError, match="no piece folders"):
+        discover_pieces(empty_piece)

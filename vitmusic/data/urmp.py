@@ -249,7 +249,10 @@ def load_piece(folder: str | os.PathLike) -> Piece:
     if not folder.is_dir():
         raise DataError(f"piece folder not found: {folder}")
     number, name, instruments = parse_piece_name(folder.name)
-    files = {p.name: p for p in folder.iterdir() if p.is_file()}
+    try:
+        files = {p.name: p for p in folder.iterdir() if p.is_file()}
+    except OSError as e:
+        raise DataError(f"cannot list piece folder {folder}: {e.strerror or e}") from None
     fid = re.escape(folder.name)
     piece = Piece(folder=folder, number=number, name=name, instruments=instruments)
     missing: list[str] = []
@@ -274,6 +277,15 @@ def load_piece(folder: str | os.PathLike) -> Piece:
     return piece
 
 
+def _is_piece_folder(folder: Path, entries: list[Path]) -> bool:
+    """A folder whose own name parses and that holds URMP piece files (not a root of piece folders)."""
+    try:
+        parse_piece_name(folder.name)
+    except DataError:
+        return False
+    return any(p.name.startswith(("AuMix_", "Vid_", "AuSep_", "F0s_", "Notes_", "Sco_")) for p in entries)
+
+
 def discover_pieces(root: str | os.PathLike) -> list[Piece]:
     """Find the piece folders under a URMP root, sorted by piece number (then folder name).
 
@@ -289,13 +301,15 @@ def discover_pieces(root: str | os.PathLike) -> list[Piece]:
         raise DataError(f"URMP root not found: {root}")
     if not root.is_dir():
         raise DataError(f"URMP root is not a folder: {root}")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not subdirs:
-        try:
-            parse_piece_name(root.name)
-        except DataError:
-            raise DataError(f"no piece folders (NN_Piece_inst1_inst2...) under {root}") from None
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as e:
+        raise DataError(f"cannot list URMP root {root}: {e.strerror or e}") from None
+    subdirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+    if _is_piece_folder(root, entries):
         pieces = [load_piece(root)]
+    elif not subdirs:
+        raise DataError(f"no piece folders (NN_Piece_inst1_inst2...) under {root}")
     else:
         pieces, errors = [], []
         for d in subdirs:
