@@ -65,7 +65,10 @@ class ToyTask:
         return {"features": "toy"}
 
     def save_pretrained(self, model, out_dir, meta):
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(Path(out_dir) / "model.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in model.state_dict().items()},
+            str(Path(out_dir) / "model.safetensors"),
+        )
         (Path(out_dir) / "config.json").write_text(json.dumps(meta))
 
 
@@ -176,8 +179,17 @@ def test_grad_accumulation_equals_big_batch(tmp_path):
     """batch 4 x accum 2 == batch 8 x accum 1 on a dropout-free task (same samples per optimizer step)."""
     a, b = ToyTask(dropout=0.0), ToyTask(dropout=0.0)
     train(toy_config(tmp_path / "a", "train.max_steps=6", "train.max_grad_norm=0"), a, progress=False)
-    train(toy_config(tmp_path / "b", "train.max_steps=6", "train.max_grad_norm=0", "train.batch_size=4",
-                     "train.grad_accum=2"), b, progress=False)
+    train(
+        toy_config(
+            tmp_path / "b",
+            "train.max_steps=6",
+            "train.max_grad_norm=0",
+            "train.batch_size=4",
+            "train.grad_accum=2",
+        ),
+        b,
+        progress=False,
+    )
     assert len(b.losses) == 2 * len(a.losses)  # half-size batches: twice the forward passes
     for k, v in a.model.state_dict().items():
         torch.testing.assert_close(v, b.model.state_dict()[k], rtol=1e-5, atol=1e-6)
@@ -203,7 +215,11 @@ def test_gradient_clipping(tmp_path):
 
     torch.nn.utils.clip_grad_norm_ = spy
     try:
-        train(toy_config(tmp_path / "b", "train.max_steps=2", "train.max_grad_norm=0.01"), ToyTask(), progress=False)
+        train(
+            toy_config(tmp_path / "b", "train.max_steps=2", "train.max_grad_norm=0.01"),
+            ToyTask(),
+            progress=False,
+        )
     finally:
         torch.nn.utils.clip_grad_norm_ = orig
     assert len(seen) == 2 and all(n == pytest.approx(0.01, rel=1e-4) for n in seen)

@@ -1,7 +1,7 @@
 """Typed run configuration: dataclasses are the schema, YAML presets and ``key.sub=value`` overrides merge on.
 
-The dataclass defaults below are the base configuration (``configs/base.yaml`` spells the same values out for
-reading). A preset file such as ``configs/tiny.yaml`` is simply a set of overrides of that base: it lists only
+The dataclass defaults below are the base configuration (VideoMAE-base -> MusicGen-small; ``configs/base.yaml``
+spells the same values out for reading). A preset file such as ``configs/tiny.yaml`` is simply a set of overrides of that base: it lists only
 the keys it changes, in the same nested layout. Command-line overrides (``train.lr=3e-4``) are applied last.
 
 Merging is OmegaConf's structured merge, so an unknown key or a value of the wrong type fails at once; both
@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from vitmusic.errors import ConfigError
-
-# Optional[...] instead of `X | None`: OmegaConf inspects the annotations at runtime (Python 3.10 floor).
 
 
 @dataclass
@@ -47,7 +45,7 @@ class LoraConfig:
 class EncoderConfig:
     """The frozen pretrained vision encoder (a tiny preset name, hub id or local folder)."""
 
-    name: str = "tiny-videomae"
+    name: str = "MCG-NJU/videomae-base"
     kind: str | None = None  # "videomae" | "vit" | "clip"; inferred from the model config when unset
     revision: str | None = None
     rate_hz: float = 4.0  # embeddings per second of video
@@ -59,17 +57,19 @@ class ProjectionConfig:
     """The trainable bridge from encoder embeddings to the generator's conditioning width."""
 
     kind: str = "mlp"  # "linear" | "mlp" | "transformer" | "pca"
-    hidden_dim: int = 512
+    hidden_dim: int = 1024
     num_layers: int = 2
     num_heads: int = 4
     dropout: float = 0.1
+    stride: int = 1  # temporal pooling of the embeddings before projecting
+    n_components: int | None = None  # pca only: principal components kept (default min(in, out) dims)
 
 
 @dataclass
 class GeneratorConfig:
     """The frozen MusicGen model that the projection conditions."""
 
-    name: str = "tiny-musicgen"
+    name: str = "facebook/musicgen-small"
     kind: str | None = None  # "musicgen" | "musicgen-melody"; inferred when unset
     revision: str | None = None
     entry: str = "encoder_outputs"  # "encoder_outputs" | "inputs_embeds"
@@ -143,6 +143,7 @@ _POSITIVE = (
     "projection.hidden_dim",
     "projection.num_layers",
     "projection.num_heads",
+    "projection.stride",
     "train.lr",
     "train.batch_size",
     "train.grad_accum",

@@ -74,7 +74,9 @@ def read_trainer_state(ckpt: Path) -> dict[str, Any]:
         raise ConfigError(f"corrupt checkpoint {ckpt}: cannot read {STATE_FILE} ({e})") from e
 
 
-def save_checkpoint(accelerator, task, model, ckpt: Path, meta: dict[str, Any], state: dict[str, Any]) -> Path:
+def save_checkpoint(
+    accelerator, task, model, ckpt: Path, meta: dict[str, Any], state: dict[str, Any]
+) -> Path:
     """Write one checkpoint folder from all processes; it appears under its final name only when complete.
 
     The temporary name is deterministic (not ``tempfile``) because every process writes its own RNG state

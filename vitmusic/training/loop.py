@@ -96,7 +96,9 @@ def check_frozen(task: Task) -> tuple[int, int]:
     model = task.trainable()
     trainable_ids = {id(p) for p in model.parameters() if p.requires_grad}
     if not trainable_ids:
-        raise ConfigError("nothing to train: the task's trainable modules have no parameter with requires_grad")
+        raise ConfigError(
+            "nothing to train: the task's trainable modules have no parameter with requires_grad"
+        )
     n_frozen = 0
     for name, module in task.frozen().items():
         for pname, p in module.named_parameters():
@@ -222,7 +224,11 @@ def train(
     val_ds = task.val_dataset()
     val_loader = (
         DataLoader(
-            val_ds, batch_size=tc.batch_size, shuffle=False, collate_fn=task.collate, generator=torch.Generator()
+            val_ds,
+            batch_size=tc.batch_size,
+            shuffle=False,
+            collate_fn=task.collate,
+            generator=torch.Generator(),
         )
         if val_ds is not None and len(val_ds) > 0
         else None
@@ -270,7 +276,12 @@ def train(
         save_checkpoint(accelerator, task, model, checkpoint_dir(run_dir, at), {**meta, "step": at}, state)
         write_history()
 
-    bar = tqdm(total=tc.max_steps, initial=step, desc="train", disable=not progress or not accelerator.is_main_process)
+    bar = tqdm(
+        total=tc.max_steps,
+        initial=step,
+        desc="train",
+        disable=not progress or not accelerator.is_main_process,
+    )
     n_batches = len(loader)
     checked_grads = False
     model.train()
@@ -290,7 +301,9 @@ def train(
                 grad_norm = None
                 if accelerator.sync_gradients:
                     if not checked_grads:
-                        missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+                        missing = [
+                            n for n, p in model.named_parameters() if p.requires_grad and p.grad is None
+                        ]
                         if missing:
                             log.warning("trainable parameters without gradient: %s", ", ".join(missing[:5]))
                         checked_grads = True

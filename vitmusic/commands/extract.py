@@ -1,0 +1,32 @@
+"""``vitmusic extract``: encode every clip of a manifest once into the feature cache."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "encode every clip of a manifest once (video embeddings + audio codes) into the feature cache"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` plus trailing ``key.sub=value`` overrides (shared with ``vitmusic train``)."""
+    parser.add_argument(
+        "--config", default=None, metavar="YAML", help="preset file of overrides (configs/*.yaml)"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key.sub=value", help="config overrides, applied last"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vitmusic.config import load_config
+    from vitmusic.training.tasks import build_cache
+
+    config = load_config(args.config, args.overrides)
+    folder = build_cache(config, progress=not args.no_progress)
+    print(folder)
+    return 0

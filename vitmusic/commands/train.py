@@ -1,0 +1,38 @@
+"""``vitmusic train``: train the projection on the feature cache (built first when missing or stale)."""
+
+from __future__ import annotations
+
+import argparse
+
+from vitmusic.commands.extract import add_config_arguments
+
+HELP = "train the video->music projection (one accelerate loop; resumable checkpoints in train.output_dir)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="CKPT",
+        help="continue from the latest checkpoint of the run (or the given run/step_<n> folder)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from vitmusic.config import load_config
+    from vitmusic.training.tasks import build_task, run_training
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    overrides, resume = list(args.overrides), args.resume
+    if resume is not None and "=" in resume:  # `--resume key=value`: argparse took an override as CKPT
+        overrides, resume = [resume, *overrides], "latest"
+    config = load_config(args.config, overrides)
+    task = build_task(config, progress=not args.no_progress)
+    final = run_training(config, task, resume=resume, progress=not args.no_progress)
+    print(final)
+    return 0

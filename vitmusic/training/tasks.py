@@ -1,0 +1,202 @@
+"""The video -> MusicGen task: a trainable projection conditions the frozen generator, from cached features.
+
+Per batch (shapes): cached ``embeds [B, T, D]`` + ``mask [B, T]`` -> projection -> ``tokens [B, S, cond_dim]``
+-> ``generator.loss(tokens, mask, codes [B, K, T_a])``: teacher-forced cross-entropy of the clip's own audio
+codes (the generator builds the delay pattern). Only the projection trains; the vision encoder only
+matters through the cache (its fingerprint is part of the cache key), the generator is frozen.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitmusic.config import Config
+from vitmusic.errors import ConfigError, DataError
+from vitmusic.training.features import FeatureDataset, collate_features, extract_features, load_cache
+
+log = logging.getLogger(__name__)
+
+
+def projection_kwargs(config: Config) -> dict[str, Any]:
+    """Constructor keyword arguments of the configured projection kind."""
+    p = config.projection
+    by_kind = {
+        "linear": {"stride": p.stride},
+        "mlp": {
+            "hidden_dim": p.hidden_dim,
+            "num_layers": p.num_layers,
+            "dropout": p.dropout,
+            "stride": p.stride,
+        },
+        "transformer": {
+            "d_model": p.hidden_dim,
+            "rate_hz": config.encoder.rate_hz / p.stride,
+            "num_layers": p.num_layers,
+            "num_heads": p.num_heads,
+            "dropout": p.dropout,
+            "stride": p.stride,
+        },
+        "pca": {"stride": p.stride, "n_components": p.n_components, "seed": config.train.seed},
+    }
+    return by_kind[p.kind]
+
+
+def load_frozen_models(config: Config):
+    """Load the configured encoder and generator (both frozen)."""
+    from vitmusic.encoders import load_encoder
+    from vitmusic.generators.musicgen import load_generator
+
+    if config.encoder.lora.rank > 0:
+        raise ConfigError(
+            "encoder.lora.rank > 0 needs on-the-fly encoding, which training from the feature cache does "
+            "not do; set encoder.lora.rank=0"
+        )
+    e, g = config.encoder, config.generator
+    encoder = load_encoder(e.name, kind=e.kind, revision=e.revision, rate_hz=e.rate_hz)
+    generator = load_generator(
+        g.name, kind=g.kind, revision=g.revision, entry=g.entry, text_prompt=g.text_prompt
+    )
+    return encoder, generator
+
+
+def read_clips(config: Config) -> list[dict[str, Any]]:
+    """All manifest rows of the configured train/val/test splits (``data.max_clips`` per split)."""
+    from vitmusic.data.manifest import read_manifest
+
+    if not config.data.manifest:
+        raise ConfigError("data.manifest is not set (the manifest.jsonl written by 'vitmusic prepare')")
+    clips = []
+    for split in dict.fromkeys((config.data.train_split, config.data.val_split, config.data.test_split)):
+        rows = read_manifest(config.data.manifest, split=split)
+        clips += rows if config.data.max_clips is None else rows[: config.data.max_clips]
+    if not clips:
+        raise DataError(f"{config.data.manifest}: no clips in splits train/val/test")
+    return clips
+
+
+def build_cache(config: Config, encoder=None, generator=None, progress: bool = True) -> Path:
+    """Extract (or find) the feature cache of the configured manifest, encoder and generator."""
+    clips = read_clips(config)  # before loading models: a bad manifest fails fast
+    if encoder is None or generator is None:
+        encoder, generator = load_frozen_models(config)
+    return extract_features(
+        clips,
+        encoder,
+        generator,
+        config.extract.cache_dir,
+        rate_hz=config.encoder.rate_hz,
+        batch_size=config.extract.batch_size,
+        shard_size=config.extract.shard_size,
+        progress=progress,
+    )
+
+
+class VideoMusicGenTask:
+    """Train a projection to condition a frozen MusicGen on cached video embeddings (see module doc).
+
+    Args:
+        config: resolved config.
+        generator: the frozen :class:`~vitmusic.generators.musicgen.MusicGenGenerator`.
+        cache: the feature cache folder (from :func:`build_cache`).
+        encoder_fingerprint: stored in checkpoints (``frozen_models.encoder``).
+    """
+
+    def __init__(self, config: Config, generator, cache: Path, encoder_fingerprint: dict[str, Any]) -> None:
+        from vitmusic.projection import build_projection
+
+        self.config, self.generator, self.cache = config, generator, Path(cache)
+        self.encoder_fingerprint = encoder_fingerprint
+        self._train = load_cache(cache, config.data.train_split)
+        self._val = load_cache(cache, config.data.val_split)
+        ref = self._train if len(self._train) else self._val
+        if len(ref) == 0:
+            raise DataError(f"feature cache {cache} holds no clip of split '{config.data.train_split}'")
+        in_dim = int(ref[0]["embeds"].shape[-1])
+        torch.manual_seed(config.train.seed)  # the projection's init is part of the run's seed
+        self.projection = build_projection(
+            config.projection.kind, in_dim, generator.cond_dim, **projection_kwargs(config)
+        )
+        self.cond_dropout = config.generator.cond_dropout
+        if config.projection.kind == "pca":  # the no-training baseline: fitted here, never trained
+            data = collate_features([FeatureDataset(self._train)[i] for i in range(len(self._train))])
+            self.projection.fit(data["embeds"], data["mask"])
+
+    # ------------------------------------------------------------------ Task protocol
+    def trainable(self) -> nn.Module:
+        return self.projection
+
+    def frozen(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator}
+
+    def train_dataset(self) -> FeatureDataset:
+        return FeatureDataset(self._train)
+
+    def val_dataset(self) -> FeatureDataset:
+        return FeatureDataset(self._val)
+
+    def split_dataset(self, split: str) -> FeatureDataset:
+        """Any split of the cache (e.g. the test split for held-out evaluation)."""
+        return FeatureDataset(load_cache(self.cache, split))
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return collate_features(items)
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        device = self.generator.device
+        tokens, mask = model(batch["embeds"].to(device), batch["mask"].to(device))  # [B, S, cond_dim], [B, S]
+        # condition dropout teaches the null condition for classifier-free guidance; never at evaluation
+        p = self.cond_dropout if model.training else 0.0
+        return self.generator.loss(tokens, mask, batch["codes"].to(device), cond_dropout=p)
+
+    def to(self, device: torch.device) -> VideoMusicGenTask:
+        self.generator.to(device)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder_fingerprint,
+            "generator": self.generator.fingerprint(),
+            "feature_cache": self.cache.name,
+        }
+
+    def save_pretrained(self, model: nn.Module, out_dir: Path, meta: dict[str, Any]) -> None:
+        model.save_pretrained(out_dir, extra=meta)
+
+
+def build_task(config: Config, *, progress: bool = True) -> VideoMusicGenTask:
+    """Load the frozen models, find or build the matching feature cache, and set up the task."""
+    read_clips(config)  # fail fast on a bad manifest, before loading models
+    encoder, generator = load_frozen_models(config)
+    cache = build_cache(config, encoder, generator, progress=progress)
+    return VideoMusicGenTask(config, generator, cache, encoder.fingerprint())
+
+
+def run_training(config: Config, task, *, resume=None, progress: bool = True) -> Path:
+    """:func:`~vitmusic.training.loop.train` for trainable projections; the PCA baseline is only exported.
+
+    Returns:
+        ``RUN/final`` (``model.safetensors`` + ``config.json``).
+    """
+    from vitmusic import __version__
+    from vitmusic.atomic import atomic_path
+    from vitmusic.config import config_to_dict, save_config
+    from vitmusic.training.loop import train
+
+    if config.projection.kind != "pca":
+        return train(config, task, resume=resume, progress=progress)
+    run_dir = Path(config.train.output_dir)
+    save_config(config, run_dir / "config.yaml")
+    meta = {
+        "config": config_to_dict(config),
+        "frozen_models": task.describe(),
+        "vitmusic_version": __version__,
+    }
+    with atomic_path(run_dir / "final", is_dir=True) as tmp:
+        task.save_pretrained(task.trainable(), tmp, meta)
+    log.info("pca projection fitted on %d clips (nothing to train)", len(task.train_dataset()))
+    return run_dir / "final"
