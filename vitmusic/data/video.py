@@ -284,6 +284,7 @@ class _DecordDecoder:
     def __init__(self, path: Path, index: _Index):
         import decord
 
+        self.path = path
         self.vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
         n = len(self.vr)
         if n != len(index.pts):
@@ -299,7 +300,10 @@ class _DecordDecoder:
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         uniq, inverse = np.unique(indices, return_inverse=True)
-        batch = self.vr.get_batch([int(i) for i in uniq]).asnumpy()
+        try:
+            batch = self.vr.get_batch([int(i) for i in uniq]).asnumpy()
+        except Exception as e:  # decord raises its own DECORDError / RuntimeError on bad data
+            raise DataError(f"{self.path}: corrupt video data (decord: {_reason(e)})") from e
         return batch[inverse]
 
 
