@@ -49,27 +49,43 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _bars(ax, names: list[str], defined: Mapping[str, Mapping[str, Any]], label_size: int = 8) -> None:
+    means = np.array([defined[k]["mean"] for k in names], dtype=float)
+    lo = np.array([_nan(defined[k]["ci95"][0]) for k in names])
+    hi = np.array([_nan(defined[k]["ci95"][1]) for k in names])
+    err = np.vstack([np.nan_to_num(means - lo), np.nan_to_num(hi - means)]).clip(min=0)
+    ax.barh(np.arange(len(names)), means, xerr=err, color="tab:blue", alpha=0.8, capsize=3)
+    ax.set_yticks(np.arange(len(names)), [f"{k} (n={defined[k]['n']})" for k in names], fontsize=label_size)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+
+
 def plot_metric_bars(metrics: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> Path | None:
-    """Bar chart of the summary means with their 95 % CI as error bars (undefined metrics left out)."""
+    """Bar chart of the summary means with their 95 % CI as error bars (undefined metrics left out).
+
+    Metrics on a 0..1 scale share one panel; every other metric (errors in BPM / seconds, FAD) gets its own
+    small panel with its own scale, so one large value cannot flatten the rest.
+    """
     plt = _pyplot()
     defined = {k: v for k, v in metrics.items() if v.get("mean") is not None}
     if not defined:
         return None
-    panels = [[k for k in defined if k in BOUNDED_METRICS], [k for k in defined if k not in BOUNDED_METRICS]]
-    panels = [p for p in panels if p]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 0.35 * max(map(len, panels)) + 1.5),
-                             squeeze=False)
-    for ax, names in zip(axes[0], panels):
-        means = np.array([defined[k]["mean"] for k in names], dtype=float)
-        lo = np.array([_nan(defined[k]["ci95"][0]) for k in names])
-        hi = np.array([_nan(defined[k]["ci95"][1]) for k in names])
-        err = np.vstack([np.nan_to_num(means - lo), np.nan_to_num(hi - means)]).clip(min=0)
-        ax.barh(np.arange(len(names)), means, xerr=err, color="tab:blue", alpha=0.8, capsize=3)
-        ax.set_yticks(np.arange(len(names)), [f"{k} (n={defined[k]['n']})" for k in names], fontsize=8)
-        ax.invert_yaxis()
-        ax.grid(axis="x", alpha=0.3)
+    bounded = [k for k in defined if k in BOUNDED_METRICS]
+    other = [k for k in defined if k not in BOUNDED_METRICS]
+    nrows = max(1, len(other))
+    ncols = int(bool(bounded)) + int(bool(other))
+    fig = plt.figure(figsize=(6 * ncols, max(0.35 * len(bounded) + 1.5, 1.1 * len(other) + 1.0)))
+    grid = fig.add_gridspec(nrows, ncols, hspace=0.9)
+    if bounded:
+        ax = fig.add_subplot(grid[:, 0])
+        _bars(ax, bounded, defined)
         ax.set_xlabel("mean over clips, 95% bootstrap CI")
-    fig.suptitle("Metrics")
+    for i, name in enumerate(other):
+        ax = fig.add_subplot(grid[i, ncols - 1])
+        _bars(ax, [name], defined)
+        ax.set_yticks([])  # the title names it: tick labels would run into the left panel
+        ax.set_title(f"{name} (n={defined[name]['n']})", fontsize=9)
+    fig.suptitle("Metrics: mean over clips with 95% bootstrap CI")
     return _save(fig, Path(path))
 
 
@@ -82,7 +98,11 @@ def plot_f0_overlay(ref_f0, gen_f0, path: str | os.PathLike, title: str = "") ->
         f = np.where(f > 0, f, np.nan)  # unvoiced frames break the line instead of dropping to 0 Hz
         ax.plot(t, f, label=label, color=color, lw=1.2, alpha=0.85)
     if np.isfinite(ax.dataLim.y0) and ax.dataLim.y0 > 0:
+        from matplotlib.ticker import ScalarFormatter
+
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel("time (s)")
     ax.set_ylabel("f0 (Hz)")
     ax.set_title(f"f0 overlay {title}")

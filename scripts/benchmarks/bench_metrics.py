@@ -1,0 +1,82 @@
+"""Time the full `vitmusic evaluate` metric suite on one 60 s reference/generated pair.
+
+Goal (on 2 CPU cores): the whole suite at <= 0.5x real time with the default backends, i.e. <= 30 s for
+a 60 s pair. Prints per-group wall times and the real-time factor. Usage:
+
+    python scripts/benchmarks/bench_metrics.py [--duration-s 60] [--sample-rate 22050]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def melody(duration_s: float, sr: int, transpose: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out, t_total = [], 0.0
+    while t_total < duration_s:
+        note_s = float(rng.choice([0.25, 0.5, 0.5, 1.0]))
+        f = 220.0 * 2 ** ((rng.integers(0, 15) + transpose) / 12)
+        t = np.arange(int(note_s * sr)) / sr
+        env = np.minimum(1, np.minimum(t / 0.01, (note_s - t) / 0.05)).clip(0)
+        out.append(env * sum(0.3 / k * np.sin(2 * np.pi * k * f * t) for k in (1, 2, 3, 4)))
+        t_total += note_s
+    return np.concatenate(out)[: int(duration_s * sr)].astype(np.float32)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration-s", type=float, default=60.0)
+    ap.add_argument("--sample-rate", type=int, default=22050)
+    args = ap.parse_args()
+
+    from vitmusic.data.audio import write_audio
+    from vitmusic.data.videowriter import write_video
+    from vitmusic.metrics import runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_audio(root / "ref" / "pair.wav", melody(args.duration_s, 44100, 0, 0), 44100)
+        write_audio(root / "gen" / "pair.wav", melody(args.duration_s, 32000, 2, 1), 32000)
+        fps = 30
+        n = int(args.duration_s * fps)
+        frames = (np.random.default_rng(0).integers(0, 255, (n, 1, 1, 3)) * np.ones((1, 64, 64, 1))).astype(np.uint8)
+        write_video(root / "videos" / "pair.mp4", frames, fps)
+
+        # warm-up on a short clip so numba/librosa compilation is not billed to the timed run
+        write_audio(root / "warm_ref" / "w.wav", melody(3.0, 22050, 0, 0), 22050)
+        write_audio(root / "warm_gen" / "w.wav", melody(3.0, 22050, 0, 1), 22050)
+        runner.evaluate_dirs(runner.EvalConfig(gen_dir=root / "warm_gen", ref_dir=root / "warm_ref",
+                                               sample_rate=args.sample_rate, n_plot_clips=0), progress=False)
+
+        timings = {}
+        for name in list(runner.METRICS):
+            cfg = runner.EvalConfig(gen_dir=root / "gen", ref_dir=root / "ref", metrics=(name,),
+                                    sample_rate=args.sample_rate, videos_dir=root / "videos", n_plot_clips=0)
+            t0 = time.perf_counter()
+            res = runner.evaluate_dirs(cfg, progress=False)
+            timings[name] = time.perf_counter() - t0
+            for w in res.warnings:
+                print(f"  warning: {w}")
+        cfg = runner.EvalConfig(gen_dir=root / "gen", ref_dir=root / "ref", sample_rate=args.sample_rate,
+                                videos_dir=root / "videos", n_plot_clips=0)
+        t0 = time.perf_counter()
+        res = runner.evaluate_dirs(cfg, progress=False)
+        total = time.perf_counter() - t0
+
+    print(f"full metric suite on one {args.duration_s:.0f} s pair at {args.sample_rate} Hz "
+          "(each group alone includes loading; the suite shares the f0 tracks):")
+    for name, sec in timings.items():
+        print(f"  {name:8s} {sec:6.2f} s")
+    print(f"  suite    {total:6.2f} s = {total / args.duration_s:.2f}x real time (goal <= 0.50x)")
+    defined = {k: v["mean"] for k, v in res.summary["metrics"].items() if v["mean"] is not None}
+    print(f"  {len(defined)}/{len(res.summary['metrics'])} metrics defined")
+
+
+if __name__ == "__main__":
+    main()
