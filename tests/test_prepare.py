@@ -30,7 +30,7 @@ from vitmusic.data.urmp import (
     write_f0,
     write_notes,
 )
-from vitmusic.errors import DataError
+from vitmusic.errors import DataError, VitmusicError
 
 SR = 4000
 # notes of stem 1 of every piece: one sustained across 10 s, one inside [10, 20), one crossing 20 s
@@ -270,7 +270,7 @@ def test_read_manifest_errors(tmp_path):
     path.write_text('{"clip_id": "a", "piece": "p", "split": "train"}\n[1, 2]\n')
     with pytest.raises(DataError, match=r"manifest.jsonl:2: not a clip record"):
         read_manifest(tmp_path)
-    with pytest.raises(ValueError, match="split must be one of"):
+    with pytest.raises(VitmusicError, match="split must be one of"):
         read_manifest(path, split="training")
 
 

@@ -428,10 +428,11 @@ def read_manifest(path_or_dir: str | os.PathLike, split: str | None = None) -> l
     Raises:
         DataError: missing file, or a line that is not a JSON object with ``clip_id``/``piece``/``split``
             (message ``file:line: ...``).
-        ValueError: unknown ``split``.
+        VitmusicError: unknown ``split``.
     """
     if split is not None and split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
+        # usually a config value, hence a user error reported in one line, not a ValueError traceback
+        raise VitmusicError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     path = Path(path_or_dir)
     if path.is_dir():
         path = path / MANIFEST_NAME
