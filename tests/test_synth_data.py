@@ -7,6 +7,7 @@ import json
 import librosa
 import mir_eval
 import numpy as np
+import pretty_midi
 import pytest
 import soundfile as sf
 
@@ -51,6 +52,21 @@ def test_layout_is_urmp(bench):
     summary = json.loads((out / "synth_data.json").read_text())
     assert [s["piece"] for s in summary["pieces"]] == [f.name for f in folders]
     assert (out / "synth_data.png").stat().st_size > 1000
+
+
+def test_score_midi_matches_notes(bench):
+    out, _ = bench
+    for piece in discover_pieces(out):
+        pm = pretty_midi.PrettyMIDI(str(piece.score))
+        assert len(pm.instruments) == len(piece.stems)
+        for inst, stem in zip(pm.instruments, piece.stems):
+            assert inst.program == INSTRUMENTS[stem.instrument].gm_program and not inst.is_drum
+            notes = read_notes(stem.notes)
+            mid = np.array([[n.start, n.pitch, n.end - n.start] for n in sorted(inst.notes, key=lambda n: n.start)])
+            assert mid.shape == notes.shape
+            np.testing.assert_allclose(mid[:, 0], notes[:, 0], atol=2e-3)
+            np.testing.assert_allclose(mid[:, 2], notes[:, 2], atol=3e-3)
+            np.testing.assert_allclose(librosa.midi_to_hz(mid[:, 1]), notes[:, 1], rtol=1e-4)
 
 
 def test_notes_and_f0_agree_with_audio(bench):

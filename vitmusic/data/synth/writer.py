@@ -63,7 +63,8 @@ def check_fluidsynth() -> None:
 def _part_midi(perf: Performance, which: list[int]):
     import pretty_midi
 
-    pm = pretty_midi.PrettyMIDI(initial_tempo=perf.tempo_bpm)
+    # 960 ticks per beat keeps the performed (not quantised) timing within a millisecond
+    pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=perf.tempo_bpm)
     for k in which:
         part = perf.parts[k]
         info = INSTRUMENTS[part.instrument]
