@@ -16,7 +16,14 @@ import numpy as np
 import soundfile as sf
 
 from vitmusic.data.manifest import prepare_manifest
-from vitmusic.data.urmp import INSTRUMENTS, mix_file_name, piece_folder_name, stem_file_name, write_f0, write_notes
+from vitmusic.data.urmp import (
+    INSTRUMENTS,
+    mix_file_name,
+    piece_folder_name,
+    stem_file_name,
+    write_f0,
+    write_notes,
+)
 
 
 def build_root(root: Path, n_pieces: int, seed: int = 0) -> None:
