@@ -286,6 +286,8 @@ def test_bad_ranges_and_arguments(video25, backend):
         for t0, t1 in [(-0.5, None), (4.0, None), (9.0, 10.0), (2.0, 1.0), (1.0, 1.0), (0.0, 4.5)]:
             with pytest.raises(DataError, match="outside|past the end|empty time range"):
                 r.read(t0, t1)
+        # an end within a frame of the video's end (e.g. from the soundtrack's length) is clamped
+        assert decode_indices(r.read(3.9, 4.03).data) == [97, 98, 99]
         with pytest.raises(VitmusicError, match="not both"):
             r.read(fps=2, num_frames=3)
         with pytest.raises(VitmusicError, match="fps"):

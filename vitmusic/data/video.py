@@ -397,7 +397,8 @@ class VideoReader:
             raise DataError(f"{self.path}: t0={t0:.3f} s is outside the video (0 .. {end:.3f} s)")
         if t1 <= t0:
             raise DataError(f"{self.path}: empty time range t0={t0:.3f} s >= t1={t1:.3f} s")
-        if t1 > end + 1e-3:
+        # a clip end computed from the soundtrack may overshoot the last frame's end by under a frame
+        if t1 > end + 1.0 / max(self.info.fps, 1.0) + 1e-6:
             raise DataError(f"{self.path}: t1={t1:.3f} s is past the end of the video ({end:.3f} s)")
         return t0, min(t1, end)
 
