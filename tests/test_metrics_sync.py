@@ -1,0 +1,81 @@
+"""Audio-visual sync: known offsets between a synthetic video's motion onsets and audio clicks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from metrics_signals import SR, click_train
+
+from vitmusic.metrics import sync
+
+FPS = 30.0
+DURATION_S = 8.0
+
+
+@pytest.fixture(scope="module")
+def onsets_and_frames():
+    """A video whose square jumps to a new place at each (irregular) onset, and those onsets."""
+    rng = np.random.default_rng(0)
+    onsets = np.cumsum(rng.uniform(0.3, 0.8, 20))
+    onsets = onsets[onsets < DURATION_S - 1.0]
+    n = int(DURATION_S * FPS)
+    frames = np.full((n, 24, 24, 3), 30, np.uint8)
+    event = np.searchsorted(onsets, np.arange(n) / FPS, side="right")  # events so far at each frame
+    for k in range(n):
+        r, c = divmod(int(event[k]) % 9, 3)
+        frames[k, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8] = 220
+    return onsets, frames
+
+
+def test_motion_envelope_peaks_at_onsets(onsets_and_frames):
+    onsets, frames = onsets_and_frames
+    env = sync.motion_envelope(frames, FPS)
+    assert env.shape == (frames.shape[0],) and np.all(env >= 0)
+    peaks = np.flatnonzero(env > 0.5 * env.max()) / FPS
+    assert all(np.min(np.abs(onsets - p)) <= 1.0 / FPS + 1e-9 for p in peaks)
+    assert len(peaks) == len(onsets)
+
+
+@pytest.mark.parametrize("shift_s", [0.0, 0.2, -0.15])
+def test_known_offset(onsets_and_frames, shift_s):
+    onsets, frames = onsets_and_frames
+    env = sync.motion_envelope(frames, FPS)
+    scores = sync.evaluate(env, FPS, click_train(onsets + shift_s, DURATION_S), SR)
+    assert list(scores) == list(sync.METRIC_NAMES)
+    assert scores["sync.offset_s"] == pytest.approx(shift_s, abs=0.035)  # ~one video frame
+    assert scores["sync.correlation"] > 0.5
+
+
+def test_unrelated_audio_correlates_weakly(onsets_and_frames):
+    onsets, frames = onsets_and_frames
+    env = sync.motion_envelope(frames, FPS)
+    other = np.random.default_rng(5).uniform(0.2, DURATION_S - 0.2, len(onsets))
+    matched = sync.evaluate(env, FPS, click_train(onsets, DURATION_S), SR)["sync.correlation"]
+    unrelated = sync.evaluate(env, FPS, click_train(np.sort(other), DURATION_S), SR)["sync.correlation"]
+    assert unrelated < matched - 0.2
+
+
+def test_static_video_or_silence_is_undefined(onsets_and_frames):
+    onsets, frames = onsets_and_frames
+    still = sync.motion_envelope(np.repeat(frames[:1], 60, axis=0), FPS)
+    assert all(math.isnan(v) for v in sync.evaluate(still, FPS, click_train(onsets, 2.0), SR).values())
+    env = sync.motion_envelope(frames, FPS)
+    silence = np.zeros(int(DURATION_S * SR), np.float32)
+    assert all(math.isnan(v) for v in sync.evaluate(env, FPS, silence, SR).values())
+
+
+def test_bad_inputs(onsets_and_frames):
+    _, frames = onsets_and_frames
+    audio = click_train([0.5], 2.0)
+    with pytest.raises(ValueError, match="uint8"):
+        sync.motion_envelope(frames.astype(np.float32), FPS)
+    with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
+        sync.motion_envelope(frames[..., 0], FPS)
+    with pytest.raises(ValueError, match="motion_fps"):
+        sync.evaluate(np.ones(10), 0.0, audio, SR)
+    with pytest.raises(ValueError, match="NaN/inf"):
+        sync.evaluate(np.array([0.0, np.nan, 1.0]), FPS, audio, SR)
+    with pytest.raises(ValueError, match="max_lag_s"):
+        sync.evaluate(np.ones(10), FPS, audio, SR, max_lag_s=0)
