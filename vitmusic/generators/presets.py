@@ -1,0 +1,125 @@
+"""Tiny random-init MusicGen / MusicGen-melody presets for tests, CI and the debug config.
+
+A preset is materialised once with ``save_pretrained`` (model + a tiny word-level text tokenizer) into
+``$VITMUSIC_CACHE/presets/<name>`` (default ``~/.cache/vitmusic/presets/<name>``) and then loaded back through
+the same ``from_pretrained`` path as a real checkpoint, so tests exercise the user code path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vitmusic.atomic import atomic_path
+from vitmusic.errors import ConfigError
+
+TINY_PRESETS: tuple[str, ...] = ("tiny-musicgen", "tiny-musicgen-melody")
+
+# Tiny sizes: 32 kHz Encodec with hop 640 (50 codes/s), 4 codebooks of 64 entries.
+_SAMPLE_RATE = 32000
+_CODEBOOK_SIZE = 64
+_NUM_CODEBOOKS = 4
+_TEXT_VOCAB = 100
+_SEED = 0
+
+# A small closed vocabulary so text prompts like "solo violin, slow" work offline with the tiny preset.
+_WORDS = (
+    "solo duet trio quartet quintet ensemble orchestra chamber piece music song melody chorale "
+    "violin viola cello double bass contrabass flute oboe clarinet bassoon horn trumpet trombone tuba "
+    "saxophone sax piano strings woodwinds brass "
+    "slow fast moderate calm lively happy sad dark bright soft loud gentle energetic classical jazz "
+    "a and the with in of for , . -"
+).split()
+
+
+def cache_root() -> Path:
+    """Root folder of the vitmusic cache (``$VITMUSIC_CACHE`` or ``~/.cache/vitmusic``)."""
+    env = os.environ.get("VITMUSIC_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "vitmusic"
+
+
+def _tiny_tokenizer():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for word in _WORDS:
+        vocab.setdefault(word, len(vocab))
+    assert len(vocab) <= _TEXT_VOCAB
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    # T5 appends </s> to every sequence; keep that convention.
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+
+
+def build_tiny_model(name: str):
+    """Build the random-init tiny model for preset ``name`` (deterministic: fixed seed).
+
+    Random-init Encodec codebooks are all zeros (every code would be 0), so they are filled with seeded
+    normal values.
+    """
+    import torch
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+        T5Config,
+    )
+
+    if name not in TINY_PRESETS:
+        raise ConfigError(f"unknown tiny generator preset {name!r}; choose one of {', '.join(TINY_PRESETS)}")
+    V, K = _CODEBOOK_SIZE, _NUM_CODEBOOKS
+    text = T5Config(vocab_size=_TEXT_VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
+                    pad_token_id=0, eos_token_id=1)
+    audio = EncodecConfig(sampling_rate=_SAMPLE_RATE, hidden_size=32, num_filters=4, upsampling_ratios=[8, 5, 4, 4],
+                          num_lstm_layers=1, codebook_size=V, target_bandwidths=[1.2], use_causal_conv=False)
+    dec_kw = dict(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=128,
+                  num_codebooks=K, pad_token_id=V, bos_token_id=V, dropout=0.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_SEED)
+        if name == "tiny-musicgen":
+            cfg = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=MusicgenDecoderConfig(**dec_kw))
+            cfg.decoder.decoder_start_token_id = V
+            model = MusicgenForConditionalGeneration(cfg)
+        else:
+            # chroma_length 40 (~5 s of chroma at 32 kHz / hop 4096) keeps the prefix short for CPU tests.
+            cfg = MusicgenMelodyConfig(text_encoder=text, audio_encoder=audio,
+                                       decoder=MusicgenMelodyDecoderConfig(**dec_kw), num_chroma=12, chroma_length=40)
+            cfg.decoder.decoder_start_token_id = V
+            model = MusicgenMelodyForConditionalGeneration(cfg)
+        for g in (model.generation_config, model.decoder.generation_config):
+            g.pad_token_id = g.bos_token_id = g.decoder_start_token_id = V
+            g.top_k = 250
+            g.do_sample = True
+            g.guidance_scale = None
+        with torch.no_grad():
+            for layer in model.audio_encoder.quantizer.layers:
+                layer.codebook.embed.normal_()
+    return model.eval()
+
+
+def materialize_tiny_generator(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Write tiny preset ``name`` (model + tokenizer) with ``save_pretrained`` and return its folder.
+
+    The folder is written atomically and reused when it already holds a model.
+
+    Args:
+        name: "tiny-musicgen" or "tiny-musicgen-melody".
+        root: parent folder; default ``cache_root() / "presets"``.
+    """
+    if name not in TINY_PRESETS:
+        raise ConfigError(f"unknown tiny generator preset {name!r}; choose one of {', '.join(TINY_PRESETS)}")
+    out = Path(root) / name if root is not None else cache_root() / "presets" / name
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    model = build_tiny_model(name)
+    with atomic_path(out, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        _tiny_tokenizer().save_pretrained(tmp)
+    return out
