@@ -26,6 +26,7 @@ FAMILY_COLOURS = {  # background, instrument body
     "woodwinds": ((22, 32, 50), (120, 125, 140)),
     "brass": ((44, 40, 18), (215, 170, 60)),
 }
+SKIN = (200, 170, 150)
 # per-instrument accent (hand marker, breath, bell) so instruments within a family differ too
 ACCENTS = {
     "vn": (255, 230, 200), "va": (255, 200, 150), "vc": (240, 170, 120), "db": (220, 140, 100),
@@ -105,6 +106,19 @@ def _disc(img: np.ndarray, cy: int, cx: int, radius: int, colour) -> None:
     img[ys, xs][m] = colour
 
 
+def _line(img: np.ndarray, y0: int, x0: int, y1: int, x1: int, colour, width: int = 3) -> None:
+    """A thick straight segment (an arm), painted as a run of small squares."""
+    n = max(abs(y1 - y0), abs(x1 - x0), 1) + 1
+    ys = np.round(np.linspace(y0, y1, n)).astype(np.int64)
+    xs = np.round(np.linspace(x0, x1, n)).astype(np.int64)
+    h, w = img.shape[:2]
+    for dy in range(-(width // 2), width - width // 2):
+        for dx in range(-(width // 2), width - width // 2):
+            yy, xx = ys + dy, xs + dx
+            ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            img[yy[ok], xx[ok]] = colour
+
+
 class Stage:
     """Draws frames for a band of players (codes and families in playing order, left to right)."""
 
@@ -134,7 +148,7 @@ class Stage:
         panel[:] = bg
         panel[:, -1] = (0, 0, 0)  # separator between players
         # the player: head and torso, neutral grey so the instrument carries the colour
-        _disc(panel, g["head_y"], g["head_x"], g["head_r"], (200, 170, 150))
+        _disc(panel, g["head_y"], g["head_x"], g["head_r"], SKIN)
         _paint(panel, g["head_y"] + g["head_r"] + 2, int(self.h * 0.8), g["head_x"] - self.w // 7,
                g["head_x"] + self.w // 7, (90, 90, 100))
 
@@ -155,6 +169,9 @@ class Stage:
             span = bottom - top - 12
             y_hand = int(round(bottom - 6 - float(st.pitch_pos[i]) * span))
             hand_c = tuple(int(c * (0.5 + 0.5 * min(loud, 1.0))) for c in accent)
+            # the left arm reaches for the fingering position, so it too follows the pitch
+            shoulder_y, shoulder_x = g["head_y"] + g["head_r"] + 8, g["head_x"] + self.w // 7
+            _line(panel, shoulder_y, shoulder_x, y_hand, x0 - 6, SKIN, max(self.w // 40, 2))
             _paint(panel, y_hand - 5, y_hand + 5, x0 - 8, x1 + 8, hand_c)
             strike = np.exp(-tau / 0.06) if tau < 1.0 else 0.0
             if fam == "strings":
@@ -162,6 +179,9 @@ class Stage:
                 length = int(self.w * 0.22 * (0.4 + 0.6 * min(loud, 1.0)))
                 cx = (x0 + x1) // 2 + int(round(float(st.stroke[i]) * 2 * length))
                 _paint(panel, y_bow - 3, y_bow + 3, cx - length, cx + length, (230, 220, 200))
+                # the bow arm holds the frog end of the bow, so it swings with every stroke
+                _line(panel, int(self.h * 0.45), g["head_x"] + self.w // 7, y_bow, cx - length, SKIN,
+                      max(self.w // 40, 2))
             elif fam == "woodwinds":
                 _disc(panel, top - 2, (x0 + x1) // 2, int(3 + 0.08 * self.w * min(loud, 1.3)), tuple(accent * 0.9))
                 key_x = x1 + 3 + int(6 * strike)
