@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from media_helpers import H, W, decode_indices, encode_index, make_index_video
 
-from vitmusic.cli import main as cli_main  # noqa: F401  (the package imports cleanly with the readers)
 from vitmusic.data.audio import load_audio
 from vitmusic.data.video import Frames, VideoReader, probe_video
 from vitmusic.data.videowriter import mux_audio, parse_fps, write_video

@@ -60,7 +60,7 @@ def _reason(e: BaseException) -> str:
 
 @dataclass
 class VideoInfo:
-    """What :func:`probe_video` learns about a file (times on the container clock, see module doc)."""
+    """What :func:`probe_video` learns about a file (times on the shared clock, see the module doc)."""
 
     path: Path
     fps: float
