@@ -75,6 +75,16 @@ def test_videomae_chunks_pad_and_mask():
     last, last_mask = enc.encode_frames(padded)
     assert last_mask.all()
     torch.testing.assert_close(embeds[:, 4:6], last[:, :2])
+    # Inside a batch, a shorter clip (frame mask) is padded with its own last frame: same embeddings.
+    batch = np.concatenate([frames, _frames(1, 11, seed=4)])
+    batch[0, 11 - 4 :] = 0
+    frame_mask = torch.ones(2, 11, dtype=torch.bool)
+    frame_mask[0, 7:] = False
+    batched, batched_mask = enc.encode_frames(batch, mask=frame_mask)
+    short, short_mask = enc.encode_frames(frames[:, :7])
+    assert batched_mask[0].tolist() == [True] * 4 + [False] * 4 and short.shape[1] == 4
+    torch.testing.assert_close(batched[:1, :4], short, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batched[1:], enc.encode_frames(batch[1:])[0], rtol=1e-5, atol=1e-5)
     # Mean over the spatial patch tokens of each temporal slot, computed by hand for the first chunk.
     pv = enc.processor([list(frames[0, :8])], return_tensors="pt")["pixel_values"]
     hidden = enc.model(pixel_values=pv).last_hidden_state  # [1, 4 slots * 16 patches, 32]

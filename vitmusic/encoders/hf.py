@@ -13,8 +13,8 @@ Output choices (documented, and recorded in :meth:`HFVisionEncoder.fingerprint`)
   image-text space, D = projection_dim. Pooled keeps more visual detail for a trained projection.
 - VideoMAE: frames are cut into consecutive chunks of ``num_frames`` F; each chunk gives F / tubelet_size
   temporal slots; the spatial patch tokens of each slot are mean-pooled, D = hidden_size. The last chunk is
-  padded by repeating the final frame; a slot is valid when its first frame is a real frame, so the
-  number of valid slots is ``ceil(T / tubelet_size)`` and slots made only of padding are masked out.
+  padded by repeating the final (valid) frame; a slot is valid when its first frame is a real frame, so
+  the number of valid slots is ``ceil(T / tubelet_size)`` and slots made only of padding are masked out.
 """
 
 from __future__ import annotations
@@ -224,20 +224,30 @@ class VideoMAEEncoder(HFVisionEncoder):
         b, t = frames.shape[:2]
         f, ts = self.clip_frames, self.frames_per_step
         n_chunks = math.ceil(t / f)
-        pad = n_chunks * f - t
-        if pad:
-            frames = np.concatenate([frames, np.repeat(frames[:, -1:], pad, axis=1)], axis=1)
-            frame_mask = torch.cat([frame_mask, torch.zeros(b, pad, dtype=torch.bool)], dim=1)
+        frames = np.concatenate([frames, np.zeros_like(frames[:, : n_chunks * f - t])], axis=1)
+        frame_mask = torch.cat([frame_mask, torch.zeros(b, n_chunks * f - t, dtype=torch.bool)], dim=1)
+        # Pad every clip after its last valid frame by repeating that frame, so a clip padded inside a
+        # batch is encoded exactly like the same clip on its own.
+        for j in range(b):
+            valid = torch.nonzero(frame_mask[j]).squeeze(1)
+            if len(valid):
+                frames[j, int(valid[-1]) + 1 :] = frames[j, int(valid[-1])]
         clips = frames.reshape(b * n_chunks, f, *frames.shape[2:])
         slots = f // ts
+        # Chunks without a valid frame are not run through the model (their slots stay 0 and masked).
+        todo = torch.nonzero(frame_mask.reshape(b * n_chunks, f).any(dim=1)).squeeze(1)
+        pooled = torch.zeros(b * n_chunks, slots, self.embed_dim, device=self.device, dtype=self.dtype)
         per_forward = max(1, self.batch_frames // f)
-        pooled = []
-        for start in range(0, len(clips), per_forward):
-            pv = self._pixel_values(list(clips[start : start + per_forward]))
+        chunks = []
+        for start in range(0, len(todo), per_forward):
+            idx = todo[start : start + per_forward]
+            pv = self._pixel_values(list(clips[idx.numpy()]))
             hidden = self.model(pixel_values=pv).last_hidden_state  # [c, slots * P, D]
             # Conv3d patching flattens (time, height, width) time-major, so slot j owns a contiguous block.
-            pooled.append(hidden.reshape(hidden.shape[0], slots, -1, hidden.shape[-1]).mean(dim=2))
-        embeds = torch.cat(pooled).reshape(b, n_chunks * slots, self.embed_dim)
+            chunks.append(hidden.reshape(hidden.shape[0], slots, -1, hidden.shape[-1]).mean(dim=2))
+        if chunks:
+            pooled = pooled.index_copy(0, todo.to(self.device), torch.cat(chunks).to(pooled.dtype))
+        embeds = pooled.reshape(b, n_chunks * slots, self.embed_dim)
         slot_mask = frame_mask.reshape(b, n_chunks * slots, ts)[..., 0]
         return embeds, slot_mask
 
