@@ -231,6 +231,14 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
             layers.append(("overrides", OmegaConf.from_dotlist(list(overrides))))
         except OmegaConfBaseException as e:
             raise ConfigError(f"cannot parse overrides: {_one_line(e)}") from e
+    return _merge_layers(base, layers)
+
+
+def _merge_layers(base: Any, layers: Sequence[tuple[str, Any]]) -> Config:
+    """Structured-merge ``layers`` (``(where, DictConfig)``) onto ``base`` and validate the result."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     merged = base
     for where, layer in layers:
         try:
@@ -243,6 +251,26 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         raise ConfigError(_one_line(e)) from e
     assert isinstance(config, Config)
     return validate(config)
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config dict") -> Config:
+    """Rebuild a :class:`Config` from :func:`config_to_dict` output (e.g. the one stored in a checkpoint).
+
+    The same checks as :func:`load_config` apply; ``where`` names the source in error messages.
+
+    Raises:
+        ConfigError: not a mapping, unknown key, wrong type or invalid value (one-line message).
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the config must be a mapping of sections, got {type(data).__name__}")
+    try:
+        layer = OmegaConf.create(data)
+    except (OmegaConfBaseException, ValueError) as e:
+        raise ConfigError(f"cannot read {where}: {_one_line(e)}") from e
+    return _merge_layers(OmegaConf.structured(Config), [(where, layer)])
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
