@@ -11,6 +11,15 @@ from vitmusic.generators.musicgen import MusicGenGenerator, load_generator
 from vitmusic.generators.presets import build_tiny_model, materialize_tiny_generator
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # the tiny models are dominated by per-step overhead; extra threads only fight over shared cores
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def preset_root(tmp_path_factory):
     return tmp_path_factory.mktemp("presets")
@@ -246,3 +255,14 @@ def test_very_short_generation_keeps_the_delay_pattern(gen):
     full = gen.generate(cond, mask, num_frames=6, do_sample=False)
     one = gen.generate(cond, mask, num_frames=1, do_sample=False)
     assert one.shape == (2, 4, 1) and torch.equal(one, full[:, :, :1])
+
+
+def test_hub_id_offline_and_not_cached_is_one_line_error(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(VitmusicError) as info:
+        load_generator("vitmusic-test/no-such-musicgen")
+    assert str(info.value).startswith("cannot load generator 'vitmusic-test/no-such-musicgen': ")
+    assert "\n" not in str(info.value)
