@@ -1,5 +1,4 @@
 import csv
-import importlib.util
 import json
 import math
 
@@ -9,6 +8,7 @@ import soundfile as sf
 
 from vitmusic import __version__, cli
 from vitmusic.metrics import runner
+from vitmusic.metrics.report import compare_runs
 from vitmusic.metrics.runner import PER_CLIP_METRICS, SUMMARY_METRICS, MetricGroup
 
 SR = 16000
@@ -241,10 +241,6 @@ def test_skyline_and_trim_rules():
     assert notes.tolist() == [[0.0, 440, 1.0], [0.5, 440, 0.5]]
 
 
-@pytest.mark.skipif(
-    any(importlib.util.find_spec(f"vitmusic.metrics.{m}") is None for m in ("pitch", "notes", "chroma", "tempo")),
-    reason="metric modules not landed",
-)
 def test_real_metrics_identical_is_perfect_and_shift_is_worse(dirs):
     rc, out = evaluate(dirs, "--metrics", "pitch,notes,chroma", "--plot-clips", "1")
     assert rc == 0
@@ -255,3 +251,83 @@ def test_real_metrics_identical_is_perfect_and_shift_is_worse(dirs):
         assert float(shifted[m]) < float(same[m]) - 0.2, m
     assert silent["pitch.raw_pitch_accuracy"] in ("nan", "0.0")  # no voiced estimate
     assert silent["chroma.cosine"] == "nan"
+
+
+# --------------------------------------------------------------------- end to end on synth-data pieces
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    """Two synthetic URMP ensembles plus a solo piece cut from one of their stems."""
+    import shutil
+
+    from vitmusic.data import urmp
+    from vitmusic.data.synth import generate_benchmark
+
+    root = tmp_path_factory.mktemp("urmp")
+    generate_benchmark(root, 2, 0, duration_s=6.0, source="melodies", sample_rate=22050,
+                       width_per_player=64, height=96, progress=False, plot=False)
+    src = urmp.discover_pieces(root)[1]
+    solo = root / urmp.piece_folder_name(3, "Solo", [src.stems[0].instrument])
+    solo.mkdir()
+    inst = src.stems[0].instrument
+    shutil.copy(src.stems[0].audio, solo / urmp.mix_file_name(solo))
+    shutil.copy(src.stems[0].audio, solo / urmp.stem_file_name("AuSep", 1, inst, 3, "Solo"))
+    shutil.copy(src.stems[0].f0, solo / urmp.stem_file_name("F0s", 1, inst, 3, "Solo"))
+    shutil.copy(src.stems[0].notes, solo / urmp.stem_file_name("Notes", 1, inst, 3, "Solo"))
+    shutil.copy(src.video, solo / urmp.video_file_name(solo))
+    shutil.copy(src.score, solo / urmp.score_file_name(solo))
+    return root
+
+
+def test_end_to_end_urmp_ground_truth_vs_pitch_shifted(synth_root, tmp_path):
+    import librosa
+
+    from vitmusic.data import urmp
+
+    pieces = urmp.discover_pieces(synth_root)
+    assert len(pieces) == 3
+    for p in pieces:
+        y, sr = sf.read(p.mix, dtype="float32")
+        write(tmp_path / "gt" / f"{p.id}.wav", y, sr)
+        write(tmp_path / "shifted" / f"{p.id}.wav", librosa.effects.pitch_shift(y, sr=sr, n_steps=2), sr)
+    outs = {}
+    for name in ("gt", "shifted"):
+        out = tmp_path / f"out_{name}"
+        argv = ["evaluate", "--urmp", str(synth_root), "--gen", str(tmp_path / name), "--out", str(out),
+                "--metrics", "pitch,notes,chroma,sync", "--quiet", "--n-boot", "100", "--plot-clips", "1"]
+        assert cli.main(argv) == 0
+        outs[name] = {r["clip_id"]: r for r in csv.DictReader(open(out / "per_clip.csv"))}
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["metrics"]["sync.correlation"]["n"] == 3  # piece videos found through URMP
+    gt, sh = outs["gt"], outs["shifted"]
+    solo = pieces[2].id
+    # solo piece: generated f0 is scored against the annotation, so the ground truth is near perfect
+    assert float(gt[solo]["pitch.raw_pitch_accuracy"]) > 0.9
+    for p in pieces:
+        g, s = gt[p.id], sh[p.id]
+        if p.id != solo:  # ensembles: same tracker/transcriber on both sides -> identical = perfect
+            assert float(g["pitch.raw_pitch_accuracy"]) == pytest.approx(1.0)
+            assert float(g["notes.f1"]) == pytest.approx(1.0)
+        assert float(s["pitch.raw_pitch_accuracy"]) < float(g["pitch.raw_pitch_accuracy"]) - 0.5
+        assert float(s["chroma.cosine"]) < float(g["chroma.cosine"]) - 0.2
+    rows = compare_runs(
+        [tmp_path / "out_gt", tmp_path / "out_shifted"], metrics=["pitch.raw_pitch_accuracy"])
+    assert rows[1]["diff"] < -0.5 and rows[1]["n_paired"] == 3
+
+
+def test_end_to_end_manifest_clips(synth_root, tmp_path):
+    from vitmusic.data.manifest import read_manifest
+
+    assert cli.main(["prepare", "--urmp", str(synth_root), "--out", str(tmp_path / "prep"),
+                     "--clip-seconds", "3", "--no-plot"]) == 0
+    clips = read_manifest(tmp_path / "prep")
+    for c in clips:
+        y, sr = sf.read(c["mix"], dtype="float32")
+        write(tmp_path / "gen" / f"{c['clip_id']}.wav", y[int(c["start_s"] * sr): int(c["end_s"] * sr)], sr)
+    out = tmp_path / "out"
+    assert cli.main(["evaluate", "--manifest", str(tmp_path / "prep"), "--gen", str(tmp_path / "gen"),
+                     "--out", str(out), "--metrics", "chroma", "--quiet", "--plot-clips", "0"]) == 0
+    rows = list(csv.DictReader(open(out / "per_clip.csv")))
+    assert len(rows) == len(clips) >= 4
+    # every clip (also those starting at 3 s) is compared with the matching cut of the mix
+    assert all(float(r["chroma.cosine"]) > 0.99 for r in rows)
+    assert all(float(r["duration_s"]) == pytest.approx(3.0, abs=0.01) for r in rows)

@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "names; default: all")
     parser.add_argument("--sample-rate", type=int, default=22050, help="common analysis rate in Hz")
     parser.add_argument("--pitch-backend", default="pyin", help="f0 estimator of the pitch metrics")
+    parser.add_argument("--annotations", choices=("solo", "always", "never"), default="solo",
+                        help="when URMP/manifest f0 and notes replace the tracked reference: solo pieces only "
+                        "(default; a monophonic tracker on an ensemble mix follows the loudest voice), always "
+                        "(ensembles: top-voice f0, union of notes) or never")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--plot-clips", type=int, default=3, help="clips drawn in report.md")
@@ -43,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         gen_dir=args.gen, ref_dir=args.ref, metrics=resolve_metrics(args.metrics), sample_rate=args.sample_rate,
         videos_dir=args.videos, urmp_root=args.urmp, manifest=args.manifest, pitch_backend=args.pitch_backend,
+        annotations=args.annotations,
         n_boot=args.n_boot, seed=args.seed, n_plot_clips=max(0, args.plot_clips), strict=args.strict,
     )
     result = run_evaluation(cfg, args.out, progress=not args.quiet)

@@ -7,7 +7,8 @@ The protocol (documented for users in ``eval/README.md``):
   fatal, unless no pair is left. With ``--urmp ROOT`` a clip id equal to a URMP piece folder name takes its
   reference f0 / notes (and, without ``--ref``, its mix) from that piece; with ``--manifest`` a clip id equal
   to a manifest ``clip_id`` takes them from the clip (annotations relative to the clip start, mix cut to
-  ``[start_s, end_s)``).
+  ``[start_s, end_s)``). By default (``annotations="solo"``) annotations are used for single-voice pieces only;
+  for ensembles the reference f0 / notes come from the same tracker / transcriber as the generated side.
 * **Signal conditioning** — both sides are loaded mono at one common ``sample_rate``.
 * **Trim rule** — both signals are trimmed to the shorter one; a warning is recorded when their lengths
   differ by more than ``max_length_mismatch`` (10 %) of the longer. Reference notes starting after the end
@@ -65,6 +66,10 @@ PER_CLIP_METRICS: tuple[str, ...] = tuple(m for m in SUMMARY_METRICS if m not in
 # per_clip.csv columns ahead of the metric columns
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "ref", "gen", "duration_s", "ref_duration_s", "gen_duration_s")
 
+# When URMP / manifest annotations replace the tracked reference f0 / transcribed reference notes:
+# "solo" = single-voice pieces only (a monophonic tracker applied to an ensemble mix follows whichever voice
+# dominates, so for ensembles both sides go through the same tracker/transcriber instead), "always", "never".
+ANNOTATION_POLICIES: tuple[str, ...] = ("solo", "always", "never")
 AUDIO_EXTS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 
@@ -361,6 +366,7 @@ class Reference:
     video: Path | None = None
     t0: float = 0.0
     t1: float | None = None
+    n_voices: int = 1
 
 
 def urmp_references(root: str | os.PathLike) -> dict[str, Reference]:
@@ -376,6 +382,7 @@ def urmp_references(root: str | os.PathLike) -> dict[str, Reference]:
             notes=np.concatenate(notes, 0) if notes else None,
             audio=piece.mix,
             video=piece.video,
+            n_voices=len(piece.stems),
         )
     return refs
 
@@ -395,6 +402,7 @@ def manifest_references(path: str | os.PathLike) -> dict[str, Reference]:
             video=Path(clip["video"]) if clip.get("video") else None,
             t0=float(clip["start_s"]),
             t1=float(clip["end_s"]),
+            n_voices=len(clip.get("stems") or clip.get("instruments") or []),
         )
     return refs
 
@@ -435,6 +443,7 @@ class EvalConfig:
     urmp_root: Path | None = None
     manifest: Path | None = None
     pitch_backend: str = "pyin"
+    annotations: str = "solo"
     n_boot: int = 1000
     seed: int = 0
     n_plot_clips: int = 3
@@ -497,6 +506,8 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     from tqdm import tqdm
 
     groups = [METRICS[g] for g in resolve_metrics(list(cfg.metrics))]
+    if cfg.annotations not in ANNOTATION_POLICIES:
+        raise ConfigError(f"annotations must be one of {', '.join(ANNOTATION_POLICIES)}, got {cfg.annotations!r}")
     videos = list_media(_check_dir(cfg.videos_dir, "videos"), VIDEO_EXTS) if cfg.videos_dir else {}
     jobs, pairing = _collect_jobs(cfg)
     if not jobs:
@@ -525,7 +536,8 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             notes.append(f"{clip_id}: reference {ref_n / cfg.sample_rate:.2f} s vs generated "
                          f"{gen_n / cfg.sample_rate:.2f} s differ by {100 * mismatch:.0f}%; both trimmed")
         duration_s = len(gen_audio) / cfg.sample_rate
-        f0, ann = trim_annotations(ref.f0 if ref else None, ref.notes if ref else None, duration_s)
+        use = ref is not None and (cfg.annotations == "always" or (cfg.annotations == "solo" and ref.n_voices == 1))
+        f0, ann = trim_annotations(ref.f0 if use else None, ref.notes if use else None, duration_s)
         video, video_t0 = _video_for(videos, clip_id, ref)
         n_video += video is not None
         clip = ClipInput(clip_id, ref_audio, gen_audio, cfg.sample_rate, f0, ann, video, video_t0)
