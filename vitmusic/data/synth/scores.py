@@ -23,6 +23,8 @@ ENSEMBLES: dict[str, list[list[str]]] = {
               ["ob", "vn", "va", "bn"], ["fl", "cl", "tbn", "vc"]],
 }
 SOURCES = ("chorales", "melodies", "mixed")
+# sounding fraction of a note's written length: bows connect notes, winds and brass tongue them apart
+LEGATO = {"strings": 0.95, "woodwinds": 0.9, "brass": 0.86}
 
 
 @dataclass
@@ -254,11 +256,12 @@ def tempo_map(length_beats: float, tempo_bpm: float, rng: np.random.Generator, f
 
 
 def perform(score: Score, instruments: list[str], rng: np.random.Generator, duration_s: float,
-            tempo_bpm: float, *, drift: float = 0.04, legato: float = 0.92) -> Performance:
+            tempo_bpm: float, *, drift: float = 0.04, legato: float | None = None) -> Performance:
     """Time a score for ``instruments`` (one per part): tempo map, looping/truncation, dynamics.
 
     Notes cut by ``duration_s`` are shortened; those starting in the last 0.1 s are dropped. Every
     note keeps at least a 30 ms gap before the next one so repeated pitches have audible onsets.
+    ``legato`` (sounding fraction of the written length) defaults per family, see ``LEGATO``.
     """
     if len(instruments) != len(score.parts):
         raise ValueError(f"{len(instruments)} instruments for {len(score.parts)} parts")
@@ -293,7 +296,7 @@ def perform(score: Score, instruments: list[str], rng: np.random.Generator, dura
         on = np.interp(notes[:, 0], beats, secs)
         end_beat = notes[:, 0] + notes[:, 2]
         nominal_end = np.interp(end_beat, beats, secs)
-        dur = (nominal_end - on) * legato
+        dur = (nominal_end - on) * (legato if legato is not None else LEGATO[INSTRUMENTS[code].family])
         nxt = np.append(on[1:], np.inf)
         dur = np.minimum(dur, nxt - on - 0.03)
         vel = level * (0.75 + 0.25 * arc(notes[:, 0]))
