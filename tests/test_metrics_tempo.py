@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import librosa
 import mir_eval
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ def test_click_tracks_known_tempo(bpm):
     assert tempi[0] <= tempi[1] and 0.0 <= weight <= 1.0
     dominant = tempo.dominant_tempo(tempi, weight)
     assert abs(dominant - bpm) / bpm < 0.02
+    librosa_bpm = float(librosa.feature.tempo(y=y, sr=SR)[0])  # same prior, lag-quantised argmax
+    assert abs(dominant - librosa_bpm) / librosa_bpm < 0.03
     # The second tempo of a click train is its half (a metrical level), not noise.
     assert abs(tempi[0] - bpm / 2) / (bpm / 2) < 0.03
     scores = tempo.evaluate(y, y, SR)
