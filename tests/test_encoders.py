@@ -234,3 +234,24 @@ def test_offline_unknown_hub_id_is_one_line_error(monkeypatch):
         load_encoder("vitmusic-test/no-such-encoder", local_files_only=True)
     with pytest.raises(VitmusicError, match="not a model folder"):
         load_encoder("./missing-dir")
+
+
+def test_concurrent_materialisation_keeps_one_complete_copy(tmp_path):
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            materialize_tiny_preset("tiny-clip", root=tmp_path)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-clip"]
+    assert load_encoder(str(tmp_path / "tiny-clip")).fingerprint()["trainable"] is False

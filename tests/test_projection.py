@@ -107,12 +107,21 @@ def test_transformer_mixes_time_and_survives_empty_rows():
 
 
 def test_transformer_time_embedding_in_seconds():
-    proj = TransformerProjection(12, 8, d_model=16, num_heads=2, rate_hz=4.0, stride=2)
+    # rate_hz is the rate of the output tokens: a 4 Hz encoder pooled by stride 2 gives 2 Hz tokens.
+    proj = TransformerProjection(12, 8, d_model=16, num_heads=2, rate_hz=2.0, stride=2)
     assert proj.token_times(3).tolist() == [0.0, 0.5, 1.0]
     assert TransformerProjection(12, 8, d_model=16, num_heads=2).token_times(3).tolist() == [0.0, 1.0, 2.0]
-    # The same clip at two rates, strided to the same token rate, sees the same token times.
-    slow = TransformerProjection(12, 8, d_model=16, num_heads=2, rate_hz=2.0)
-    assert torch.equal(slow.token_times(3), proj.token_times(3))
+    # Same token times -> same time embedding -> strided and unstrided paths see consistent positions.
+    embeds = torch.randn(1, 6, 12)
+    torch.manual_seed(0)
+    strided = TransformerProjection(12, 8, d_model=16, num_heads=2, dropout=0.0, rate_hz=2.0, stride=2).eval()
+    torch.manual_seed(0)
+    plain = TransformerProjection(12, 8, d_model=16, num_heads=2, dropout=0.0, rate_hz=2.0).eval()
+    pooled = embeds.view(1, 3, 2, 12).mean(2)
+    torch.testing.assert_close(strided(embeds)[0], plain(pooled)[0])
+    other = TransformerProjection(12, 8, d_model=16, num_heads=2, dropout=0.0, rate_hz=4.0).eval()
+    other.load_state_dict(plain.state_dict())
+    assert not torch.allclose(other(pooled)[0], plain(pooled)[0])
     learned = build_projection(
         "transformer", 12, 8, d_model=16, num_heads=2, time_embedding="learned", max_len=4
     )

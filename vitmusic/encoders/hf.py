@@ -129,7 +129,10 @@ class HFVisionEncoder(VisionEncoder):
                 "image_processor": json.loads(self.processor.to_json_string()),
             }
         fp = dict(self._fingerprint)
+        fp["embed_dim"] = self.embed_dim
         fp["lora"] = dict(self.lora_config) if self.lora_config else None
+        # Adapters change while they train: features of a trainable encoder must not be cached.
+        fp["trainable"] = self.is_trainable
         return fp
 
     def extra_repr(self) -> str:

@@ -12,13 +12,14 @@ Real encoders need no preset: pass a hub id (``"MCG-NJU/videomae-base"``,
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vitmusic.atomic import atomic_path
 from vitmusic.errors import ConfigError
 
 PRESET_SEED = 0
@@ -113,8 +114,9 @@ def _is_materialised(folder: Path) -> bool:
 def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) -> Path:
     """Write a tiny random-init encoder (model + image processor) with ``save_pretrained``; return its dir.
 
-    Idempotent: an already complete folder is returned as is. The folder appears atomically, so a
-    concurrent or interrupted run never leaves a half-written preset behind.
+    Idempotent: an already complete folder is returned as is. The folder appears atomically (written
+    next to it, then renamed), so an interrupted run never leaves a half-written preset behind, and
+    processes materialising the same preset at once (accelerate workers) all end up with one copy.
 
     Args:
         name: one of :data:`TINY_PRESETS` (``"tiny-videomae"``, ``"tiny-vit"``, ``"tiny-clip"``).
@@ -129,7 +131,18 @@ def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) ->
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(PRESET_SEED)
         model, processor = TINY_PRESETS[name]()
-    with atomic_path(folder, is_dir=True) as tmp:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder.parent))
+    try:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
+        if folder.exists() and not _is_materialised(folder):
+            shutil.rmtree(folder)  # an incomplete folder not written by us: replace it
+        try:
+            os.rename(tmp, folder)  # atomic; fails if another process renamed its copy first
+        except OSError:
+            if not _is_materialised(folder):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -5,9 +5,10 @@ LayerNorm -> Linear(d_model, out_dim)``.
 
 Time embeddings:
 
-- ``"sinusoidal"`` (default): sin/cos of the token's time. With ``rate_hz`` set, time is in seconds
-  (``t_s = index * stride / rate_hz``) and the periods run geometrically from 0.05 s to 2000 s, so a model
-  trained at one embedding rate sees consistent times at another. Without ``rate_hz``, time is the token
+- ``"sinusoidal"`` (default): sin/cos of the token's time. With ``rate_hz`` (the rate of the OUTPUT tokens,
+  i.e. encoder rate / stride) set, time is in seconds (``t_s = index / rate_hz``) and the periods run
+  geometrically from 0.05 s to 2000 s, so a model trained at one token rate sees consistent times at
+  another. Without ``rate_hz``, time is the token
   index with the classic periods 2 .. 10000 steps.
 - ``"learned"``: a learned table of ``max_len`` positions (index based).
 - ``"none"``: no time information besides what the encoder provides.
@@ -61,7 +62,8 @@ class TransformerProjection(Projection):
         ff_mult: feed-forward width = ``ff_mult * d_model``.
         dropout: dropout inside the layers.
         time_embedding: ``"sinusoidal"``, ``"learned"`` or ``"none"``.
-        rate_hz: embedding rate of the inputs (before stride); makes sinusoidal times be seconds.
+        rate_hz: rate of the output tokens in tokens/s, i.e. the encoder's embedding rate divided by
+            ``stride``; makes sinusoidal times be seconds.
         max_len: positions of the ``"learned"`` table.
         stride: temporal pooling factor.
     """
@@ -127,7 +129,7 @@ class TransformerProjection(Projection):
         index = torch.arange(num_tokens, device=device, dtype=torch.float64)
         if self.rate_hz is None:
             return index
-        return index * self.stride / self.rate_hz
+        return index / self.rate_hz
 
     def project(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, s, _ = embeds.shape
