@@ -79,3 +79,12 @@ def test_bad_inputs(onsets_and_frames):
         sync.evaluate(np.array([0.0, np.nan, 1.0]), FPS, audio, SR)
     with pytest.raises(ValueError, match="max_lag_s"):
         sync.evaluate(np.ones(10), FPS, audio, SR, max_lag_s=0)
+
+
+def test_chunked_envelope_equals_whole_video_formula():
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 255, (sync.MOTION_CHUNK_FRAMES * 2 + 7, 6, 5, 3), dtype=np.uint8)
+    gray = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    energy = np.concatenate([[0.0], np.abs(np.diff(gray, axis=0)).mean(axis=(1, 2))])
+    expected = np.concatenate([[0.0, 0.0], np.maximum(np.diff(energy)[1:], 0.0)])
+    assert np.allclose(sync.motion_envelope(frames, FPS), expected)

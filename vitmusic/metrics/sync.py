@@ -24,6 +24,7 @@ ANALYSIS_SR = 22050
 ONSET_HOP = 256  # ~11.6 ms
 DEFAULT_RATE_HZ = 100.0
 DEFAULT_MAX_LAG_S = 1.0
+MOTION_CHUNK_FRAMES = 64
 
 METRIC_NAMES = ("sync.offset_s", "sync.correlation")
 
@@ -68,9 +69,18 @@ def motion_envelope(frames: np.ndarray, fps: float) -> np.ndarray:
         raise ValueError(f"need at least 2 frames, got {arr.shape[0]}")
     if not (math.isfinite(float(fps)) and float(fps) > 0):
         raise ValueError(f"fps must be > 0, got {fps!r}")
-    gray = arr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # [T, H, W]
+    # Grayscale in chunks: a float copy of a whole 60 s video would take gigabytes.
+    luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
     energy = np.zeros(arr.shape[0])
-    energy[1:] = np.abs(np.diff(gray, axis=0)).mean(axis=(1, 2))
+    prev: np.ndarray | None = None
+    for s in range(0, arr.shape[0], MOTION_CHUNK_FRAMES):
+        gray = arr[s : s + MOTION_CHUNK_FRAMES].astype(np.float32) @ luma  # [c, H, W]
+        if prev is not None:
+            gray = np.concatenate([prev[None], gray])
+        diffs = np.abs(np.diff(gray, axis=0)).mean(axis=(1, 2))
+        first = s if prev is not None else 1
+        energy[first : first + diffs.size] = diffs
+        prev = gray[-1]
     env = np.zeros_like(energy)
     env[1:] = np.maximum(np.diff(energy), 0.0)
     env[1] = 0.0  # energy[0] is a placeholder, not a measurement
