@@ -190,6 +190,8 @@ def test_save_load_round_trip_identical_codes(tmp_path, gen):
     ref = gen.generate(cond, mask, num_frames=5, guidance_scale=2.0, seed=3)
     assert torch.equal(ref, again.generate(cond, mask, num_frames=5, guidance_scale=2.0, seed=3))
     assert torch.equal(ref, saved.generate(cond, mask, num_frames=5, guidance_scale=2.0, seed=3))
+    # same architecture -> same fingerprint hash, wherever the files lie
+    assert saved.fingerprint()["config_sha256"] == gen.fingerprint()["config_sha256"]
 
 
 def test_preset_name_uses_vitmusic_cache(tmp_path, monkeypatch):
@@ -266,3 +268,12 @@ def test_hub_id_offline_and_not_cached_is_one_line_error(monkeypatch, tmp_path):
         load_generator("vitmusic-test/no-such-musicgen")
     assert str(info.value).startswith("cannot load generator 'vitmusic-test/no-such-musicgen': ")
     assert "\n" not in str(info.value)
+
+
+def test_unconditional_generation_ignores_the_tokens(gen):
+    cond, mask = _cond(gen)
+    a = gen.generate(cond, mask, num_frames=6, seed=5, unconditional=True)
+    b = gen.generate(torch.randn_like(cond), mask, num_frames=6, seed=5, unconditional=True)
+    h, m = gen.condition(cond, mask)
+    ref = gen.generate_from_condition(torch.zeros_like(h), torch.zeros_like(m), num_frames=6, seed=5)
+    assert torch.equal(a, b) and torch.equal(a, ref)

@@ -140,7 +140,10 @@ class MusicGenGenerator(nn.Module):
 
     def fingerprint(self) -> dict:
         """Identity of the generator and its conditioning setup, for cache keys and checkpoint configs."""
-        cfg = json.dumps(self.model.config.to_dict(), sort_keys=True, default=str)
+        # the hash covers the architecture only: not where the files lie nor which transformers wrote them
+        cfg_dict = {k: v for k, v in self.model.config.to_dict().items()
+                    if k not in ("_name_or_path", "transformers_version")}
+        cfg = json.dumps(cfg_dict, sort_keys=True, default=str)
         return {
             "id": self.name,
             "kind": self.kind,
@@ -368,6 +371,7 @@ class MusicGenGenerator(nn.Module):
         top_k: int = 250,
         temperature: float = 1.0,
         chroma: torch.Tensor | None = None,
+        unconditional: bool = False,
     ) -> torch.Tensor:
         """Generate codes conditioned on projected tokens, with optional classifier-free guidance.
 
@@ -383,6 +387,8 @@ class MusicGenGenerator(nn.Module):
             top_k: top-k for sampling (MusicGen's default 250).
             temperature: sampling temperature.
             chroma: MusicGen-melody only: melody chroma [B, T, num_chroma] (see :meth:`melody_features`).
+            unconditional: replace the condition by :meth:`null_condition` (the input that condition dropout
+                trained), a baseline; ``cond`` then only sets the batch size.
 
         Returns:
             the new codes long [B, K, frames] (the prompt is not repeated).
@@ -394,7 +400,11 @@ class MusicGenGenerator(nn.Module):
             raise ValueError(f"nothing to generate: {frames} frames (duration_s={duration_s})")
         if guidance_scale < 1.0:
             raise ValueError(f"guidance_scale must be >= 1, got {guidance_scale}")
+        if do_sample and not temperature > 0:
+            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
         hidden, mask = self.condition(cond, cond_mask, chroma)
+        if unconditional:
+            hidden, mask = self.null_condition(hidden, mask)
         return self.generate_from_condition(hidden, mask, num_frames=frames, guidance_scale=guidance_scale, seed=seed,
                                             prompt_codes=prompt_codes, do_sample=do_sample, top_k=top_k,
                                             temperature=temperature)

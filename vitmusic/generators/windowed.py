@@ -144,7 +144,8 @@ def generate_long(
         guidance_scale: classifier-free guidance scale.
         seed: window i samples with seed + i (reproducible).
         progress: show a progress bar over windows (stderr).
-        **generate_kwargs: passed to :meth:`MusicGenGenerator.generate` for every window (do_sample, top_k, ...).
+        **generate_kwargs: passed to :meth:`MusicGenGenerator.generate` for every window (do_sample, top_k, ...;
+            a MusicGen-melody ``chroma`` is given unchanged to every window).
 
     Returns:
         float wav [N] with N = round(duration_s * sample_rate) exactly.
