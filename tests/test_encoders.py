@@ -255,3 +255,30 @@ def test_concurrent_materialisation_keeps_one_complete_copy(tmp_path):
     assert not errors
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-clip"]
     assert load_encoder(str(tmp_path / "tiny-clip")).fingerprint()["trainable"] is False
+
+
+def test_hub_id_loads_from_the_hf_cache_offline(tmp_path, monkeypatch):
+    # Lay out a Hugging Face cache entry by hand: this is how a real hub id is found without network.
+    import shutil
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    preset = materialize_tiny_preset("tiny-vit", root=tmp_path / "presets")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "models--vitmusic-test--tiny-vit"
+    shutil.copytree(preset, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    enc = load_encoder("vitmusic-test/tiny-vit", cache_dir=str(tmp_path / "hf"))
+    local = load_encoder(str(preset))
+    fp = enc.fingerprint()
+    assert enc.kind == "vit" and fp["commit"] == commit and fp["name_or_path"] == "vitmusic-test/tiny-vit"
+    assert (
+        fp["weights_sha256"] == local.fingerprint()["weights_sha256"]
+        and local.fingerprint()["commit"] is None
+    )
+    frames = _frames(1, 3)
+    torch.testing.assert_close(enc.encode_frames(frames)[0], local.encode_frames(frames)[0], rtol=0, atol=0)
+    with pytest.raises(VitmusicError, match="offline"):
+        load_encoder("vitmusic-test/tiny-vit", revision="v2", cache_dir=str(tmp_path / "hf"))

@@ -50,8 +50,9 @@ class HFVisionEncoder(VisionEncoder):
         model: the transformers model (weights frozen here).
         processor: its Pil image processor.
         name_or_path: what the user asked for (preset name, hub id or dir).
-        source: the local directory actually loaded (tiny presets / local dirs), else None.
+        source: the local directory loaded (tiny presets / local dirs); None for hub ids.
         revision: hub revision asked for, if any.
+        snapshot: hub ids: the local cache snapshot folder the files came from (its name is the commit).
         rate_hz: default embedding rate for :meth:`sample_fps`.
         lora: LoRA options (see :mod:`vitmusic.encoders.lora`) or None for a frozen encoder.
         batch_frames: at most this many frames per forward pass (bounds memory).
@@ -67,6 +68,7 @@ class HFVisionEncoder(VisionEncoder):
         name_or_path: str,
         source: Path | None = None,
         revision: str | None = None,
+        snapshot: Path | None = None,
         rate_hz: float | None = None,
         lora: dict[str, Any] | None = None,
         batch_frames: int = 64,
@@ -76,6 +78,7 @@ class HFVisionEncoder(VisionEncoder):
             raise ConfigError(f"batch_frames must be >= 1, got {batch_frames}")
         self.processor = processor
         self.source = source
+        self.snapshot = snapshot
         self.revision = revision
         self.batch_frames = int(batch_frames)
         self._fingerprint: dict[str, Any] | None = None
@@ -97,11 +100,12 @@ class HFVisionEncoder(VisionEncoder):
         return pv.to(device=self.device, dtype=self.dtype)
 
     def _weights_hash(self) -> str | None:
-        if self.source is None:
+        folder = self.source or self.snapshot
+        if folder is None:
             return None
         h = hashlib.sha256()
-        files = [self.source / "config.json"] + sorted(
-            p for p in self.source.iterdir() if p.suffix in (".safetensors", ".bin")
+        files = [folder / "config.json"] + sorted(
+            p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")
         )
         for path in files:
             h.update(path.name.encode())
@@ -113,15 +117,16 @@ class HFVisionEncoder(VisionEncoder):
     def fingerprint(self) -> dict[str, Any]:
         """Identity of what produces the embeddings: weights, preprocessing, output choice, adapters.
 
-        Local dirs (tiny presets included) are identified by a sha256 of config.json + weight files;
-        hub checkpoints by the revision asked for, else the commit hash transformers resolved.
+        ``weights_sha256`` is a sha256 of config.json + the weight files (local dirs, tiny presets and the
+        hub cache snapshot alike; computed once per encoder, about 1 s per 400 MB); hub checkpoints also
+        record the revision asked for and the commit it resolved to.
         """
         if self._fingerprint is None:
-            revision = self.revision or getattr(self.config, "_commit_hash", None)
             self._fingerprint = {
                 "kind": self.kind,
                 "name_or_path": self.name_or_path,
-                "revision": None if self.source is not None else revision,
+                "revision": self.revision if self.source is None else None,
+                "commit": self.snapshot.name if self.snapshot is not None else None,
                 "weights_sha256": self._weights_hash(),
                 "model_class": type(self.model).__name__,
                 "output": self.output_name,
@@ -290,6 +295,23 @@ def _from_pretrained(fn: Any, what: str, name: str, **kwargs: Any) -> Any:
         ) from exc
 
 
+def _hub_snapshot(repo_id: str, hub_kwargs: dict[str, Any]) -> Path | None:
+    """The HF cache snapshot folder a hub checkpoint was just loaded from (named by its commit)."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(
+            repo_id,
+            "config.json",
+            revision=hub_kwargs.get("revision"),
+            cache_dir=hub_kwargs.get("cache_dir"),
+            local_files_only=True,
+        )
+    except OSError:
+        return None
+    return Path(path).parent if path else None
+
+
 def _resolve_source(name_or_path: str) -> tuple[str, Path | None]:
     """Return (what to pass to from_pretrained, local folder or None for hub ids)."""
     path = Path(name_or_path).expanduser()
@@ -313,6 +335,7 @@ def load_encoder(
     clip_output: str = "pooled",
     batch_frames: int = 64,
     local_files_only: bool = False,
+    cache_dir: str | None = None,
     device: str | torch.device | None = None,
 ) -> VisionEncoder:
     """Load a vision encoder (model + its image processor) through ``from_pretrained``.
@@ -328,6 +351,7 @@ def load_encoder(
         clip_output: CLIP only: ``"pooled"`` (D = hidden_size) or ``"projected"`` (D = projection_dim).
         batch_frames: most frames per forward pass.
         local_files_only: never contact the hub.
+        cache_dir: Hugging Face cache folder for hub ids (default: the standard HF cache).
         device: where to put the model.
 
     Raises:
@@ -337,8 +361,8 @@ def load_encoder(
 
     source, folder = _resolve_source(str(name_or_path))
     hub_kwargs: dict[str, Any] = {"local_files_only": local_files_only}
-    if revision is not None and folder is None:
-        hub_kwargs["revision"] = revision
+    if folder is None:
+        hub_kwargs.update({"revision": revision, "cache_dir": cache_dir})
     config = _from_pretrained(AutoConfig.from_pretrained, "config", source, **hub_kwargs)
     inferred = KIND_BY_MODEL_TYPE.get(getattr(config, "model_type", ""))
     if kind is None:
@@ -362,6 +386,7 @@ def load_encoder(
         model_kwargs["config"] = vision_config
     model = _from_pretrained(model_cls.from_pretrained, "weights", source, **hub_kwargs, **model_kwargs)
     processor = _from_pretrained(proc_cls.from_pretrained, "image processor", source, **hub_kwargs)
+    snapshot = _hub_snapshot(source, hub_kwargs) if folder is None else None
     if device is not None:
         model = model.to(device)
     extra = {"clip_output": clip_output} if kind == "clip" else {}
@@ -371,6 +396,7 @@ def load_encoder(
         name_or_path=str(name_or_path),
         source=folder,
         revision=revision,
+        snapshot=snapshot,
         rate_hz=rate_hz,
         lora=lora,
         batch_frames=batch_frames,
