@@ -31,6 +31,8 @@ def test_proxy_directions():
     assert a_loud > a_quiet  # loudness, event rate and tempo carry arousal
     for v, a in [est(major, SR), est(np.zeros(2 * SR, np.float32), SR)]:
         assert -1.0 <= v <= 1.0 and -1.0 <= a <= 1.0
+    label = emotion.describe()
+    assert label["emotion.estimator"] == "FeatureEmotionEstimator" and "PROXY" in label["emotion.note"]
 
 
 def test_features_are_documented_units():
@@ -105,6 +107,8 @@ def test_transformers_adapter_round_trip(tmp_path):
     model = _tiny_regressor(tmp_path)
     est = emotion.TransformersEmotionEstimator(tmp_path)
     assert not est.is_proxy and est.sample_rate == 16000
+    assert "PROXY" not in emotion.describe(est)["emotion.note"]
+    assert str(tmp_path) in emotion.describe(est)["emotion.estimator"]
     y = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
     v, a = est(y, 16000)
     inputs = est.feature_extractor(y, sampling_rate=16000, return_tensors="pt")

@@ -185,6 +185,28 @@ class TransformersEmotionEstimator:
         return float(logits[self.valence_index]), float(logits[self.arousal_index])
 
 
+PROXY_NOTE = (
+    "PROXY: valence/arousal from hand-weighted loudness, onset rate, tempo, brightness and mode features "
+    "(Eerola et al. 2009 style), not a model fitted to listener ratings"
+)
+
+
+def describe(estimator: EmotionEstimator | None = None) -> dict[str, str]:
+    """Strings for reports saying which estimator produced the emotion metrics and whether it is a PROXY.
+
+    Returns:
+        ``{"emotion.estimator": name, "emotion.note": ...}``; the note carries :data:`PROXY_NOTE` for the
+        default estimator (and any estimator with ``is_proxy = True``).
+    """
+    estimator = FeatureEmotionEstimator() if estimator is None else estimator
+    name = type(estimator).__name__
+    if getattr(estimator, "name_or_path", None):
+        name += f"({estimator.name_or_path})"  # type: ignore[attr-defined]
+    proxy = bool(getattr(estimator, "is_proxy", False))
+    note = PROXY_NOTE if proxy else "model-based estimator supplied by the user"
+    return {"emotion.estimator": name, "emotion.note": note}
+
+
 def quadrant(valence: float, arousal: float) -> int:
     """Russell circumplex quadrant 1..4 (1: +V+A, 2: -V+A, 3: -V-A, 4: +V-A); 0 counts as positive."""
     if valence >= 0:
