@@ -282,3 +282,22 @@ def test_hub_id_loads_from_the_hf_cache_offline(tmp_path, monkeypatch):
     torch.testing.assert_close(enc.encode_frames(frames)[0], local.encode_frames(frames)[0], rtol=0, atol=0)
     with pytest.raises(VitmusicError, match="offline"):
         load_encoder("vitmusic-test/tiny-vit", revision="v2", cache_dir=str(tmp_path / "hf"))
+
+
+@pytest.mark.parametrize("head", ["VideoMAEForPreTraining", "ViTForImageClassification"])
+def test_checkpoints_with_heads_load_their_backbone(head, tmp_path):
+    # MCG-NJU/videomae-base is a pre-training checkpoint, google/vit-base-patch16-224 a classifier:
+    # the backbone weights must be found under the head's prefix, not re-initialised.
+    import transformers
+
+    name = "tiny-videomae" if head.startswith("VideoMAE") else "tiny-vit"
+    base = load_encoder(name)
+    torch.manual_seed(0)
+    full = getattr(transformers, head)(base.config)
+    backbone = full.videomae if head.startswith("VideoMAE") else full.vit
+    backbone.load_state_dict(base.model.state_dict(), strict=False)
+    full.save_pretrained(tmp_path)
+    base.processor.save_pretrained(tmp_path)
+    enc = load_encoder(str(tmp_path))
+    frames = _frames(1, 8, seed=9)
+    torch.testing.assert_close(enc.encode_frames(frames)[0], base.encode_frames(frames)[0], rtol=0, atol=0)
