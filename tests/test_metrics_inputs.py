@@ -74,3 +74,7 @@ def test_channels_first_stereo_is_averaged():
     # Integer sample rates given as integral floats are fine; lengths may differ between ref and est.
     ref, est, sr = audio_checks.validate_pair(GOOD, GOOD[: int(1.5 * SR)], float(SR))
     assert sr == SR and ref.size != est.size
+    pcm = (GOOD * 32767).astype(np.int16)
+    assert np.allclose(audio_checks.validate_audio(pcm, SR), GOOD, atol=1e-4)  # integer PCM is scaled
+    # A clip cut at "1 s" that rounding left a few samples short is accepted.
+    assert audio_checks.validate_audio(GOOD[: SR - 5], SR).size == SR - 5

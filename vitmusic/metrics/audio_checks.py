@@ -41,7 +41,8 @@ def validate_audio(
     """Validate a waveform and return it as a mono float32 array.
 
     Args:
-        audio: ``[N]`` mono or ``[C, N]`` multi-channel samples (channels are averaged to mono).
+        audio: ``[N]`` mono or ``[C, N]`` multi-channel samples (channels are averaged to mono); integer
+            PCM is scaled to [-1, 1).
         sample_rate: Sample rate in Hz (already validated or validated here).
         name: Argument name used in error messages.
         min_duration_s: Minimum accepted duration in seconds.
@@ -69,12 +70,16 @@ def validate_audio(
         raise ValueError(f"{name} must be [N] or [C, N], got shape {y.shape}")
     if y.size == 0:
         raise ValueError(f"{name} is empty")
+    if np.issubdtype(y.dtype, np.integer):
+        # Integer PCM (e.g. int16 from a wav reader) -> [-1, 1), so level-based features see the true level.
+        y = y.astype(np.float32) / float(np.iinfo(y.dtype).max + 1)
     y = y.astype(np.float32, copy=False)
     if not np.all(np.isfinite(y)):
         bad = int(np.count_nonzero(~np.isfinite(y)))
         raise ValueError(f"{name} contains {bad} NaN/inf samples")
     duration_s = y.size / sample_rate
-    if duration_s < min_duration_s:
+    # 10 ms of slack so that a clip cut at "1 s" with rounding still passes.
+    if duration_s < min_duration_s - 0.01:
         raise ValueError(
             f"{name} is {duration_s:.3f} s long; at least {min_duration_s:g} s is needed for this metric"
         )
