@@ -277,3 +277,27 @@ def test_unconditional_generation_ignores_the_tokens(gen):
     h, m = gen.condition(cond, mask)
     ref = gen.generate_from_condition(torch.zeros_like(h), torch.zeros_like(m), num_frames=6, seed=5)
     assert torch.equal(a, b) and torch.equal(a, ref)
+
+
+def test_librosa_chroma_matches_the_transformers_extractor_recipe():
+    from transformers.audio_utils import chroma_filter_bank
+
+    from vitmusic.generators.melody import HOP_LENGTH, N_FFT, melody_chroma
+
+    sr = 32000
+    rng = np.random.default_rng(0)
+    notes_hz = [261.63, 329.63, 392.0, 440.0, 493.88, 311.13]  # C E G A B D#
+    t = np.arange(sr // 2) / sr
+    wav = np.concatenate([np.sin(2 * np.pi * f * t) * (0.3 + 0.1 * i) for i, f in enumerate(notes_hz)])
+    wav = (wav + 0.01 * rng.standard_normal(wav.shape)).astype(np.float32)
+    ours = melody_chroma(wav, sr)
+    # the extractor's recipe (it needs torchaudio): hann power STFT, centred with reflection, HF's filter bank
+    spec = torch.stft(torch.from_numpy(wav), N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT), center=True,
+                      pad_mode="reflect", return_complex=True).abs() ** 2
+    bank = torch.from_numpy(chroma_filter_bank(num_frequency_bins=N_FFT, num_chroma=12, sampling_rate=sr, tuning=0))
+    ref = torch.einsum("cf,ft->tc", bank.float(), spec).argmax(-1).numpy()
+    assert ours.shape == (len(ref), 12) and np.all(ours.sum(-1) == 1)
+    assert np.mean(ours.argmax(-1) == ref) == 1.0
+    # and the melody is where it should be: frames in the middle of each note carry its pitch class
+    mid = [int((i + 0.25) * sr / 2 / HOP_LENGTH) + 1 for i in range(len(notes_hz))]
+    assert list(ours.argmax(-1)[mid]) == [0, 4, 7, 9, 11, 3]

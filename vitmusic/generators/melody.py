@@ -1,7 +1,8 @@
 """Melody chroma for MusicGen-melody, computed with librosa (the transformers extractor needs torchaudio).
 
-Matches ``MusicgenMelodyFeatureExtractor``: power STFT with n_fft 16384 / hop 4096 at the model's sample rate,
-a 12-bin chroma filter bank (no tuning estimation), then one-hot on the dominant pitch class per frame.
+Matches ``MusicgenMelodyFeatureExtractor``: centred, reflection-padded power STFT with n_fft 16384 / hop 4096 at
+the model's sample rate, a 12-bin chroma filter bank starting at C (no tuning estimation), then one-hot on the
+dominant pitch class per frame (tests/test_musicgen.py checks it against that recipe written with torch.stft).
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def melody_chroma(
         y = librosa.resample(y, orig_sr=sample_rate, target_sr=model_sample_rate, axis=-1)
     batch = y[None] if y.ndim == 1 else y
     if batch.shape[-1] < n_fft:
-        batch = np.pad(batch, ((0, 0), (0, n_fft - batch.shape[-1])))
+        # as the transformers extractor: zero-pad short audio on both sides to one FFT window
+        pad = n_fft - batch.shape[-1]
+        batch = np.pad(batch, ((0, 0), (pad // 2, pad - pad // 2)))
     out = []
     for wav in batch:
         chroma = librosa.feature.chroma_stft(
             y=wav, sr=model_sample_rate, n_fft=n_fft, hop_length=hop_length, tuning=0.0, n_chroma=num_chroma,
-            center=True,
+            center=True, pad_mode="reflect",  # torchaudio's Spectrogram pads by reflection
         )  # [C, T]
         one_hot = np.zeros((chroma.shape[1], num_chroma), dtype=np.float32)
         one_hot[np.arange(chroma.shape[1]), chroma.argmax(axis=0)] = 1.0
