@@ -107,16 +107,19 @@ def _disc(img: np.ndarray, cy: int, cx: int, radius: int, colour) -> None:
 
 
 def _line(img: np.ndarray, y0: int, x0: int, y1: int, x1: int, colour, width: int = 3) -> None:
-    """A thick straight segment (an arm), painted as a run of small squares."""
-    n = max(abs(y1 - y0), abs(x1 - x0), 1) + 1
-    ys = np.round(np.linspace(y0, y1, n)).astype(np.int64)
-    xs = np.round(np.linspace(x0, x1, n)).astype(np.int64)
+    """A thick straight segment (an arm): the pixels of its bounding box within width/2 of the segment."""
     h, w = img.shape[:2]
-    for dy in range(-(width // 2), width - width // 2):
-        for dx in range(-(width // 2), width - width // 2):
-            yy, xx = ys + dy, xs + dx
-            ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-            img[yy[ok], xx[ok]] = colour
+    r = width / 2.0
+    by0, by1 = max(int(min(y0, y1) - r), 0), min(int(max(y0, y1) + r) + 1, h)
+    bx0, bx1 = max(int(min(x0, x1) - r), 0), min(int(max(x0, x1) + r) + 1, w)
+    if by1 <= by0 or bx1 <= bx0:
+        return
+    yy = np.arange(by0, by1, dtype=np.float32)[:, None] - y0
+    xx = np.arange(bx0, bx1, dtype=np.float32)[None, :] - x0
+    dy, dx = float(y1 - y0), float(x1 - x0)
+    u = np.clip((yy * dy + xx * dx) / max(dy * dy + dx * dx, 1e-6), 0.0, 1.0)
+    mask = (yy - u * dy) ** 2 + (xx - u * dx) ** 2 <= r * r
+    img[by0:by1, bx0:bx1][mask] = colour
 
 
 class Stage:
