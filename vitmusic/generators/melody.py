@@ -8,6 +8,7 @@ dominant pitch class per frame (tests/test_musicgen.py checks it against that re
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 N_FFT = 16384
 HOP_LENGTH = 4096
@@ -60,3 +61,65 @@ def melody_chroma(
         out.append(one_hot)
     result = np.stack(out)
     return result[0] if y.ndim == 1 else result
+
+
+def prefix_decoder_sample(
+    decoder: torch.nn.Module,
+    ids: torch.Tensor,
+    hidden: torch.Tensor,
+    *,
+    num_frames: int,
+    guidance_scale: float,
+    do_sample: bool,
+    top_k: int,
+    temperature: float,
+) -> torch.Tensor:
+    """Delayed, cached, optionally guided sampling for MusicGen-melody's prefix-conditioned decoder.
+
+    ``MusicgenMelodyForCausalLM.generate`` cannot be used: in transformers 5.23 it concatenates the [B, S] prefix
+    mask with a [B*K, L] code mask (shape error), and given a [B, L] mask its cached steps drop the prefix from
+    the mask (wrong codes). This is the same loop written out; tests compare it with uncached forward passes.
+
+    Args:
+        decoder: ``MusicgenMelodyForCausalLM``.
+        ids: long [B, K, 1 + P]: the start token column followed by P prompt frames (undelayed).
+        hidden: prefix [B, S, H], or [2B, S, H] = [cond; null] when ``guidance_scale > 1``.
+        num_frames: new frames to generate.
+        guidance_scale: classifier-free guidance scale (> 1 = guided).
+        do_sample: top-k sampling (else greedy).
+        top_k: top-k.
+        temperature: sampling temperature.
+
+    Returns:
+        codes long [B, K, P + num_frames] (prompt included).
+    """
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    B, K = ids.shape[:2]
+    pad = int(decoder.config.pad_token_id)
+    guided = guidance_scale > 1.0
+    max_length = ids.shape[-1] + num_frames + K - 1
+    seq, pattern = decoder.build_delay_pattern_mask(ids.reshape(B * K, -1), pad_token_id=pad, max_length=max_length)
+    x = decoder.apply_delay_pattern_mask(seq, pattern)
+    out = decoder(input_ids=x.repeat(2, 1) if guided else x, encoder_hidden_states=hidden,
+                  past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()), use_cache=True)
+    while True:
+        logits = out.logits[:, -1].float()  # [(2 x) B*K, V]
+        if guided:
+            cond, uncond = logits.split(B * K)
+            logits = uncond + guidance_scale * (cond - uncond)  # transformers' CFG logits processor
+        if do_sample:
+            logits = logits / temperature
+            if top_k and top_k < logits.shape[-1]:
+                kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1)
+        else:
+            nxt = logits.argmax(-1, keepdim=True)
+        seq = torch.cat([seq, nxt], dim=-1)
+        if seq.shape[-1] >= max_length:
+            break
+        x = decoder.apply_delay_pattern_mask(seq, pattern)[:, -1:]
+        out = decoder(input_ids=x.repeat(2, 1) if guided else x, past_key_values=out.past_key_values, use_cache=True)
+    seq = decoder.apply_delay_pattern_mask(seq, pattern)
+    return seq[seq != pad].reshape(B, K, -1)

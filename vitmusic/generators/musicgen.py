@@ -15,7 +15,8 @@ null condition for classifier-free guidance is zeros with mask 0 in both (see :m
 Generation runs the decoder's own ``generate`` with ``[cond; null]`` and an explicit ``EncoderDecoderCache``:
 ``MusicgenForConditionalGeneration.generate(encoder_outputs=..., guidance_scale>1)`` has no null branch, and the
 decoder without an explicit ``EncoderDecoderCache`` puts cross-attention keys in the self-attention cache
-(silently wrong codes).
+(silently wrong codes). MusicGen-melody's decoder ``generate`` is broken with a prefix in transformers 5.23, so it
+runs the equivalent loop :func:`vitmusic.generators.melody.prefix_decoder_sample`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from vitmusic.errors import ConfigError, VitmusicError
+from vitmusic.generators.melody import prefix_decoder_sample
 from vitmusic.generators.presets import TINY_PRESETS, materialize_tiny_generator
 
 __all__ = ["ENTRIES", "KINDS", "MusicGenGenerator", "load_generator", "materialize_tiny_generator"]
@@ -456,8 +458,9 @@ class MusicGenGenerator(nn.Module):
             if seed is not None:
                 torch.manual_seed(seed)
             if self.is_melody:
-                out = self._melody_sample(ids, hidden, num_frames=num_frames, guidance_scale=guidance_scale,
-                                          do_sample=do_sample, top_k=top_k, temperature=temperature)
+                out = prefix_decoder_sample(self.model.decoder, ids, hidden, num_frames=num_frames,
+                                            guidance_scale=guidance_scale, do_sample=do_sample, top_k=top_k,
+                                            temperature=temperature)
             else:
                 cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
                 if P:
@@ -477,45 +480,6 @@ class MusicGenGenerator(nn.Module):
         x = dec.apply_delay_pattern_mask(seq, pattern)[:, :-1]
         dec(input_ids=x.repeat(2, 1) if guided else x, encoder_hidden_states=hidden, encoder_attention_mask=mask,
             past_key_values=cache, use_cache=True)
-
-    def _melody_sample(
-        self, ids: torch.Tensor, hidden: torch.Tensor, *, num_frames: int, guidance_scale: float, do_sample: bool,
-        top_k: int, temperature: float,
-    ) -> torch.Tensor:
-        # MusicgenMelodyForCausalLM.generate cannot be used here: in transformers 5.23 it concatenates the [B, S]
-        # prefix mask with a [B*K, L] code mask (shape error), and with a [B, L] mask the cached steps drop the
-        # prefix from the mask (wrong codes). So this is the same delayed, cached, guided loop written out.
-        from transformers import DynamicCache, EncoderDecoderCache
-
-        dec = self.model.decoder
-        B, K, pad = ids.shape[0], self.num_codebooks, self.pad_token_id
-        guided = guidance_scale > 1.0
-        max_length = ids.shape[-1] + num_frames + K - 1
-        seq, pattern = dec.build_delay_pattern_mask(ids.reshape(B * K, -1), pad_token_id=pad, max_length=max_length)
-        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        x = dec.apply_delay_pattern_mask(seq, pattern)
-        out = dec(input_ids=x.repeat(2, 1) if guided else x, encoder_hidden_states=hidden, past_key_values=cache,
-                  use_cache=True)
-        while True:
-            logits = out.logits[:, -1].float()  # [(2 x) B*K, V]
-            if guided:
-                cond, uncond = logits.split(B * K)
-                logits = uncond + guidance_scale * (cond - uncond)
-            if do_sample:
-                logits = logits / temperature
-                if top_k and top_k < logits.shape[-1]:
-                    kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1)
-            else:
-                nxt = logits.argmax(-1, keepdim=True)
-            seq = torch.cat([seq, nxt], dim=-1)
-            if seq.shape[-1] >= max_length:
-                break
-            x = dec.apply_delay_pattern_mask(seq, pattern)[:, -1:]
-            out = dec(input_ids=x.repeat(2, 1) if guided else x, past_key_values=out.past_key_values, use_cache=True)
-        seq = dec.apply_delay_pattern_mask(seq, pattern)
-        return seq[seq != pad].reshape(B, K, -1)
 
     def generate_long(
         self,
