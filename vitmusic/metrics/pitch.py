@@ -3,7 +3,7 @@
 f0 tracking backends:
 
 - ``"pyin"`` (default): ``librosa.pyin`` on audio resampled to 16 kHz, 1024-sample frames, 20 ms hop,
-  40..2100 Hz (double bass low E to beyond the violin/flute range of URMP), 0.2-semitone pitch grid.
+  39.8..2100 Hz (double bass low E to beyond the violin/flute range of URMP), 0.2-semitone pitch grid.
   The grid is the main speed knob: pyin's Viterbi cost grows with the square of the number of pitch
   states and 0.2 semitones (20 cents, so at most 10 cents quantisation error) is ~4x faster than librosa's
   0.1 default while staying well inside the 50-cent tolerance of the melody metrics.
@@ -37,7 +37,9 @@ from vitmusic.metrics.audio_checks import (
 ANALYSIS_SR = 16000
 FRAME_LENGTH = 1024
 HOP_LENGTH = 320  # 20 ms at 16 kHz
-FMIN_HZ = 40.0
+# 39.76 Hz: just below 40 Hz and on a 0.2-semitone grid through A4 = 440 Hz, so that pyin's pitch grid
+# (which starts at fmin) contains every equal-tempered pitch instead of quantising them by up to 10 cents.
+FMIN_HZ = 440.0 * 2.0 ** (-208 * 0.2 / 12)
 FMAX_HZ = 2100.0
 RESOLUTION_SEMITONES = 0.2
 CREPE_PERIODICITY_THRESHOLD = 0.21
