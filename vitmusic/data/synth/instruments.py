@@ -132,27 +132,30 @@ def _render_note(tb: Timbre, f0_hz: float, dur_s: float, velocity: float, sample
     num = int(max(1, min(tb.max_harmonics, np.floor(0.45 * sample_rate / (f0_hz * 1.05)))))
     amps = _spectrum(tb, f0_hz, num, velocity)
     # Chebyshev recurrence over harmonics; brass keeps a dark and a full sum to let partials bloom
-    s_prev, s_cur = np.zeros(n), np.sin(theta)
+    s_prev, s_cur, s_next, term = np.zeros(n), np.sin(theta), np.empty(n), np.empty(n)
     c2 = 2.0 * np.cos(theta)
     full = amps[0] * s_cur
     dark = full.copy() if tb.bloom_s > 0 else None
-    for k in range(2, num + 1):
-        s_prev, s_cur = s_cur, c2 * s_cur - s_prev
-        full += amps[k - 1] * s_cur
+    for k in range(2, num + 1):  # in-place: this loop is most of the synthesis time
+        np.multiply(c2, s_cur, out=s_next)
+        s_next -= s_prev
+        s_prev, s_cur, s_next = s_cur, s_next, s_prev
+        np.multiply(s_cur, amps[k - 1], out=term)
+        full += term
         if dark is not None and k <= 2:
-            dark += amps[k - 1] * s_cur
+            dark += term
     if dark is not None:
         bloom = 1.0 - np.exp(-t / (tb.bloom_s * (1.4 - 0.6 * velocity)))
         full = dark + bloom * (full - dark)
     if tb.noise > 0:
-        from scipy.signal import lfilter
-
-        noise = rng.standard_normal(n)
-        # breath/bow noise coloured around the tone's register; a burst at the attack (flute "chiff")
+        # breath/bow noise: white noise band-passed (in the frequency domain) around the tone's upper
+        # partials, with a burst at the attack (the flute's "chiff")
+        n_fft = 1 << int(np.ceil(np.log2(max(n, 2))))  # power of two: fast for any note length
+        spec = np.fft.rfft(rng.standard_normal(n_fft))
+        freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
         centre = min(0.4 * sample_rate, 4.0 * f0_hz)
-        r = 0.97
-        a = [1.0, -2 * r * np.cos(2 * np.pi * centre / sample_rate), r * r]
-        noise = lfilter([1.0 - r], a, noise)
+        spec *= np.exp(-0.5 * ((freqs - centre) / (0.5 * centre)) ** 2)
+        noise = np.fft.irfft(spec, n_fft)[:n]
         noise /= np.std(noise) + 1e-12
         chiff = 1.0 + 3.0 * np.exp(-t / 0.04)
         full += tb.noise * chiff * noise
