@@ -69,3 +69,11 @@ def test_windows_continue_from_previous_tail_and_see_their_tokens(gen, monkeypat
     # window 1 spans frames [60, 140) = [1.2 s, 2.8 s): tokens 5..11; window 0 spans [0, 1.6 s): tokens 0..6
     assert torch.equal(calls[1]["cond"], cond[:, 5:12])
     assert torch.equal(calls[0]["cond"], cond[:, 0:7])
+
+
+def test_generate_long_melody_exact_length(tmp_path):
+    melody = load_generator(materialize_tiny_generator("tiny-musicgen-melody", root=tmp_path))
+    cond = torch.randn(1, 10, melody.cond_dim)
+    wav = melody.generate_long(cond, None, torch.linspace(0, 1.3, 10), duration_s=1.3, window_s=0.8, context_s=0.2,
+                               guidance_scale=3.0, seed=0, progress=False)
+    assert wav.shape == (round(1.3 * melody.sample_rate),) and torch.isfinite(wav).all()
