@@ -301,3 +301,27 @@ def test_checkpoints_with_heads_load_their_backbone(head, tmp_path):
     enc = load_encoder(str(tmp_path))
     frames = _frames(1, 8, seed=9)
     torch.testing.assert_close(enc.encode_frames(frames)[0], base.encode_frames(frames)[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name,rate_hz", [("tiny-vit", 4.0), ("tiny-videomae", 2.0)])
+def test_encode_video_windows_equal_one_pass(name, rate_hz, tmp_path):
+    from vitmusic.data.video import VideoReader
+    from vitmusic.data.videowriter import write_video
+    from vitmusic.encoders import encode_video
+
+    yy, xx = np.mgrid[0:48, 0:64]
+    frames = np.stack(
+        [
+            np.stack([(xx * 4 + 9 * i) % 256, (yy * 5 + 3 * i) % 256, (xx + yy + 20 * i) % 256], -1)
+            for i in range(72)
+        ]
+    ).astype(np.uint8)
+    path = write_video(tmp_path / "v.mp4", frames, 24)  # 3 s
+    enc = load_encoder(name, rate_hz=rate_hz)
+    embeds, times_s = encode_video(enc, path, window_s=1.0)
+    with VideoReader(path) as reader:
+        whole = reader.read(fps=enc.sample_fps()).data
+    ref, mask = enc.encode_frames(whole)
+    assert embeds.shape == (int(3 * rate_hz), enc.embed_dim) and embeds.dtype == np.float32
+    np.testing.assert_allclose(embeds, ref[0][mask[0]].numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(times_s, np.arange(len(embeds)) / rate_hz)
