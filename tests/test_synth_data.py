@@ -18,6 +18,7 @@ from vitmusic.data.synth.performer import player_state
 from vitmusic.data.synth.scores import choose_ensemble, fit_to_range, generate_melodies, perform, range_cost
 from vitmusic.data.urmp import INSTRUMENTS, discover_pieces, parse_piece_name, read_f0, read_notes
 from vitmusic.data.video import VideoReader, probe_video
+from vitmusic.errors import VitmusicError
 
 SR = 48000
 DUR = 5.0
@@ -289,3 +290,17 @@ def test_cli_and_bad_inputs(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "fluidsynth", None)
     assert cli.main(["synth-data", "--out", str(out), "--pieces", "1", "--renderer", "fluidsynth", *common]) == 2
     assert "pyfluidsynth" in capsys.readouterr().err
+
+
+def test_rerun_replaces_its_own_pieces_and_refuses_foreign_ones(tmp_path):
+    kw = dict(duration_s=1.5, width_per_player=64, height=96, progress=False, sample_rate=8000, plot=False)
+    generate_benchmark(tmp_path / "b", 3, seed=1, **kw)
+    again = generate_benchmark(tmp_path / "b", 1, seed=2, **kw)
+    assert [p.folder for p in discover_pieces(tmp_path / "b")] == again  # no stale pieces 2 and 3
+    doc = json.loads((tmp_path / "b" / "synth_data.json").read_text())
+    assert doc["complete"] and doc["stale"] == [] and doc["arguments"]["seed"] == 2
+    foreign = tmp_path / "urmp" / "07_Jupiter_vn_vc"
+    foreign.mkdir(parents=True)
+    with pytest.raises(VitmusicError, match="not written by synth-data"):
+        generate_benchmark(tmp_path / "urmp", 1, seed=0, **kw)
+    assert foreign.is_dir()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from vitmusic.data.synth.scores import SOURCES, Performance, make_performance
 from vitmusic.data.urmp import (
     INSTRUMENTS,
     mix_file_name,
+    parse_piece_name,
     piece_folder_name,
     score_file_name,
     stem_file_name,
@@ -35,6 +37,7 @@ RENDERERS = ("builtin", "fluidsynth")
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
 PIECE_NAMES = {"chorale": "Chorale", "melody": "Melody"}
 F0_HOP_S = 0.01
+SUMMARY = "synth_data.json"
 PEAK = 0.89  # mix peak after normalisation: headroom for AAC and the 16-bit wav
 
 
@@ -152,7 +155,7 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
     """Write ``pieces`` synthetic URMP pieces (``01_Chorale_vn_vn_va_vc``, ...) under ``out_dir``.
 
     Args:
-        out_dir: root folder (created); existing piece folders with the same names are replaced.
+        out_dir: root folder (created if missing).
         pieces: number of pieces (>= 1), numbered from 1.
         seed: base seed; piece k uses the seed sequence (seed, k).
         duration_s: length of every piece (scores are looped or truncated to it).
@@ -168,7 +171,9 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
 
     Returns:
         The piece folders, in order. A summary (arguments and per-piece source, tempo, instruments) is
-        written to ``out_dir/synth_data.json``.
+        written to ``out_dir/synth_data.json``. Piece folders of an earlier run into the same ``out_dir``
+        are replaced (those this run does not rewrite are removed); any other piece folder there is an
+        error, so a benchmark never silently mixes with other data.
 
     Raises:
         DataError: invalid arguments, ``out_dir`` is a file, or the FluidSynth renderer is unavailable.
@@ -209,7 +214,19 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
     except OSError as e:
         raise DataError(f"cannot create output folder {out}: {e}") from e
 
+    previous = _check_existing(out)
+    args = {"pieces": int(pieces), "seed": int(seed), "duration_s": float(duration_s), "fps": str(fps),
+            "source": source, "renderer": renderer, "sample_rate": int(sample_rate),
+            "width_per_player": width_per_player, "height": height, "tempo_range_bpm": list(tempo_range_bpm),
+            "tempo_drift": tempo_drift, "f0_hop_s": F0_HOP_S}
     folders, summary, perfs = [], [], []
+
+    def record(stale: set[str]) -> None:
+        # rewritten after every piece, so an interrupted run still accounts for every folder it owns
+        doc = {"arguments": args, "complete": not stale and len(folders) == int(pieces), "pieces": summary,
+               "stale": sorted(stale)}
+        atomic_write_text(out / SUMMARY, json.dumps(doc, indent=2) + "\n")
+
     for k in tqdm(range(1, int(pieces) + 1), desc="synth-data", unit="piece", disable=not progress):
         rng = np.random.default_rng([int(seed), k])
         perf = make_performance(rng, source, float(duration_s), tuple(tempo_range_bpm), tempo_drift)
@@ -221,11 +238,35 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
             perfs.append(perf)
         summary.append({"piece": folder.name, **perf.info,
                         "num_notes": [int(len(p.notes)) for p in perf.parts]})
-    args = {"pieces": int(pieces), "seed": int(seed), "duration_s": float(duration_s), "fps": str(fps),
-            "source": source, "renderer": renderer, "sample_rate": int(sample_rate),
-            "width_per_player": width_per_player, "height": height, "tempo_range_bpm": list(tempo_range_bpm),
-            "tempo_drift": tempo_drift, "f0_hop_s": F0_HOP_S}
+        record(previous - {f.name for f in folders})
+    # pieces of an earlier synth-data run into the same folder that this run did not rewrite
+    for name in sorted(previous - {f.name for f in folders}):
+        shutil.rmtree(out / name, ignore_errors=True)
+    record(set())
     if plot:
         plot_pieces(perfs, [f.name for f in folders], out / "synth_data.png")
-    atomic_write_text(out / "synth_data.json", json.dumps({"arguments": args, "pieces": summary}, indent=2) + "\n")
     return folders
+
+
+def _check_existing(out: Path) -> set[str]:
+    """Piece folders an earlier synth-data run left in ``out`` (to replace); refuse to mix with others."""
+    pieces = set()
+    for d in out.iterdir():
+        if d.is_dir() and not d.name.startswith("."):
+            try:
+                parse_piece_name(d.name)
+            except DataError:
+                continue
+            pieces.add(d.name)
+    known: set[str] = set()
+    if (out / SUMMARY).is_file():
+        try:
+            doc = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
+            known = {p["piece"] for p in doc.get("pieces", [])} | set(doc.get("stale", []))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise DataError(f"{out / SUMMARY}: unreadable summary of an earlier run ({e}); choose an empty --out") from e
+    foreign = sorted(pieces - known)
+    if foreign:
+        raise DataError(f"{out} already holds piece folders not written by synth-data (e.g. {foreign[0]}); "
+                        "choose an empty --out")
+    return pieces
