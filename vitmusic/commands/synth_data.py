@@ -16,20 +16,20 @@ def _tempo_range(text: str) -> tuple[float, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output root; piece folders NN_Name_inst1_inst2 go here")
-    parser.add_argument("--pieces", type=int, default=10, help="number of pieces (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed; same seed -> identical files (default 0)")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per piece (default 20)")
-    parser.add_argument("--fps", default="30", help="video frame rate: 30 (default), 25, 29.97, 30000/1001, ...")
-    parser.add_argument("--source", default="chorales", help="chorales (music21 Bach corpus), melodies or mixed")
-    parser.add_argument("--renderer", default="builtin", help="builtin (numpy synthesizer) or fluidsynth (GM soundfont)")
-    parser.add_argument("--sample-rate", type=int, default=48000, help="audio sample rate in Hz (default 48000)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output root; piece folders NN_Name_inst1_inst2 go here")
+    parser.add_argument("--pieces", type=int, default=10, metavar="N", help="number of pieces (default 10)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="base seed; same seed -> identical files (default 0)")
+    parser.add_argument("--duration", type=float, default=20.0, metavar="SECONDS", help="seconds per piece (default 20)")
+    parser.add_argument("--fps", default="30", metavar="FPS", help="video frame rate: 30 (default), 25, 29.97, 30000/1001, ...")
+    parser.add_argument("--source", default="chorales", metavar="SOURCE", help="chorales (music21 Bach corpus, default), melodies or mixed")
+    parser.add_argument("--renderer", default="builtin", metavar="NAME", help="builtin (numpy synthesizer, default) or fluidsynth (GM soundfont)")
+    parser.add_argument("--sample-rate", type=int, default=48000, metavar="HZ", help="audio sample rate in Hz (default 48000)")
     parser.add_argument("--tempo", type=_tempo_range, default=(66.0, 112.0), metavar="LOW:HIGH",
                         help="BPM range each piece's tempo is drawn from (default 66:112)")
-    parser.add_argument("--tempo-drift", type=float, default=0.04,
+    parser.add_argument("--tempo-drift", type=float, default=0.04, metavar="X",
                         help="relative amplitude of the slow tempo drift / rubato (default 0.04, 0 = strict)")
-    parser.add_argument("--width", type=int, default=160, help="video width per performer in px (default 160)")
-    parser.add_argument("--height", type=int, default=240, help="video height in px (default 240)")
+    parser.add_argument("--width", type=int, default=160, metavar="PX", help="video width per performer in px (default 160)")
+    parser.add_argument("--height", type=int, default=240, metavar="PX", help="video height in px (default 240)")
     parser.add_argument("--no-plot", action="store_true", help="skip the piano-roll overview OUT/synth_data.png")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
