@@ -1,0 +1,225 @@
+"""``vitmusic generate``: music for one video, a folder of videos or a manifest split, from a trained run.
+
+Single video::
+
+    vitmusic generate --video in.mp4 --checkpoint RUN --out out.wav [--mux out.mp4] [--guidance G] [--seed S]
+
+Batch (one ``<name>.wav`` per video, or ``<clip_id>.wav`` per manifest clip for its ``[start_s, end_s)``)::
+
+    vitmusic generate --videos DIR --checkpoint RUN --out-dir OUT
+    vitmusic generate --manifest M --split test --checkpoint RUN --out-dir OUT
+
+In batch mode a bad input is skipped with one stderr line and listed in ``OUT/failures.json``; the others are
+produced, and ``OUT/generate.json`` records the settings and each item's seed (derived from ``--seed`` and the
+item's name, so an item sounds the same whatever else is in the batch). Exit code 0 when at least one item
+succeeded, 2 when all failed.
+
+``--path`` picks the generation path. Each path provides ``load_pipeline(checkpoint, *, device=None)``
+returning an object with ``sample_rate``, ``default_seed``, ``describe() -> dict`` and
+``generate_video(video, *, t0_s, t1_s, guidance_scale, seed, progress) -> float wav [N]`` (exactly the span's
+length): ``musicgen`` in :mod:`vitmusic.generators.pipeline`, ``midi`` in
+``vitmusic.generators.midi_pipeline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from vitmusic.errors import ConfigError, DataError, VitmusicError
+
+HELP = "generate music for videos with a trained run (any length; single video, folder or manifest split)"
+
+PATHS = ("musicgen", "midi")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", metavar="IN", help="one video file")
+    src.add_argument("--videos", metavar="DIR", help="every video file in a folder (batch mode)")
+    src.add_argument("--manifest", metavar="M", help="manifest.jsonl (or its folder) from 'vitmusic prepare'")
+    parser.add_argument("--split", default="test", help="manifest split to generate for (default: test)")
+    parser.add_argument("--checkpoint", required=True, metavar="RUN",
+                        help="run folder (uses RUN/final) or RUN/checkpoints/step_<n>")
+    parser.add_argument("--out", metavar="OUT.wav", help="output audio of --video")
+    parser.add_argument("--out-dir", metavar="OUT", help="output folder of --videos / --manifest")
+    parser.add_argument("--mux", metavar="OUT.mp4", help="also write the input video with the generated audio")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance scale (default: generate.guidance_scale of the run)")
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: generate.seed of the run)")
+    parser.add_argument("--path", choices=PATHS, default="musicgen", help="generation path (default: musicgen)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+@dataclass
+class Item:
+    """One thing to generate: a video's ``[t0_s, t1_s)`` (None = to the end) into ``out``."""
+
+    name: str
+    video: str | None
+    t0_s: float
+    t1_s: float | None
+    out: Path
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name) or "item"
+
+
+def folder_items(folder: Path, out_dir: Path) -> list[Item]:
+    """Video files of ``folder`` (by suffix, sorted), each to ``out_dir/<stem>.wav``."""
+    if not folder.is_dir():
+        raise ConfigError(f"--videos: not a folder: {folder}")
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise DataError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+    stems = [p.stem for p in videos]
+    # a.mp4 and a.mov would both become a.wav: keep the suffix for those
+    names = [p.stem if stems.count(p.stem) == 1 else p.name for p in videos]
+    return [Item(n, str(p), 0.0, None, out_dir / f"{_safe_name(n)}.wav") for n, p in zip(names, videos)]
+
+
+def manifest_items(manifest: str, split: str, out_dir: Path) -> list[Item]:
+    """The clips of one manifest split, each to ``out_dir/<clip_id>.wav`` for its ``[start_s, end_s)``."""
+    from vitmusic.data.manifest import read_manifest
+
+    clips = read_manifest(manifest, split=split)
+    if not clips:
+        raise DataError(f"{manifest}: no clips in split '{split}'")
+    return [Item(str(c["clip_id"]), c.get("video"), float(c["start_s"]), float(c["end_s"]),
+                 out_dir / f"{_safe_name(str(c['clip_id']))}.wav") for c in clips]
+
+
+def load_path(path: str, checkpoint: str, device: str | None):
+    """The pipeline of generation path ``path`` (see the module docstring)."""
+    if path == "midi":
+        import importlib
+
+        name = "vitmusic.generators.midi_pipeline"
+        try:
+            midi_pipeline = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # the module exists but something it imports is missing: a real error
+                raise
+            raise ConfigError("MIDI path not available: vitmusic.generators.midi_pipeline is not part of this "
+                              "vitmusic") from None
+        return midi_pipeline.load_pipeline(checkpoint, device=device)
+    from vitmusic.generators.pipeline import load_pipeline
+
+    return load_pipeline(checkpoint, device=device)
+
+
+@contextlib.contextmanager
+def _quiet_loading(quiet: bool):
+    """Hide transformers' "Loading weights" bars under ``--no-progress`` (restored afterwards)."""
+    from transformers.utils import logging as tf_logging
+
+    was = tf_logging.is_progress_bar_enabled()
+    if quiet:
+        tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was:
+            tf_logging.enable_progress_bar()
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.video is not None:
+        if not args.out:
+            raise ConfigError("--video needs --out OUT.wav")
+        if args.out_dir:
+            raise ConfigError("--out-dir is for --videos / --manifest; use --out with --video")
+    else:
+        if not args.out_dir:
+            raise ConfigError("--videos / --manifest need --out-dir OUT")
+        if args.out or args.mux:
+            raise ConfigError("--out and --mux are for a single --video")
+    if args.guidance is not None and not args.guidance >= 1.0:
+        raise ConfigError(f"--guidance must be >= 1, got {args.guidance}")
+
+
+def _generate(pipe, item: Item, seed: int, guidance: float | None, progress: bool):
+    """Generate one item into ``item.out``; returns the wav ``[N]``."""
+    from vitmusic.data.audio import write_audio
+
+    if not item.video:
+        raise DataError(f"clip {item.name} has no video")
+    wav = pipe.generate_video(item.video, t0_s=item.t0_s, t1_s=item.t1_s, guidance_scale=guidance, seed=seed,
+                              progress=progress)
+    write_audio(item.out, wav, pipe.sample_rate)
+    return wav
+
+
+def run_single(args: argparse.Namespace, pipe) -> int:
+    from vitmusic.data.videowriter import mux_audio
+
+    seed = pipe.default_seed if args.seed is None else args.seed
+    item = Item(Path(args.video).stem, args.video, 0.0, None, Path(args.out))
+    wav = _generate(pipe, item, seed, args.guidance, progress=not args.no_progress)
+    print(item.out)
+    if args.mux:
+        print(mux_audio(args.video, wav, pipe.sample_rate, args.mux))
+    return 0
+
+
+def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) -> int:
+    from tqdm.auto import tqdm
+
+    from vitmusic.atomic import atomic_write_text
+    from vitmusic.generators.pipeline import item_seed
+
+    base_seed = pipe.default_seed if args.seed is None else args.seed
+    done, failures = [], []
+    for item in tqdm(items, desc="generate", unit="item", disable=args.no_progress):
+        seed = item_seed(base_seed, item.name)
+        try:
+            wav = _generate(pipe, item, seed, args.guidance, progress=False)
+        except VitmusicError as e:
+            failures.append({"name": item.name, "input": item.video, "error": str(e)})
+            tqdm.write(f"vitmusic generate: skipped {item.name}: {e}", file=sys.stderr)
+            continue
+        done.append({"name": item.name, "input": item.video, "start_s": item.t0_s, "end_s": item.t1_s,
+                     "seed": seed, "duration_s": len(wav) / pipe.sample_rate, "output": str(item.out)})
+    report = out_dir / "failures.json"
+    atomic_write_text(report, json.dumps(failures, indent=1) + "\n")
+    summary = {"generator": pipe.describe(), "guidance": args.guidance, "seed": base_seed,
+               "source": args.videos or args.manifest, "split": args.split if args.manifest else None,
+               "items": done, "failed": [f["name"] for f in failures]}
+    atomic_write_text(out_dir / "generate.json", json.dumps(summary, indent=1) + "\n")
+    if not done:
+        raise DataError(f"all {len(items)} inputs failed (see {report})")
+    print(f"generated {len(done)} of {len(items)} into {out_dir}" + (f"; failures in {report}" if failures else ""))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    _check_args(args)
+    if args.path == "musicgen":  # a bad checkpoint fails before the inputs are listed or models loaded
+        from vitmusic.generators.pipeline import resolve_checkpoint
+
+        resolve_checkpoint(args.checkpoint)
+    if args.video is not None:
+        with _quiet_loading(args.no_progress):
+            pipe = load_path(args.path, args.checkpoint, args.device)
+        return run_single(args, pipe)
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out-dir exists and is not a folder: {out_dir}")
+    if args.videos is not None:
+        items = folder_items(Path(args.videos), out_dir)
+    else:
+        items = manifest_items(args.manifest, args.split, out_dir)
+    with _quiet_loading(args.no_progress):
+        pipe = load_path(args.path, args.checkpoint, args.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return run_batch(args, pipe, items, out_dir)
