@@ -331,3 +331,22 @@ def test_end_to_end_manifest_clips(synth_root, tmp_path):
     # every clip (also those starting at 3 s) is compared with the matching cut of the mix
     assert all(float(r["chroma.cosine"]) > 0.99 for r in rows)
     assert all(float(r["duration_s"]) == pytest.approx(3.0, abs=0.01) for r in rows)
+
+
+def test_very_short_and_silent_files_with_real_metrics(tmp_path):
+    y = tone_seq(MELODY[:6])
+    write(tmp_path / "ref" / "short.wav", y)
+    write(tmp_path / "gen" / "short.wav", y[: int(0.3 * SR)])
+    write(tmp_path / "ref" / "quiet.wav", y)
+    write(tmp_path / "gen" / "quiet.wav", np.zeros_like(y))
+    rc, out = evaluate(tmp_path, "--metrics", "tempo,chroma,emotion,fad", "--plot-clips", "2", "--fad-boot", "10")
+    assert rc == 0
+    rows = {r["clip_id"]: r for r in csv.DictReader(open(out / "per_clip.csv"))}
+    # 0.3 s is below the metrics' minimum length: undefined everywhere, reported, not a crash or a 0
+    assert all(rows["short"][m] == "nan" for m in PER_CLIP_METRICS)
+    assert rows["quiet"]["chroma.cosine"] == "nan"
+    s = json.loads((out / "summary.json").read_text())
+    assert any(w.startswith("short: tempo failed") for w in s["config"]["warnings"])
+    assert s["metrics"]["chroma.cosine"] == {"mean": None, "ci95": [None, None], "n": 0}
+    assert s["metrics"]["fad"]["n"] == 2  # set-level: n counts the clips pooled
+    assert (out / "report.md").exists()

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default; a monophonic tracker on an ensemble mix follows the loudest voice), always "
                         "(ensembles: top-voice f0, union of notes) or never")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    parser.add_argument("--fad-boot", type=int, default=100,
+                        help="bootstrap resamples for the FAD CI (set-level, costly; 0 = no CI)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--plot-clips", type=int, default=3, help="clips drawn in report.md")
     parser.add_argument("--strict", action="store_true", help="stop on the first metric failure")
@@ -42,13 +44,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sample_rate < 4000:
         raise ConfigError(f"--sample-rate must be >= 4000 Hz, got {args.sample_rate}")
+    if args.fad_boot < 0:
+        raise ConfigError(f"--fad-boot must be >= 0, got {args.fad_boot}")
     if args.n_boot < 1:
         raise ConfigError(f"--n-boot must be >= 1, got {args.n_boot}")
     cfg = EvalConfig(
         gen_dir=args.gen, ref_dir=args.ref, metrics=resolve_metrics(args.metrics), sample_rate=args.sample_rate,
         videos_dir=args.videos, urmp_root=args.urmp, manifest=args.manifest, pitch_backend=args.pitch_backend,
         annotations=args.annotations,
-        n_boot=args.n_boot, seed=args.seed, n_plot_clips=max(0, args.plot_clips), strict=args.strict,
+        n_boot=args.n_boot, set_n_boot=args.fad_boot, seed=args.seed, n_plot_clips=max(0, args.plot_clips), strict=args.strict,
     )
     result = run_evaluation(cfg, args.out, progress=not args.quiet)
     for f in result.failures:

@@ -445,6 +445,7 @@ class EvalConfig:
     pitch_backend: str = "pyin"
     annotations: str = "solo"
     n_boot: int = 1000
+    set_n_boot: int = 100  # FAD: each resample recomputes two covariances and a matrix square root
     seed: int = 0
     n_plot_clips: int = 3
     max_length_mismatch: float = 0.10
@@ -588,10 +589,13 @@ def _set_metric(group: MetricGroup, ref_embs: list, gen_embs: list, n_boot: int,
         warnings.warn(f"{group.name} failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
         value = float("nan")
     lo = hi = float("nan")
-    if n >= 2 and math.isfinite(value):
-        # bootstrap over clips: resample clip indices and recompute the set statistic on their embeddings
-        boot = [group.aggregate([ref_embs[i] for i in idx], [gen_embs[i] for i in idx])
-                for idx in stats.bootstrap_indices(n, n_boot, seed)]
+    if n >= 2 and n_boot > 0 and math.isfinite(value):
+        # bootstrap over clips: resample clip indices and recompute the set statistic on their embeddings;
+        # the small-sample warnings were already shown once for the point estimate
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            boot = [group.aggregate([ref_embs[i] for i in idx], [gen_embs[i] for i in idx])
+                    for idx in stats.bootstrap_indices(n, n_boot, seed)]
         lo, hi = stats._percentile_interval(np.asarray(boot, np.float64), stats.DEFAULT_CONFIDENCE)
     fin = [x if math.isfinite(x) else None for x in (value, lo, hi)]
     return {"mean": fin[0], "ci95": fin[1:], "n": n}
@@ -609,8 +613,7 @@ def summarize(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairing: P
             if group is None:
                 metrics[name] = {"mean": None, "ci95": [None, None], "n": 0}
             else:
-                set_boot = min(cfg.n_boot, 200)  # each resample recomputes a covariance; keep it bounded
-                metrics[name] = _set_metric(group, *embeds[group.name], set_boot, cfg.seed)
+                metrics[name] = _set_metric(group, *embeds[group.name], cfg.set_n_boot, cfg.seed)
         else:
             metrics[name] = stats.summarize([r[name] for r in rows], n_boot=cfg.n_boot, seed=cfg.seed)
     config = cfg.to_dict()
