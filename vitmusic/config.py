@@ -120,9 +120,29 @@ class GenerateConfig:
 
 
 @dataclass
-class Config:
-    """The whole run configuration."""
+class TranscriptionConfig:
+    """The video -> notes path (``task: transcription``): head, decoding thresholds and synthesizer."""
 
+    hidden_dim: int = 128
+    num_layers: int = 3  # residual temporal convolutions
+    kernel_size: int = 5  # odd, in embedding steps
+    dropout: float = 0.1
+    min_midi: int = 21  # pitch axis: num_pitches MIDI notes from min_midi (default the 88 piano keys)
+    num_pitches: int = 88
+    onset_pos_weight: float = 5.0  # weight of the rare positive onset/offset steps in the loss
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.5
+    offset_threshold: float = 0.5
+    synth: str = "builtin"  # "builtin" | "fluidsynth" | "diffusion"
+    soundfont: str | None = None  # fluidsynth: .sf2 file (default: pretty_midi's bundled TimGM6mb.sf2)
+    sample_rate: int = 44100  # builtin / fluidsynth output rate
+
+
+@dataclass
+class Config:
+    """The whole run configuration (``task`` picks what trains: the MusicGen projection or the notes head)."""
+
+    task: str = "musicgen"  # "musicgen" | "transcription"
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
@@ -130,9 +150,12 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
+    "task": ("musicgen", "transcription"),
+    "transcription.synth": ("builtin", "fluidsynth", "diffusion"),
     "projection.kind": ("linear", "mlp", "transformer", "pca"),
     "generator.entry": ("encoder_outputs", "inputs_embeds"),
     "train.mixed_precision": ("no", "fp16", "bf16"),
@@ -153,6 +176,12 @@ _POSITIVE = (
     "train.log_every",
     "extract.batch_size",
     "extract.shard_size",
+    "transcription.hidden_dim",
+    "transcription.num_layers",
+    "transcription.kernel_size",
+    "transcription.num_pitches",
+    "transcription.onset_pos_weight",
+    "transcription.sample_rate",
 )
 
 
@@ -175,7 +204,8 @@ def validate(config: Config) -> Config:
     for key in ("train.warmup_steps", "train.weight_decay", "train.min_lr_ratio", "train.num_workers"):
         if _get(config, key) < 0:
             raise ConfigError(f"config key '{key}' must be >= 0; got {_get(config, key)!r}")
-    for key in ("generator.cond_dropout", "projection.dropout", "encoder.lora.dropout"):
+    for key in ("generator.cond_dropout", "projection.dropout", "encoder.lora.dropout", "transcription.dropout",
+                "transcription.onset_threshold", "transcription.frame_threshold", "transcription.offset_threshold"):
         if not 0.0 <= _get(config, key) < 1.0:
             raise ConfigError(f"config key '{key}' must be in [0, 1); got {_get(config, key)!r}")
     if config.encoder.lora.rank < 0:
