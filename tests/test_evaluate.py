@@ -302,16 +302,24 @@ def test_end_to_end_urmp_ground_truth_vs_pitch_shifted(synth_root, tmp_path):
     solo = pieces[2].id
     # solo piece: generated f0 is scored against the annotation, so the ground truth is near perfect
     assert float(gt[solo]["pitch.raw_pitch_accuracy"]) > 0.9
+    defined = 0
     for p in pieces:
         g, s = gt[p.id], sh[p.id]
-        if p.id != solo:  # ensembles: same tracker/transcriber on both sides -> identical = perfect
-            assert float(g["pitch.raw_pitch_accuracy"]) == pytest.approx(1.0)
-            assert float(g["notes.f1"]) == pytest.approx(1.0)
-        assert float(s["pitch.raw_pitch_accuracy"]) < float(g["pitch.raw_pitch_accuracy"]) - 0.5
+        rpa = float(g["pitch.raw_pitch_accuracy"])
+        if p.id != solo:
+            # ensembles: the same tracker/transcriber on both sides, so the ground truth is perfect wherever
+            # pYIN finds a voiced frame in the mix at all (none in a dense 4-voice mix: undefined, not 0)
+            assert math.isnan(rpa) or rpa == pytest.approx(1.0)
+            assert math.isnan(rpa) == math.isnan(float(g["notes.f1"]))
+            assert math.isnan(rpa) or float(g["notes.f1"]) == pytest.approx(1.0)
+        if not math.isnan(rpa):
+            defined += 1
+            assert float(s["pitch.raw_pitch_accuracy"]) < rpa - 0.5
         assert float(s["chroma.cosine"]) < float(g["chroma.cosine"]) - 0.2
+    assert defined >= 2
     rows = compare_runs(
         [tmp_path / "out_gt", tmp_path / "out_shifted"], metrics=["pitch.raw_pitch_accuracy"])
-    assert rows[1]["diff"] < -0.5 and rows[1]["n_paired"] == 3
+    assert rows[1]["diff"] < -0.5 and rows[1]["n_paired"] == defined
 
 
 def test_end_to_end_manifest_clips(synth_root, tmp_path):
