@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-APT_PACKAGES="ffmpeg fluidsynth fluid-soundfont-gm"
+APT_PACKAGES="ffmpeg fluidsynth fluid-soundfont-gm chromium chromium-driver"
 
 missing=""
-for bin in ffmpeg fluidsynth; do command -v "$bin" >/dev/null 2>&1 || missing="$missing $bin"; done
+for bin in ffmpeg fluidsynth chromium chromedriver; do command -v "$bin" >/dev/null 2>&1 || missing="$missing $bin"; done
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] installing system packages: $APT_PACKAGES"
@@ -19,7 +19,8 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $APT_PACKAGES >/dev/null
   else
     echo "[setup] note: missing system tools:$missing. vitmusic works without them (PyAV muxes, the built-in"
-    echo "[setup]       synthesizer renders), but FluidSynth rendering needs them. As root: apt-get install $APT_PACKAGES"
+    echo "[setup]       synthesizer renders), but FluidSynth rendering needs them and the browser listening-test"
+    echo "[setup]       test needs chromium + chromedriver. As root: apt-get install $APT_PACKAGES"
   fi
 fi
 
