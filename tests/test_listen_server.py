@@ -1,0 +1,245 @@
+"""vitmusic listen: only media and app files are reachable, ratings land in SQLite (WAL), resume, concurrency."""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import os
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from listening_helpers import SR, make_inputs
+
+from vitmusic import cli
+from vitmusic.errors import DataError
+from vitmusic.listening.server import ListeningTest, make_server
+from vitmusic.listening.store import DB_NAME
+
+
+class Client:
+    """Raw HTTP against the running server (http.client sends the path exactly as given, no normalising)."""
+
+    def __init__(self, address):
+        self.host, self.port = address[:2]
+
+    def request(self, method: str, path: str, body: object = None, headers: dict | None = None):
+        con = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            hdrs = dict(headers or {})
+            if data is not None:
+                hdrs["Content-Type"] = "application/json"
+            con.request(method, path, body=data, headers=hdrs)
+            res = con.getresponse()
+            return res.status, res.read(), dict(res.getheaders())
+        finally:
+            con.close()
+
+    def json(self, method: str, path: str, body: object = None):
+        status, data, _ = self.request(method, path, body)
+        return status, json.loads(data)
+
+
+def running(root: Path):
+    server = make_server(root, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture(scope="module")
+def stimuli(tmp_path_factory):
+    root = tmp_path_factory.mktemp("listen")
+    inputs = make_inputs(root / "in", items=("piece1", "piece2"), systems=("sysA",))
+    out = root / "out"
+    assert cli.main(["stimuli", "--videos", str(inputs["videos"]), "--ref", str(inputs["ref"]),
+                     "--system", f"sysA={inputs['systems']['sysA']}", "--out", str(out), "--participants", "3",
+                     "--excerpt-seconds", "2", "--sample-rate", str(SR), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(stimuli):
+    srv, thread = running(stimuli)
+    yield Client(srv.server_address)
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=10)
+
+
+def manifest_rows(out: Path) -> list[dict]:
+    with (out / "public" / "manifest.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_page_static_and_media_served(server, stimuli):
+    status, body, headers = server.request("GET", "/")
+    assert status == 200 and b"Listening test" in body and headers["Content-Type"].startswith("text/html")
+    status, body, _ = server.request("GET", "/static/app.js")
+    assert status == 200 and b"/api/submit" in body
+    media = sorted((stimuli / "public" / "media").iterdir())[0]
+    status, body, headers = server.request("GET", f"/media/{media.name}")
+    assert status == 200 and body == media.read_bytes() and headers["Content-Type"] == "video/mp4"
+    status, body, headers = server.request("GET", f"/media/{media.name}", headers={"Range": "bytes=10-19"})
+    assert status == 206 and body == media.read_bytes()[10:20]
+    assert headers["Content-Range"] == f"bytes 10-19/{media.stat().st_size}"
+    status, body, _ = server.request("GET", f"/media/{media.name}", headers={"Range": "bytes=-5"})
+    assert status == 206 and body == media.read_bytes()[-5:]
+    status, _, _ = server.request("GET", f"/media/{media.name}", headers={"Range": "bytes=999999999-"})
+    assert status == 416
+
+
+@pytest.mark.parametrize("path", [
+    "/media/../private/answer_key.csv",
+    "/media/../../private/answer_key.csv",
+    "/media/%2e%2e/private/answer_key.csv",
+    "/media/%2E%2E%2Fprivate%2Fanswer_key.csv",
+    "/media/..%2f..%2fprivate%2fanswer_key.csv",
+    "/media/%2e%2e%2f%2e%2e%2fprivate/answer_key.csv",
+    "/media/..%5c..%5cprivate%5canswer_key.csv",
+    "/media//etc/passwd",
+    "/media/%2Fetc%2Fpasswd",
+    "/media/%00.mp4",
+    "/media/./x.mp4",
+    "/media/escape_file.mp4",
+    "/media/escape_dir/answer_key.csv",
+    "/media/escape_dir/stimuli.json",
+])
+def test_traversal_refused_with_403(server, stimuli, path):
+    media = stimuli / "public" / "media"
+    if not (media / "escape_file.mp4").is_symlink():
+        os.symlink(stimuli / "private" / "answer_key.csv", media / "escape_file.mp4")
+        os.symlink(stimuli / "private", media / "escape_dir", target_is_directory=True)
+    status, body, _ = server.request("GET", path)
+    assert status == 403, (path, status)
+    assert b"stimulus_id" not in body and b"root:" not in body
+
+
+@pytest.mark.parametrize("path", [
+    "/private/answer_key.csv", "/answer_key.csv", "/public/manifest.csv", "/manifest.csv", "/test.json",
+    f"/{DB_NAME}", "/static/../private/answer_key.csv", "/static/%2e%2e/private/answer_key.csv",
+    "/etc/passwd", "/media/", "/media/nonexistent.mp4", "/media/manifest.csv", "/static/nope.js",
+])
+def test_everything_else_is_404(server, path):
+    status, body, _ = server.request("GET", path)
+    assert status in (403, 404), (path, status)
+    assert b"stimulus_id" not in body
+
+
+def test_answer_key_unreachable_anywhere(server, stimuli):
+    secret = (stimuli / "private" / "answer_key.csv").read_bytes()
+    for path in ["/", "/static/app.js", "/api/session?participant=P01", "/api/session?participant=../private"]:
+        _, body, _ = server.request("GET", path)
+        assert secret not in body
+        assert b"sysA" not in body and b"piece1" not in body  # no system or item name leaks via the API
+
+
+def test_wal_mode_and_resume(server, stimuli):
+    assert sqlite3.connect(stimuli / DB_NAME).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    status, session = server.json("GET", "/api/session?participant=p02")  # ids are case-insensitive
+    assert status == 200 and session["participant"] == "P02" and session["next_trial"] == 1
+    first = session["trials"][0]
+    assert first["reference"].startswith("/media/") and len(first["stimuli"]) == 3
+    values = {s["stimulus_id"]: 10.0 * (k + 1) for k, s in enumerate(first["stimuli"])}
+    status, res = server.json("POST", "/api/submit", {"participant": "P02", "trial": 1, "values": values})
+    assert status == 200 and res == {"ok": True, "next_trial": 2}
+    # a returning participant (another page load, or a restarted server) continues at the first unanswered trial
+    _, again = server.json("GET", "/api/session?participant=P02")
+    assert again["next_trial"] == 2 and again["answers"] == {"1": values}
+    assert ListeningTest(stimuli).session("P02")["next_trial"] == 2
+    # a re-submission replaces the earlier answers (upsert), not duplicates them
+    values2 = {k: 100.0 - v for k, v in values.items()}
+    assert server.json("POST", "/api/submit", {"participant": "P02", "trial": 1, "values": values2})[0] == 200
+    rows = sqlite3.connect(stimuli / DB_NAME).execute(
+        "SELECT stimulus_id, value FROM responses WHERE participant='P02'").fetchall()
+    assert dict(rows) == values2
+    _, res = server.json("POST", "/api/submit", {"participant": "P02", "trial": 2, "values": {
+        s["stimulus_id"]: 50 for s in session["trials"][1]["stimuli"]}})
+    assert res["next_trial"] is None
+
+
+def test_bad_submissions_rejected(server):
+    _, session = server.json("GET", "/api/session?participant=P03")
+    trial = session["trials"][0]
+    ids = [s["stimulus_id"] for s in trial["stimuli"]]
+    good = dict.fromkeys(ids, 50)
+    cases = [
+        ({"participant": "nobody", "trial": 1, "values": good}, 404),
+        ({"participant": "P03", "trial": 99, "values": good}, 400),
+        ({"participant": "P03", "trial": 1, "values": {**good, ids[0]: 101}}, 400),
+        ({"participant": "P03", "trial": 1, "values": {**good, ids[0]: "50"}}, 400),
+        ({"participant": "P03", "trial": 1, "values": {k: 50 for k in ids[:-1]}}, 400),
+        ({"participant": "P03", "trial": 1, "values": {**good, "deadbeef0000": 50}}, 400),
+        ([1, 2], 400),
+    ]
+    for body, expected in cases:
+        assert server.json("POST", "/api/submit", body)[0] == expected, body
+    assert server.json("GET", "/api/session?participant=nobody")[0] == 404
+    status, _, _ = server.request("POST", "/api/other", {"a": 1})
+    assert status == 404
+    assert server.json("GET", "/api/session?participant=P03")[1]["answers"] == {}
+
+
+def test_ratings_of_another_stimulus_set_refused(stimuli, tmp_path):
+    copy = tmp_path / "copy"
+    (copy / "public").mkdir(parents=True)
+    text = (stimuli / "public" / "manifest.csv").read_text()
+    (copy / "public" / "manifest.csv").write_text(text)
+    (copy / "public" / "test.json").write_text((stimuli / "public" / "test.json").read_text())
+    ListeningTest(copy)
+    (copy / "public" / "manifest.csv").write_text(text.replace("P01", "P99"))
+    with pytest.raises(DataError, match="different stimulus set"):
+        ListeningTest(copy)
+
+
+def fake_test(root: Path, participants: int, trials: int, positions: int) -> Path:
+    """A test folder with a manifest only (no media): enough for the API."""
+    (root / "public").mkdir(parents=True)
+    rows = ["participant,trial,position,stimulus_id,file"]
+    for p in range(participants):
+        for t in range(1, trials + 1):
+            for k in range(1, positions + 1):
+                sid = f"{p:04d}{t:04d}{k:04d}"
+                rows.append(f"P{p:03d},{t},{k},{sid},media/{sid}.mp4")
+    (root / "public" / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (root / "public" / "test.json").write_text(json.dumps({"design": "mushra", "scale": [0, 100]}))
+    return root
+
+
+def test_200_concurrent_submissions_lose_nothing(tmp_path):
+    root = fake_test(tmp_path / "t", participants=100, trials=2, positions=3)
+    srv, thread = running(root)
+    client = Client(srv.server_address)
+    jobs = [(f"P{p:03d}", t) for p in range(100) for t in (1, 2)]
+
+    def submit(job):
+        pid, t = job
+        p = int(pid[1:])
+        values = {f"{p:04d}{t:04d}{k:04d}": float((p + t + k) % 101) for k in (1, 2, 3)}
+        return client.json("POST", "/api/submit", {"participant": pid, "trial": t, "values": values})[0]
+
+    try:
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            statuses = list(pool.map(submit, jobs, timeout=120))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)
+    assert statuses == [200] * 200
+    con = sqlite3.connect(root / DB_NAME)
+    assert con.execute("SELECT COUNT(*) FROM submissions").fetchone()[0] == 200
+    rows = con.execute("SELECT stimulus_id, value FROM responses").fetchall()
+    assert len(rows) == 600
+    for sid, value in rows:
+        p, t, k = int(sid[:4]), int(sid[4:8]), int(sid[8:])
+        assert value == float((p + t + k) % 101)
+
+
+def test_listen_cli_reports_bad_folder(tmp_path, capsys):
+    assert cli.main(["listen", str(tmp_path / "nope"), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vitmusic listen: error:") and "stimuli folder" in err
