@@ -146,7 +146,7 @@ def test_extract_resumes_after_interrupt(env, tmp_path):
     enc, gen, clips = env["encoder"], env["generator"], env["clips"]
     reference = extract_features(clips, enc, gen, tmp_path / "ref", rate_hz=RATE_HZ, shard_size=3,
                                  batch_size=2, progress=False)
-    from vitmusic.training.features import _read_frames
+    from vitmusic.training.features import read_clip_frames
 
     seen = []
 
@@ -154,7 +154,7 @@ def test_extract_resumes_after_interrupt(env, tmp_path):
         if len(seen) == 4:  # in the second shard (clips 3..5)
             raise KeyboardInterrupt
         seen.append(t0)
-        return _read_frames(path, t0, t1, fps)
+        return read_clip_frames(path, t0, t1, fps)
 
     with pytest.raises(KeyboardInterrupt):
         extract_features(clips, enc, gen, tmp_path / "c", rate_hz=RATE_HZ, shard_size=3, batch_size=2,

@@ -1,4 +1,4 @@
-"""``vitmusic train``: train the projection on the feature cache (built first when missing or stale)."""
+"""``vitmusic train``: train the projection (or, ``task=transcription``, the notes head) on the feature cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import argparse
 
 from vitmusic.commands.extract import add_config_arguments
 
-HELP = "train the video->music projection (one accelerate loop; resumable checkpoints in train.output_dir)"
+HELP = (
+    "train the video->music projection, or the video->notes head with task=transcription (one accelerate "
+    "loop; resumable checkpoints in train.output_dir)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +30,19 @@ def run(args: argparse.Namespace) -> int:
     from vitmusic.config import load_config
     from vitmusic.training.tasks import build_task, run_training
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # our own progress notes (parameter counts, resume point) on stderr; other libraries keep their levels
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pkg_log = logging.getLogger("vitmusic")
+    pkg_log.setLevel(logging.INFO)
+    if not pkg_log.handlers:
+        pkg_log.addHandler(handler)
     overrides, resume = list(args.overrides), args.resume
     if resume is not None and "=" in resume:  # `--resume key=value`: argparse took an override as CKPT
         overrides, resume = [resume, *overrides], "latest"
     config = load_config(args.config, overrides)
+    if config.task == "transcription":  # video -> notes head (vitmusic.training.transcription_task)
+        from vitmusic.training.transcription_task import build_task
     task = build_task(config, progress=not args.no_progress)
     final = run_training(config, task, resume=resume, progress=not args.no_progress)
     print(final)

@@ -109,14 +109,16 @@ def cache_key(fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def _read_frames(path: str, start_s: float, end_s: float, fps: float) -> np.ndarray:
+def read_clip_frames(path: str, start_s: float, end_s: float, fps: float) -> np.ndarray:
+    """uint8 frames ``[T, H, W, 3]`` of ``[start_s, end_s)`` resampled at ``fps``."""
     from vitmusic.data.video import VideoReader
 
     with VideoReader(path) as reader:
         return reader.read(start_s, end_s, fps=fps).data
 
 
-def _read_audio(path: str, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
+def read_clip_audio(path: str, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
+    """Mono float32 ``[N]`` audio of ``[start_s, end_s)``, exactly ``round(duration * sample_rate)`` long."""
     from vitmusic.data.audio import load_audio
 
     y, _ = load_audio(path, sample_rate=sample_rate, t0=start_s, t1=end_s)
@@ -125,7 +127,7 @@ def _read_audio(path: str, start_s: float, end_s: float, sample_rate: int) -> np
     return np.pad(y[:n], (0, max(0, n - len(y))))
 
 
-def _encode_video(encoder, frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+def encode_video_batch(encoder, frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Encode clips together where their frame size agrees, padding time with masked frames."""
     out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(frames)
     groups: dict[tuple[int, int], list[int]] = {}
@@ -148,7 +150,7 @@ def _encode_video(encoder, frames: list[np.ndarray]) -> list[tuple[np.ndarray, n
     return out  # type: ignore[return-value]
 
 
-def _encode_audio(generator, audio: list[np.ndarray]) -> list[np.ndarray]:
+def encode_audio_batch(generator, audio: list[np.ndarray]) -> list[np.ndarray]:
     """Encodec codes ``[T_a, K]`` per clip; equal-length clips go through in one batch."""
     out: list[np.ndarray | None] = [None] * len(audio)
     groups: dict[int, list[int]] = {}
@@ -249,8 +251,8 @@ def extract_features(
         log.info("feature cache %s is up to date", final)
         return final
 
-    read_frames = read_frames or _read_frames
-    read_audio = read_audio or _read_audio
+    read_frames = read_frames or read_clip_frames
+    read_audio = read_audio or read_clip_audio
     partial = Path(cache_dir) / f".{key}.partial"
     partial.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial / FINGERPRINT_NAME, json.dumps(fingerprint, indent=1, sort_keys=True))
@@ -277,8 +279,8 @@ def extract_features(
             for c in batch:
                 src = audio_source(c)
                 audio.append(read_audio(src, c["start_s"], c["end_s"], generator.sample_rate))
-            video_out = _encode_video(encoder, frames)
-            codes = _encode_audio(generator, audio)
+            video_out = encode_video_batch(encoder, frames)
+            codes = encode_audio_batch(generator, audio)
             for c, (emb, m), code in zip(batch, video_out, codes):
                 rows["clip_id"].append(c["clip_id"])
                 rows["piece"].append(c.get("piece", ""))
