@@ -105,6 +105,16 @@ def evaluate(ref_notes: np.ndarray, est_notes: np.ndarray) -> collections.Ordere
     )
 
 
+def _level_db(y: np.ndarray, sample_rate: int, times_s: np.ndarray) -> np.ndarray:
+    """RMS level in dB (20 ms windows) sampled at ``times_s``."""
+    import librosa
+
+    hop = max(1, int(round(0.01 * sample_rate)))
+    rms = librosa.feature.rms(y=y, frame_length=2 * hop, hop_length=hop)[0]
+    db = 20 * np.log10(np.maximum(rms, 1e-6))
+    return np.interp(times_s, np.arange(db.size) * hop / sample_rate, db)
+
+
 def transcribe(
     audio: np.ndarray,
     sample_rate: int,
@@ -113,14 +123,22 @@ def transcribe(
     backend: str = "pyin",
     min_note_s: float = 0.06,
     max_jump_semitones: float = 0.6,
+    min_split_s: float = 0.1,
+    attack_db: float = 1.0,
+    release_db: float = 10.0,
 ) -> np.ndarray:
     """Monophonic transcription: f0 track segmented at pitch changes, unvoiced gaps and onsets.
 
     Steps: voiced f0 frames are converted to fractional MIDI; a new note starts at an unvoiced->voiced
     transition, where the pitch moves more than ``max_jump_semitones`` from the running note's median, or
-    at an audio onset (``librosa.onset.onset_detect``) followed by the same pitch — the last one separates
-    repeated notes. Each note gets the median f0 of its frames; notes shorter than ``min_note_s`` are
-    dropped.
+    at an audio onset (``librosa.onset.onset_detect``) that separates repeated notes. An onset splits a note
+    only when (a) the pitch stays the same right after it (a pitch change is left to the jump rule), (b) the
+    running note is at least ``min_split_s`` old (attacks often trigger two onset peaks) and (c) the level
+    rises by ``attack_db`` from the 60 ms before to the 60 ms after it — the end of a note (release,
+    bow change) also makes spectral flux, but with falling energy. Each note gets the median f0 of its
+    frames; notes shorter than ``min_note_s`` are dropped. A note ends at the next boundary, or earlier
+    where its level first falls ``release_db`` below the note's median level: a release tail still
+    carries the pitch (so pyin keeps it voiced) but is no longer the note.
 
     Args:
         audio: ``[N]`` waveform.
@@ -129,6 +147,9 @@ def transcribe(
         backend: f0 backend when ``f0`` is None.
         min_note_s: shortest note kept.
         max_jump_semitones: pitch deviation that starts a new note.
+        min_split_s: no onset split closer than this to the note's start.
+        attack_db: level rise an onset needs to split a repeated note.
+        release_db: level drop (below the note's median) that ends a note.
 
     Returns:
         ``[K, 3]`` float64 notes ``(onset_s, f0_hz, duration_s)``, sorted by onset.
@@ -148,6 +169,9 @@ def transcribe(
     hop_s = float(np.median(np.diff(times)))
     onset_times = librosa.onset.onset_detect(y=y, sr=sr, units="time") if np.any(y) else []
     onset_frames = set(np.searchsorted(times, np.asarray(onset_times) - hop_s / 2).tolist())
+    level_db = _level_db(y, sr, times)
+    ctx = max(1, int(round(0.06 / hop_s)))
+    min_split = max(2, int(round(min_split_s / hop_s)))
 
     voiced = f0_hz > 0
     midi = np.where(voiced, librosa.hz_to_midi(np.where(voiced, f0_hz, 1.0)), np.nan)
@@ -158,6 +182,12 @@ def transcribe(
     def close(end: int) -> None:
         if start is None or not current:
             return
+        level = level_db[start:end]
+        # Look only after the loudest frame: the attack ramp is quiet too but belongs to the note.
+        peak = int(np.argmax(level))
+        quiet = np.flatnonzero(level[peak:] < np.median(level) - release_db)
+        if quiet.size:
+            end = start + peak + int(quiet[0])
         duration_s = (end - start) * hop_s
         if duration_s >= min_note_s:
             notes.append((float(times[start]), float(librosa.midi_to_hz(np.median(current))), duration_s))
@@ -168,12 +198,12 @@ def transcribe(
             start, current = None, []
             continue
         boundary = start is None or abs(midi[i] - np.median(current)) > max_jump_semitones
-        if not boundary and i in onset_frames and i - start > 1:
-            # An onset splits the note only when the pitch stays (a repeated note); a pitch change right
-            # after it is left to the jump rule so that the transition does not leave a short fragment.
+        if not boundary and i in onset_frames and i - start >= min_split:
             ahead = midi[i : i + 4]
             ahead = ahead[np.isfinite(ahead)]
-            boundary = ahead.size > 0 and abs(np.median(ahead) - np.median(current)) <= max_jump_semitones
+            same_pitch = ahead.size > 0 and abs(np.median(ahead) - np.median(current)) <= max_jump_semitones
+            rise = level_db[i : i + ctx].max() - level_db[max(0, i - ctx) : i].min()
+            boundary = same_pitch and rise >= attack_db
         if boundary:
             close(i)
             start, current = i, []
