@@ -177,10 +177,11 @@ def test_player_state_is_a_function_of_the_notes():
 
 def test_determinism_per_seed(tmp_path):
     kw = dict(duration_s=3.0, width_per_player=64, height=96, progress=False, sample_rate=16000)
-    a = generate_benchmark(tmp_path / "a", 1, seed=11, **kw)[0]
-    b = generate_benchmark(tmp_path / "b", 1, seed=11, **kw)[0]
+    a, a2 = generate_benchmark(tmp_path / "a", 2, seed=11, **kw)
+    b, b2 = generate_benchmark(tmp_path / "b", 2, seed=11, workers=2, **kw)  # parallel: same files
     c = generate_benchmark(tmp_path / "c", 1, seed=12, **kw)[0]
-    assert a.name == b.name
+    assert a.name == b.name and a2.name == b2.name
+    assert (a2 / f"AuMix_{a2.name}.wav").read_bytes() == (b2 / f"AuMix_{b2.name}.wav").read_bytes()
     for f in a.iterdir():
         if f.suffix != ".mp4":
             assert f.read_bytes() == (b / f.name).read_bytes(), f.name

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="relative amplitude of the slow tempo drift / rubato (default 0.04, 0 = strict)")
     parser.add_argument("--width", type=int, default=160, metavar="PX", help="video width per performer in px (default 160)")
     parser.add_argument("--height", type=int, default=240, metavar="PX", help="video height in px (default 240)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="pieces rendered in parallel processes (default 1; output is identical)")
     parser.add_argument("--no-plot", action="store_true", help="skip the piano-roll overview OUT/synth_data.png")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
                                  source=args.source, renderer=args.renderer, sample_rate=args.sample_rate,
                                  tempo_range_bpm=args.tempo, tempo_drift=args.tempo_drift,
                                  width_per_player=args.width, height=args.height,
-                                 progress=not args.no_progress, plot=not args.no_plot)
+                                 progress=not args.no_progress, plot=not args.no_plot,
+                                 workers=args.workers)
     print(f"wrote {len(folders)} pieces to {args.out}")
     return 0

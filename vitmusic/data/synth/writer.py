@@ -6,9 +6,13 @@ the same piece as piece 3 of a 3-piece one, and the same seed always gives ident
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +155,7 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
                        fps: str | float = "30", source: str = "chorales", renderer: str = "builtin",
                        sample_rate: int = 48000, width_per_player: int = 160, height: int = 240,
                        tempo_range_bpm: tuple[float, float] = (66.0, 112.0), tempo_drift: float = 0.04,
-                       progress: bool = True, plot: bool = True) -> list[Path]:
+                       progress: bool = True, plot: bool = True, workers: int = 1) -> list[Path]:
     """Write ``pieces`` synthetic URMP pieces (``01_Chorale_vn_vn_va_vc``, ...) under ``out_dir``.
 
     Args:
@@ -168,6 +172,7 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
         tempo_drift: relative amplitude of the slow tempo drift (rubato).
         progress: show a tqdm bar on stderr.
         plot: also save piano rolls of the pieces to ``out_dir/synth_data.png``.
+        workers: pieces rendered in parallel processes (the output does not depend on it).
 
     Returns:
         The piece folders, in order. A summary (arguments and per-piece source, tempo, instruments) is
@@ -189,6 +194,8 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
         raise DataError(f"unknown renderer {renderer!r}; choose from {', '.join(RENDERERS)}")
     if source not in SOURCES:
         raise DataError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
+    if int(workers) < 1:
+        raise DataError(f"--workers must be >= 1, got {workers}")
     if int(seed) < 0:
         raise DataError(f"--seed must be >= 0, got {seed}")
     if not 0.0 <= tempo_drift < 0.5:
@@ -227,18 +234,23 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
                "stale": sorted(stale)}
         atomic_write_text(out / SUMMARY, json.dumps(doc, indent=2) + "\n")
 
-    for k in tqdm(range(1, int(pieces) + 1), desc="synth-data", unit="piece", disable=not progress):
-        rng = np.random.default_rng([int(seed), k])
-        perf = make_performance(rng, source, float(duration_s), tuple(tempo_range_bpm), tempo_drift)
-        piece_seed = int(rng.integers(2**31))
-        folder = write_piece(out, k, perf, sample_rate=int(sample_rate), fps=str(fps), renderer=renderer,
-                             seed=piece_seed, width_per_player=width_per_player, height=height)
-        folders.append(folder)
-        if plot:
-            perfs.append(perf)
-        summary.append({"piece": folder.name, **perf.info,
-                        "num_notes": [int(len(p.notes)) for p in perf.parts]})
-        record(previous - {f.name for f in folders})
+    job = functools.partial(_make_piece, out, seed=int(seed), source=source, duration_s=float(duration_s),
+                            tempo_range_bpm=tuple(tempo_range_bpm), tempo_drift=float(tempo_drift),
+                            sample_rate=int(sample_rate), fps=str(fps), renderer=renderer,
+                            width_per_player=int(width_per_player), height=int(height))
+    numbers = range(1, int(pieces) + 1)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            # spawn, not fork: the caller may hold threads (torch, x264) that a fork would copy mid-state
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(min(int(workers), int(pieces)), mp_context=ctx)
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)  # on error: drop queued pieces
+            results = pool.map(job, numbers)
+        else:
+            results = map(job, numbers)
+        for folder, perf in tqdm(results, total=int(pieces), desc="synth-data", unit="piece", disable=not progress):
+            _record_piece(folders, summary, perfs if plot else None, folder, perf)
+            record(previous - {f.name for f in folders})
     # pieces of an earlier synth-data run into the same folder that this run did not rewrite
     for name in sorted(previous - {f.name for f in folders}):
         shutil.rmtree(out / name, ignore_errors=True)
@@ -246,6 +258,26 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
     if plot:
         plot_pieces(perfs, [f.name for f in folders], out / "synth_data.png")
     return folders
+
+
+def _make_piece(out: Path, number: int, *, seed: int, source: str, duration_s: float,
+                tempo_range_bpm: tuple[float, float], tempo_drift: float, sample_rate: int, fps: str, renderer: str,
+                width_per_player: int, height: int) -> tuple[Path, Performance]:
+    """Draw and write piece ``number`` from its own seed sequence (seed, number); runs in a worker too."""
+    rng = np.random.default_rng([seed, number])
+    perf = make_performance(rng, source, duration_s, tempo_range_bpm, tempo_drift)
+    piece_seed = int(rng.integers(2**31))
+    folder = write_piece(out, number, perf, sample_rate=sample_rate, fps=fps, renderer=renderer, seed=piece_seed,
+                         width_per_player=width_per_player, height=height)
+    return folder, perf
+
+
+def _record_piece(folders: list[Path], summary: list[dict], perfs: list[Performance] | None, folder: Path,
+                  perf: Performance) -> None:
+    folders.append(folder)
+    summary.append({"piece": folder.name, **perf.info, "num_notes": [int(len(p.notes)) for p in perf.parts]})
+    if perfs is not None:
+        perfs.append(perf)
 
 
 def _check_existing(out: Path) -> set[str]:
