@@ -136,6 +136,20 @@ def test_loaded_run_generates_exactly_what_the_trained_modules_do(env, loaded):
     assert a.dtype == np.float32 and np.array_equal(a, b)
 
 
+def test_step_checkpoint_loads_its_own_weights(env, loaded):
+    from safetensors.torch import load_file
+
+    from vitmusic.generators.pipeline import load_pipeline
+
+    step = env["run"] / "checkpoints" / "step_2"
+    pipe = load_pipeline(step)
+    saved = load_file(str(step / "model.safetensors"))
+    state = pipe.projection.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved.items())
+    assert any(not torch.equal(state[k], v) for k, v in loaded.projection.state_dict().items())
+    assert pipe.describe()["checkpoint"] == str(step)
+
+
 def test_mismatched_frozen_model_is_refused(env, tmp_path, caplog):
     from vitmusic.generators.pipeline import load_pipeline
 

@@ -283,7 +283,7 @@ class MusicGenPipeline:
             tok, tm = self.projection(e.to(device), m.to(device))  # [1, S_c, cond_dim], [1, S_c]
             tokens.append(tok)
             token_mask.append(tm)
-            t, v = times[a:a + chunk], m[0].numpy()
+            t, v = times[a:a + chunk], m[0].cpu().numpy()
             for g in range(0, len(t), stride):
                 tg, vg = t[g:g + stride], v[g:g + stride]
                 token_times.append(float(tg[vg].mean()) if vg.any() else float(tg[0]))
