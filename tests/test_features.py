@@ -255,3 +255,12 @@ def test_other_projection_kinds(env, tmp_path, kind):
     assert json.loads((final / "config.json").read_text())["kind"] == kind
     if kind == "pca":
         assert not (tmp_path / "run" / "checkpoints").exists()  # fitted, not trained
+
+
+def test_lora_needs_on_the_fly_encoding_and_is_refused():
+    from vitmusic.errors import ConfigError
+    from vitmusic.training.tasks import load_frozen_models
+
+    cfg = load_config(CONFIGS / "tiny.yaml", ["encoder.lora.rank=4"])
+    with pytest.raises(ConfigError, match="encoder.lora.rank > 0 needs on-the-fly encoding"):
+        load_frozen_models(cfg)

@@ -246,6 +246,13 @@ def test_resume_is_exact(tmp_path):
     assert ha == hb
 
 
+def test_tensorboard_logs_through_accelerate(tmp_path):
+    pytest.importorskip("tensorboard")
+    train(toy_config(tmp_path, "train.log_with=tensorboard", "train.max_steps=4"), ToyTask(), progress=False)
+    events = list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+
+
 def test_resume_path_errors(tmp_path):
     assert resolve_resume(tmp_path, "latest") is None
     with pytest.raises(ConfigError, match="no checkpoint"):

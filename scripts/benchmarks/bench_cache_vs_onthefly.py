@@ -5,6 +5,7 @@ on-the-fly path additionally decodes the video frames, runs the vision encoder, 
 and runs Encodec for every batch, which is what the cache saves. Goal: the cached epoch >= 20x faster.
 
     python scripts/benchmarks/bench_cache_vs_onthefly.py                 # synthetic data, tiny preset
+    python scripts/benchmarks/bench_cache_vs_onthefly.py --base-size-encoder     # random-init VideoMAE-base size
     python scripts/benchmarks/bench_cache_vs_onthefly.py --config configs/vit-base.yaml --manifest prep/
 
 Prints the figures; writes nothing outside --work (default: a temporary folder).
@@ -34,6 +35,18 @@ def make_data(work: Path, pieces: int, duration_s: float, clip_s: float) -> Path
     return prep
 
 
+def base_size_videomae(work: Path) -> Path:
+    """A random-init VideoMAE with the base architecture (what MCG-NJU/videomae-base costs), saved locally."""
+    from transformers import VideoMAEConfig, VideoMAEImageProcessorPil, VideoMAEModel
+
+    folder = work / "videomae-base-random"
+    if not (folder / "config.json").is_file():
+        torch.manual_seed(0)
+        VideoMAEModel(VideoMAEConfig()).save_pretrained(folder)
+        VideoMAEImageProcessorPil().save_pretrained(folder)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
@@ -43,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--clip-seconds", type=float, default=2.0)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--base-size-encoder", action="store_true",
+                    help="use a random-init VideoMAE-base-sized encoder instead of the config's")
+    ap.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
     args = ap.parse_args(argv)
 
     from vitmusic.config import load_config
@@ -61,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_cache_"))
     manifest = args.manifest or make_data(work, args.pieces, args.duration, args.clip_seconds)
     cfg = load_config(args.config, [f"data.manifest={manifest}", f"extract.cache_dir={work / 'cache'}",
-                                    f"train.batch_size={args.batch_size}", "generator.cond_dropout=0.0"])
+                                    f"train.batch_size={args.batch_size}", "generator.cond_dropout=0.0",
+                                    *args.overrides])
+    if args.base_size_encoder:
+        cfg.encoder.name, cfg.encoder.kind = str(base_size_videomae(work)), "videomae"
     encoder, generator = load_frozen_models(cfg)
     t = time.perf_counter()
     cache = build_cache(cfg, encoder, generator, progress=False)
