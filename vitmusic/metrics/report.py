@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,7 @@ from vitmusic.errors import DataError, VitmusicError
 from vitmusic.metrics import stats
 
 if TYPE_CHECKING:
-    from vitmusic.metrics.runner import EvalResult
+    from vitmusic.metrics.runner import EvalConfig, EvalResult, MetricGroup, Pairing
 
 # metrics on a 0..1 "higher is better" scale share one panel; errors / unbounded values get their own
 BOUNDED_METRICS = frozenset({
@@ -225,6 +227,62 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
         lines += ["", "## Warnings", ""]
         lines += [f"- {w}" for w in result.warnings]
     return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+# ------------------------------------------------------------------------------------- summary.json
+def _set_metric(group: MetricGroup, ref_embs: list, gen_embs: list, n_boot: int, seed: int) -> dict:
+    n = len(ref_embs)
+    if n == 0:
+        return {"mean": None, "ci95": [None, None], "n": 0}
+    try:
+        value = group.aggregate(ref_embs, gen_embs)
+    except Exception as e:
+        warnings.warn(f"{group.name} failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+        value = float("nan")
+    lo = hi = float("nan")
+    if n >= 2 and n_boot > 0 and math.isfinite(value):
+        # bootstrap over clips: resample clip indices and recompute the set statistic on their embeddings;
+        # the small-sample warnings were already shown once for the point estimate
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            boot = [group.aggregate([ref_embs[i] for i in idx], [gen_embs[i] for i in idx])
+                    for idx in stats.bootstrap_indices(n, n_boot, seed)]
+        lo, hi = stats._percentile_interval(np.asarray(boot, np.float64), stats.DEFAULT_CONFIDENCE)
+    fin = [x if math.isfinite(x) else None for x in (value, lo, hi)]
+    return {"mean": fin[0], "ci95": fin[1:], "n": n}
+
+
+def build_summary(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairing: Pairing) -> dict:
+    """Build the ``summary.json`` dict: every name in ``runner.SUMMARY_METRICS``, config, version."""
+    from vitmusic import __version__
+    from vitmusic.metrics.runner import SET_LEVEL_METRICS, SUMMARY_METRICS
+
+    metrics: OrderedDict[str, dict] = OrderedDict()
+    by_name = {g.name: g for g in groups}
+    for name in SUMMARY_METRICS:
+        if name in SET_LEVEL_METRICS:
+            group = next((g for g in groups if name in g.names), None)
+            if group is None:
+                metrics[name] = {"mean": None, "ci95": [None, None], "n": 0}
+            else:
+                metrics[name] = _set_metric(group, *embeds[group.name], cfg.set_n_boot, cfg.seed)
+        else:
+            metrics[name] = stats.summarize([r[name] for r in rows], n_boot=cfg.n_boot, seed=cfg.seed)
+    config = cfg.to_dict()
+    config.update(
+        metrics=[g for g in cfg.metrics if g in by_name] or list(by_name),
+        trim_rule="both signals trimmed to the shorter; warning when lengths differ by more than "
+        f"{100 * cfg.max_length_mismatch:.0f}% of the longer",
+        pairing="relative path without extension",
+        n_pairs=len(pairing.pairs),
+        n_evaluated=len(rows),
+        failures=failures,
+        warnings=notes,
+        missing_gen=pairing.missing_gen,
+        missing_ref=pairing.missing_ref,
+    )
+    return {"metrics": dict(metrics), "config": config, "version": __version__}
+
 
 
 # ------------------------------------------------------------------------------------- per_clip.csv

@@ -27,8 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from vitmusic.errors import ConfigError, DataError, VitmusicError
-from vitmusic.metrics import stats
 
 SUMMARY_METRICS: tuple[str, ...] = (
     "tempo.p_score",
@@ -575,61 +572,10 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
                         f"(first: {failures[0]['reason']})")
     if any(g.needs_video for g in groups) and n_video == 0:
         notes.append("sync metrics skipped: no video found (give --videos DIR with files named like the clips)")
-    summary = summarize(rows, groups, embeds, cfg, failures, notes, pairing)
+    from vitmusic.metrics.report import build_summary
+
+    summary = build_summary(rows, groups, embeds, cfg, failures, notes, pairing)
     return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref)
-
-
-def _set_metric(group: MetricGroup, ref_embs: list, gen_embs: list, n_boot: int, seed: int) -> dict:
-    n = len(ref_embs)
-    if n == 0:
-        return {"mean": None, "ci95": [None, None], "n": 0}
-    try:
-        value = group.aggregate(ref_embs, gen_embs)
-    except Exception as e:
-        warnings.warn(f"{group.name} failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
-        value = float("nan")
-    lo = hi = float("nan")
-    if n >= 2 and n_boot > 0 and math.isfinite(value):
-        # bootstrap over clips: resample clip indices and recompute the set statistic on their embeddings;
-        # the small-sample warnings were already shown once for the point estimate
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            boot = [group.aggregate([ref_embs[i] for i in idx], [gen_embs[i] for i in idx])
-                    for idx in stats.bootstrap_indices(n, n_boot, seed)]
-        lo, hi = stats._percentile_interval(np.asarray(boot, np.float64), stats.DEFAULT_CONFIDENCE)
-    fin = [x if math.isfinite(x) else None for x in (value, lo, hi)]
-    return {"mean": fin[0], "ci95": fin[1:], "n": n}
-
-
-def summarize(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairing: Pairing) -> dict:
-    """Build the ``summary.json`` dict: every name in :data:`SUMMARY_METRICS`, config, version."""
-    from vitmusic import __version__
-
-    metrics: OrderedDict[str, dict] = OrderedDict()
-    by_name = {g.name: g for g in groups}
-    for name in SUMMARY_METRICS:
-        if name in SET_LEVEL_METRICS:
-            group = next((g for g in groups if name in g.names), None)
-            if group is None:
-                metrics[name] = {"mean": None, "ci95": [None, None], "n": 0}
-            else:
-                metrics[name] = _set_metric(group, *embeds[group.name], cfg.set_n_boot, cfg.seed)
-        else:
-            metrics[name] = stats.summarize([r[name] for r in rows], n_boot=cfg.n_boot, seed=cfg.seed)
-    config = cfg.to_dict()
-    config.update(
-        metrics=[g for g in cfg.metrics if g in by_name] or list(by_name),
-        trim_rule="both signals trimmed to the shorter; warning when lengths differ by more than "
-        f"{100 * cfg.max_length_mismatch:.0f}% of the longer",
-        pairing="relative path without extension",
-        n_pairs=len(pairing.pairs),
-        n_evaluated=len(rows),
-        failures=failures,
-        warnings=notes,
-        missing_gen=pairing.missing_gen,
-        missing_ref=pairing.missing_ref,
-    )
-    return {"metrics": dict(metrics), "config": config, "version": __version__}
 
 
 def run_evaluation(cfg: EvalConfig, out_dir: str | os.PathLike, *, progress: bool = True,
