@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # stand between them (`ablate X.yaml --only a,b data.manifest=...`)
     parser.add_argument("experiment", nargs="+", metavar="EXPERIMENT.yaml [key.sub=value ...]",
                         help="experiment file (its name is the run name), then config overrides for every "
-                        "variant, applied last (e.g. data.manifest=prepared/)")
+                        "variant, applied last (e.g. data.manifest=prepared/; evaluate.metrics=chroma sets the evaluation); give them "
+                        "right after the file")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default runs/ablate/<experiment name>); rerun to resume")
     parser.add_argument("--only", default=None, metavar="V1,V2", help="run only these variants")
@@ -34,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"the first argument must be the experiment file, got {path!r}")
     exp = load_experiment(path, overrides)
     select_variants(exp, args.only)  # an unknown --only name fails before anything runs
-    results, failures = run_experiment(exp, args.out, only=args.only, extra=overrides,
+    from vitmusic.workflow.experiments import split_overrides
+
+    results, failures = run_experiment(exp, args.out, only=args.only, extra=split_overrides(overrides)[1],
                                        progress=not args.no_progress)
     for name, err in failures.items():
         print(f"vitmusic ablate: variant {name} failed: {err}", file=sys.stderr)

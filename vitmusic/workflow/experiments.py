@@ -233,7 +233,10 @@ def parse_experiment(data: Any, *, name: str, path: Path | None = None) -> Exper
 
 
 def load_experiment(path: str | os.PathLike, extra: Sequence[str] = ()) -> Experiment:
-    """Read, check and validate an experiment file; ``extra`` overrides apply to every variant.
+    """Read, check and validate an experiment file.
+
+    ``extra`` overrides apply to every variant's config (``key.sub=value``), except ``evaluate.<key>=value``,
+    which replace the file's evaluation settings (e.g. ``evaluate.metrics=chroma``).
 
     Raises:
         ConfigError: missing/unparsable file or any problem listed in the module docstring.
@@ -248,8 +251,27 @@ def load_experiment(path: str | os.PathLike, extra: Sequence[str] = ()) -> Exper
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot parse experiment file {p}: {str(e).splitlines()[0]}") from e
     exp = parse_experiment(data, name=p.stem, path=p.resolve())
-    exp.validate(extra)
+    evaluate, config = split_overrides(extra)
+    if evaluate:
+        merged = {**dataclasses.asdict(exp.evaluate), **evaluate}
+        exp.evaluate = _evaluate_settings(merged, f"{p}: command-line overrides")
+    exp.validate(config)
     return exp
+
+
+def split_overrides(extra: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """Separate ``evaluate.<key>=value`` overrides (of :class:`EvaluateSettings`) from config overrides."""
+    import yaml
+
+    evaluate: dict[str, Any] = {}
+    config = []
+    for o in extra:
+        key, _, value = o.partition("=")
+        if key.strip().startswith("evaluate."):
+            evaluate[key.strip()[len("evaluate."):]] = yaml.safe_load(value) if value else None
+        else:
+            config.append(o)
+    return evaluate, config
 
 
 def select_variants(exp: Experiment, only: str | Sequence[str] | None) -> list[str]:
