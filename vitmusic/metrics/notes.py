@@ -134,7 +134,7 @@ def transcribe(
     at an audio onset (``librosa.onset.onset_detect``) that separates repeated notes. An onset splits a note
     only when (a) the pitch stays the same right after it (a pitch change is left to the jump rule), (b) the
     running note is at least ``min_split_s`` old (attacks often trigger two onset peaks) and (c) the level
-    rises by ``attack_db`` from the 60 ms before to the 60 ms after it — the end of a note (release,
+    rises by ``attack_db`` from its lowest point in the 60 ms up to it to the 60 ms after it — the end of a note (release,
     bow change) also makes spectral flux, but with falling energy. Each note gets the median f0 of its
     frames; notes shorter than ``min_note_s`` are dropped. A note ends at the next boundary, or earlier
     where its level first falls ``release_db`` below the note's median level: a release tail still
@@ -202,7 +202,8 @@ def transcribe(
             ahead = midi[i : i + 4]
             ahead = ahead[np.isfinite(ahead)]
             same_pitch = ahead.size > 0 and abs(np.median(ahead) - np.median(current)) <= max_jump_semitones
-            rise = level_db[i : i + ctx].max() - level_db[max(0, i - ctx) : i].min()
+            # The dip before a re-attack can fall on the onset frame itself, so it is in both windows.
+            rise = level_db[i : i + ctx + 1].max() - level_db[max(0, i - ctx) : i + 1].min()
             boundary = same_pitch and rise >= attack_db
         if boundary:
             close(i)
