@@ -181,6 +181,10 @@ def test_bad_submissions_rejected(server):
     assert server.json("GET", "/api/session?participant=nobody")[0] == 404
     status, _, _ = server.request("POST", "/api/other", {"a": 1})
     assert status == 404
+    status, _, headers = server.request("POST", "/api/submit", {"a": 1}, headers={"Content-Length": "abc"})
+    assert status == 400 and headers["Connection"] == "close"
+    status, _, _ = server.request("POST", "/api/submit", None)  # no body at all
+    assert status == 400
     assert server.json("GET", "/api/session?participant=P03")[1]["answers"] == {}
 
 

@@ -189,7 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode("utf-8"), "application/json")
 
     def _error(self, status: HTTPStatus, message: str) -> None:
-        self._json({"error": message}, status)
+        # a refused request may leave an unread body on the socket: never parse it as the next request
+        self.close_connection = True
+        self._send(status, json.dumps({"error": message}).encode("utf-8"), "application/json",
+                   {"Connection": "close"})
 
     def _media(self, path: Path) -> None:
         size = path.stat().st_size
@@ -235,7 +238,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "POST":
                 if path != "/api/submit":
                     raise RequestError(HTTPStatus.NOT_FOUND, "not found")
-                length = int(self.headers.get("Content-Length") or -1)
+                try:
+                    length = int(self.headers.get("Content-Length") or -1)
+                except ValueError:
+                    length = -1
                 if not 0 <= length <= MAX_BODY_BYTES:
                     raise RequestError(HTTPStatus.BAD_REQUEST, "missing or oversized body")
                 try:
