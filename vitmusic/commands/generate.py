@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mux", metavar="OUT.mp4", help="also write the input video with the generated audio")
     parser.add_argument("--guidance", type=float, default=None,
                         help="classifier-free guidance scale (default: generate.guidance_scale of the run)")
-    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: generate.seed of the run)")
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: generate.seed of the run); in batch mode each item's seed is "
+                        "derived from it and the item's name")
     parser.add_argument("--path", choices=PATHS, default="musicgen", help="generation path (default: musicgen)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
