@@ -358,3 +358,50 @@ def test_very_short_and_silent_files_with_real_metrics(tmp_path):
     assert s["metrics"]["chroma.cosine"] == {"mean": None, "ci95": [None, None], "n": 0}
     assert s["metrics"]["fad"]["n"] == 2  # set-level: n counts the clips pooled
     assert (out / "report.md").exists()
+
+
+def test_outputs_are_atomic_on_failure(dirs, fake_metrics, monkeypatch):
+    from vitmusic.metrics import report
+
+    rc, out = evaluate(dirs)
+    assert rc == 0
+    before = (out / "per_clip.csv").read_text()
+    calls = {"n": 0}
+    real_fmt = report._fmt
+
+    def flaky(v):  # dies halfway through writing the CSV
+        calls["n"] += 1
+        if calls["n"] > 40:
+            raise RuntimeError("disk on fire")
+        return real_fmt(v)
+
+    monkeypatch.setattr(report, "_fmt", flaky)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        evaluate(dirs)
+    assert (out / "per_clip.csv").read_text() == before  # the previous complete file is untouched
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_sync_uses_videos_named_like_clips(tmp_path):
+    from vitmusic.data.videowriter import write_video
+
+    durations_s = [0.32, 0.72, 0.4, 0.88, 0.52, 0.6, 0.36, 0.8, 0.44, 0.96]
+    y = np.concatenate([tone_seq([f], note_s=d) for f, d in zip(MELODY, durations_s)])
+    write(tmp_path / "ref" / "clip.wav", y)
+    write(tmp_path / "gen" / "clip.wav", y)
+    write(tmp_path / "ref" / "novideo.wav", y)
+    write(tmp_path / "gen" / "novideo.wav", y)
+    fps, n = 25, int(len(y) / SR * 25)
+    # a brightness flash at every (irregular, so the lag is unambiguous) note onset
+    onsets = np.round(np.cumsum([0.0] + durations_s[:-1]) * fps).astype(int)
+    level = np.full(n, 10, np.uint8)
+    for k in onsets:
+        level[k: k + 2] = 250
+    write_video(tmp_path / "videos" / "clip.mp4", np.broadcast_to(level[:, None, None, None], (n, 32, 32, 3)), fps)
+    rc, out = evaluate(tmp_path, "--metrics", "sync", "--videos", str(tmp_path / "videos"))
+    assert rc == 0
+    rows = {r["clip_id"]: r for r in csv.DictReader(open(out / "per_clip.csv"))}
+    assert rows["novideo"]["sync.correlation"] == "nan"
+    assert float(rows["clip"]["sync.correlation"]) > 0.3
+    assert abs(float(rows["clip"]["sync.offset_s"])) < 0.1
+    assert json.loads((out / "summary.json").read_text())["metrics"]["sync.correlation"]["n"] == 1
