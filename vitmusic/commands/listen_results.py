@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "unblind listening-test ratings: per-system means with 95% bootstrap CIs (csv, md, png)"
+HELP = "unblind listening-test ratings: per-system means with 95 percent bootstrap CIs (csv, md, png)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
