@@ -227,10 +227,11 @@ def test_gradient_clipping(tmp_path):
 
 def test_resume_is_exact(tmp_path):
     straight = ToyTask()
-    train(toy_config(tmp_path / "a", "train.max_steps=20", "train.save_every=5"), straight, progress=False)
+    train(toy_config(tmp_path / "a", "train.max_steps=20", "train.save_every=5", "train.log_every=4"), straight,
+          progress=False)
 
     first = ToyTask()
-    cfg = toy_config(tmp_path / "b", "train.max_steps=20", "train.save_every=5")
+    cfg = toy_config(tmp_path / "b", "train.max_steps=20", "train.save_every=5", "train.log_every=4")
     train(cfg, first, progress=False, stop_after=9)  # stops mid-epoch (6 batches per epoch)
     assert not (tmp_path / "b" / "run" / "final").exists()
     assert [c.name for c in list_checkpoints(tmp_path / "b" / "run")] == ["step_5", "step_9"]

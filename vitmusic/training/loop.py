@@ -144,7 +144,7 @@ def evaluate_loss(accelerator, task: Task, model: nn.Module, loader: DataLoader)
     losses = []
     for batch in loader:
         loss = task.loss(model, batch).detach().float().reshape(1)
-        losses.append(accelerator.gather_for_metrics(loss))
+        losses.append(accelerator.gather(loss))  # one scalar per process and batch
     model.train()
     return float(torch.cat(losses).mean()) if losses else float("nan")
 
@@ -244,11 +244,13 @@ def train(
     task.to(accelerator.device)
 
     step, batches_seen, history = 0, 0, []
+    running, running_n = 0.0, 0  # loss sum / batches since the last logged step
     ckpt = resolve_resume(run_dir, resume)
     if ckpt is not None:
         accelerator.load_state(str(ckpt / ACCELERATE_DIR))
         state = read_trainer_state(ckpt)
         step, batches_seen, history = state["step"], state["batches_seen"], state.get("history", [])
+        running, running_n = state.get("running", [0.0, 0])
         log.info("resumed from %s at step %d", ckpt, step)
     elif resume:
         log.info("no checkpoint in %s: starting fresh", run_dir)
@@ -272,7 +274,12 @@ def train(
             atomic_write_text(run_dir / "history.json", json.dumps(history, indent=0))
 
     def checkpoint(at: int) -> None:
-        state = {"step": at, "batches_seen": batches_seen, "history": history}
+        state = {
+            "step": at,
+            "batches_seen": batches_seen,
+            "history": history,
+            "running": [running, running_n],
+        }
         save_checkpoint(accelerator, task, model, checkpoint_dir(run_dir, at), {**meta, "step": at}, state)
         write_history()
 
@@ -285,7 +292,6 @@ def train(
     n_batches = len(loader)
     checked_grads = False
     model.train()
-    running, running_n = 0.0, 0
     while step < tc.max_steps and (stop_after is None or step < stop_after):
         epoch, skip = divmod(batches_seen, n_batches)
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
