@@ -7,8 +7,11 @@ and the relative salience of T1):
 2. autocorrelation tempogram (``librosa.feature.tempogram``, 8 s window) averaged over time;
 3. multiplied by the same log-normal tempo prior librosa's ``feature.tempo`` uses
    (centre ``start_bpm``=120, one octave std), restricted to 30..320 BPM;
-4. the strongest local maximum is the dominant tempo (this equals ``librosa.feature.tempo``'s estimate);
-   the second tempo is the strongest local maximum at least 8 % away from it;
+4. the strongest local maximum is the dominant tempo, refined below one lag frame by a parabola through
+   the peak (librosa's ``feature.tempo`` takes the lag-quantised argmax of ``log1p(1e6 * ac) +
+   log_prior``, which agrees on clear material but flattens saliences too much to serve as weights);
+   the second tempo is the strongest local maximum at least 8 % away from it (ignored, i.e. both tempi
+   equal with weight 1, when weaker than 1 % of the first);
 5. tempi are ordered ``T1 < T2`` and the weight is ``s(T1) / (s(T1) + s(T2))`` with ``s`` the prior-
    weighted tempogram strength.
 
