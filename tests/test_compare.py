@@ -64,7 +64,8 @@ def test_compare_values_against_scipy_and_numpy(runs):
 def test_compare_cli_writes_md_and_csv(runs, tmp_path, capsys):
     run_a, run_b, a, b, *_ = runs
     md, table = tmp_path / "cmp" / "table.md", tmp_path / "cmp" / "table.csv"
-    rc = cli.main(["compare", str(run_a), str(run_b), "--out", str(md), "--out", str(table),
+    png = tmp_path / "cmp" / "diffs.png"
+    rc = cli.main(["compare", str(run_a), str(run_b), "--out", str(md), "--out", str(table), "--out", str(png),
                    "--metrics", "notes.f1,fad"])
     assert rc == 0
     out = capsys.readouterr().out
@@ -76,6 +77,7 @@ def test_compare_cli_writes_md_and_csv(runs, tmp_path, capsys):
         ("sysA", "notes.f1"), ("sysA", "fad"), ("sysB", "notes.f1"), ("sysB", "fad")]
     assert float(rows[2]["diff"]) == pytest.approx(np.mean(b - a))
     assert rows[0]["diff"] == "nan"
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compare_three_systems_and_identical(runs, tmp_path, capsys):
@@ -95,7 +97,7 @@ def test_compare_three_systems_and_identical(runs, tmp_path, capsys):
         (lambda a, b, t: [str(a), str(t / "nope")], "does not exist"),
         (lambda a, b, t: [str(a), str(t)], "missing per_clip.csv"),
         (lambda a, b, t: [str(a), str(b), "--metrics", "bogus"], "unknown metric 'bogus'"),
-        (lambda a, b, t: [str(a), str(b), "--out", str(t / "x.txt")], "--out must end in .md or .csv"),
+        (lambda a, b, t: [str(a), str(b), "--out", str(t / "x.txt")], "--out must end in .md, .csv or .png"),
     ],
 )
 def test_compare_bad_inputs(runs, tmp_path, capsys, argv_fn, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 HELP = "Compare evaluation folders: means, paired bootstrap CIs and Wilcoxon p against the first system."
@@ -11,7 +12,8 @@ HELP = "Compare evaluation folders: means, paired bootstrap CIs and Wilcoxon p a
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="`vitmusic evaluate` output folders; the first is the baseline")
     parser.add_argument("--out", type=Path, action="append", default=[],
-                        help="also write the table to this .md or .csv file (repeatable)")
+                        help="also write the table to this .md or .csv file, or a .png plot of the paired "
+                        "differences (repeatable)")
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: all)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -20,11 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vitmusic.atomic import atomic_write_text
     from vitmusic.errors import ConfigError
-    from vitmusic.metrics.report import compare_markdown, compare_runs, write_compare_csv
+    from vitmusic.metrics.report import compare_markdown, compare_runs, plot_compare, write_compare_csv
 
     for out in args.out:
-        if out.suffix.lower() not in (".md", ".csv"):
-            raise ConfigError(f"--out must end in .md or .csv, got {out}")
+        if out.suffix.lower() not in (".md", ".csv", ".png"):
+            raise ConfigError(f"--out must end in .md, .csv or .png, got {out}")
     if args.n_boot < 1:
         raise ConfigError(f"--n-boot must be >= 1, got {args.n_boot}")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
@@ -34,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     for out in args.out:
         if out.suffix.lower() == ".csv":
             write_compare_csv(out, rows)
+        elif out.suffix.lower() == ".png":
+            if plot_compare(rows, out) is None:
+                print(f"vitmusic compare: no shared clips to plot; {out} not written", file=sys.stderr)
         else:
             atomic_write_text(out, table)
     return 0

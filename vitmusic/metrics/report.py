@@ -448,3 +448,41 @@ def write_compare_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]
         for r in rows:
             writer.writerow([_fmt(r[c]) for c in cols])
     return Path(path)
+
+
+def plot_compare(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path | None:
+    """Paired differences to the first system with their 95 % CIs: one panel per other system.
+
+    Each metric is divided by the largest |CI bound| / |difference| of its row so metrics on different
+    scales fit one axis; the printed labels keep the raw values. None when nothing is paired.
+    """
+    plt = _pyplot()
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    others = [s for s in systems[1:] if any(r["system"] == s and r["n_paired"] > 0 for r in rows)]
+    if not others:
+        return None
+    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows)
+               if any(r["metric"] == m and r["n_paired"] > 0 for r in rows)]
+    fig, axes = plt.subplots(1, len(others), figsize=(6 * len(others), 0.4 * len(metrics) + 1.5),
+                             squeeze=False, sharey=True)
+    for ax, system in zip(axes[0], others):
+        cell = {r["metric"]: r for r in rows if r["system"] == system}
+        diff = np.array([cell[m]["diff"] for m in metrics], dtype=float)
+        lo = np.array([cell[m]["ci95_lo"] for m in metrics], dtype=float)
+        hi = np.array([cell[m]["ci95_hi"] for m in metrics], dtype=float)
+        scale = np.nanmax(np.abs(np.vstack([diff, lo, hi])), axis=0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        err = np.vstack([np.nan_to_num(diff - lo), np.nan_to_num(hi - diff)]).clip(min=0) / scale
+        y = np.arange(len(metrics))
+        ax.errorbar(np.nan_to_num(diff / scale), y, xerr=err, fmt="o", color="tab:blue", capsize=3)
+        ax.axvline(0, color="k", lw=0.8)
+        for k, m in enumerate(metrics):
+            ax.annotate(f"{_cell(diff[k])} p={_cell(cell[m]['p_wilcoxon'])}", (1.02, k), fontsize=7,
+                        xycoords=("axes fraction", "data"), va="center")
+        ax.set_yticks(y, metrics, fontsize=8)
+        ax.set_xlim(-1.1, 1.1)
+        ax.set_xlabel("difference / max |value| per metric")
+        ax.set_title(f"{system} − {systems[0]} (95% CI)", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()
+    return _save(fig, Path(path))
