@@ -239,3 +239,23 @@ def test_existing_output_needs_overwrite(built, capsys):
     assert run_stimuli(inputs, out) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "private" / "answer_key.csv").is_file()
+
+
+def test_reference_defaults_to_the_videos_soundtrack(tmp_path):
+    from vitmusic.data.videowriter import write_video
+
+    inputs = make_inputs(tmp_path / "in", items=("solo",), systems=("sysA",))
+    frames = np.random.default_rng(0).integers(0, 255, size=(30, 48, 64, 3), dtype=np.uint8)
+    soundtrack = tone(440, 3.0)
+    write_video(inputs["videos"] / "solo.mp4", frames, 10, audio=soundtrack, sample_rate=SR)
+    out = tmp_path / "out"
+    argv = ["stimuli", "--videos", str(inputs["videos"]), "--system", f"sysA={inputs['systems']['sysA']}",
+            "--out", str(out), "--excerpt-seconds", "2", "--sample-rate", str(SR), "--quiet"]
+    assert cli.main(argv) == 0
+    info = json.loads((out / "private" / "stimuli.json").read_text())
+    assert info["items"]["solo"]["sources"]["reference"].endswith("solo.mp4")
+    key = {system: sid for sid, (_, system) in read_answer_key(out / "private" / "answer_key.csv").items()}
+    hidden, _ = load_audio(out / "private" / "audio" / f"{key[dz.HIDDEN_REFERENCE]}.wav")
+    # the hidden reference is the soundtrack's 440 Hz tone (its spectrum peaks there), not a system's audio
+    peak_hz = np.argmax(np.abs(np.fft.rfft(hidden))) * SR / hidden.size
+    assert abs(peak_hz - 440) < 2
