@@ -130,15 +130,16 @@ def transcribe(
     """Monophonic transcription: f0 track segmented at pitch changes, unvoiced gaps and onsets.
 
     Steps: voiced f0 frames are converted to fractional MIDI; a new note starts at an unvoiced->voiced
-    transition, where the pitch moves more than ``max_jump_semitones`` from the running note's median, or
-    at an audio onset (``librosa.onset.onset_detect``) that separates repeated notes. An onset splits a note
-    only when (a) the pitch stays the same right after it (a pitch change is left to the jump rule), (b) the
-    running note is at least ``min_split_s`` old (attacks often trigger two onset peaks) and (c) the level
-    rises by ``attack_db`` from its lowest point in the 60 ms up to it to the 60 ms after it — the end of a note (release,
-    bow change) also makes spectral flux, but with falling energy. Each note gets the median f0 of its
-    frames; notes shorter than ``min_note_s`` are dropped. A note ends at the next boundary, or earlier
-    where its level first falls ``release_db`` below the note's median level: a release tail still
-    carries the pitch (so pyin keeps it voiced) but is no longer the note.
+    transition, where the pitch moves more than ``max_jump_semitones`` from the running note's median,
+    or at an audio onset (``librosa.onset.onset_detect``) that separates repeated notes. An onset splits
+    a note only when (a) the pitch stays the same right after it (a pitch change is left to the jump
+    rule), (b) the running note is at least ``min_split_s`` old (attacks often trigger two onset peaks)
+    and (c) the level rises by ``attack_db`` from its lowest point in the 60 ms up to the onset to its
+    highest in the 60 ms after — the end of a note (release, bow change) also makes spectral flux, but
+    with falling energy. Each note gets the median f0 of its frames; notes shorter than ``min_note_s``
+    are dropped. A note ends at the next boundary, or earlier where its level (after its loudest frame)
+    first falls ``release_db`` below the note's median level: a release tail still carries the pitch
+    (so pyin keeps it voiced) but is no longer the note.
 
     Args:
         audio: ``[N]`` waveform.
