@@ -11,9 +11,11 @@ Embeddings (naming follows torchcrepe's ``embed`` family):
   window the mean of a 64-band log-mel spectrogram (dB, 25 ms / 10 ms frames) and the mean and standard
   deviation of 20 MFCCs -> D = 104. A cheap, transparent timbre/energy descriptor, far less semantic than
   learned embeddings; its values are NOT comparable with published FAD numbers (VGGish, CLAP, ...).
-- :class:`TransformersAudioEmbedder`: any transformers audio model by hub id or local directory. Encodec
-  checkpoints (e.g. MusicGen's audio encoder) use the encoder's continuous latents; other models (Wav2Vec2,
-  HuBERT, AST, CLAP-audio ...) the hidden states of ``layer``; either way averaged over time per window.
+- :class:`TransformersAudioEmbedder`: a transformers audio model by hub id or local directory. Encodec
+  checkpoints (e.g. ``facebook/encodec_32khz``, MusicGen's audio codec) use the encoder's continuous
+  latents; encoder-style models with a feature extractor (Wav2Vec2, HuBERT, WavLM, AST ...) the hidden
+  states of ``layer``; either way averaged over time per window. (Two-tower models such as CLAP need
+  their own adapter: any callable ``(audio, sample_rate) -> [W, D]`` is an :class:`Embedder`.)
 """
 
 from __future__ import annotations
