@@ -202,6 +202,8 @@ def test_metric_failure_is_recorded_not_fatal(dirs, monkeypatch):
         ("ok", ["--metrics", ","], "--metrics is empty"),
         ("ok", ["--videos", "/nonexistent/videos"], "videos folder does not exist"),
         ("ok", ["--sample-rate", "100"], "--sample-rate"),
+        ("ok", ["--metrics", "pitch", "--pitch-backend", "nope"], "unknown pitch backend 'nope'"),
+        ("ok", ["--fad-boot", "-1"], "--fad-boot"),
     ],
 )
 def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys, setup, extra, message):

@@ -506,6 +506,10 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     groups = [METRICS[g] for g in resolve_metrics(list(cfg.metrics))]
     if cfg.annotations not in ANNOTATION_POLICIES:
         raise ConfigError(f"annotations must be one of {', '.join(ANNOTATION_POLICIES)}, got {cfg.annotations!r}")
+    if {"pitch", "notes"} & {g.name for g in groups}:
+        backends = getattr(_lazy("pitch"), "BACKENDS", (cfg.pitch_backend,))
+        if cfg.pitch_backend not in backends:
+            raise ConfigError(f"unknown pitch backend {cfg.pitch_backend!r}; choose one of {', '.join(backends)}")
     videos = list_media(_check_dir(cfg.videos_dir, "videos"), VIDEO_EXTS) if cfg.videos_dir else {}
     jobs, pairing = _collect_jobs(cfg)
     if not jobs:
