@@ -139,10 +139,36 @@ class TranscriptionConfig:
 
 
 @dataclass
+class DiffusionConfig:
+    """The MIDI -> log-mel diffusion synthesizer (``task: diffusion``): features, denoiser, schedule, sampling."""
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 256  # mel frames per second = sample_rate / hop_length
+    n_mels: int = 64
+    fmin_hz: float = 30.0
+    fmax_hz: float = 8000.0  # <= sample_rate / 2
+    db_min: float = -80.0  # log-mel magnitudes [db_min, db_max] dB map to [-1, 1]
+    db_max: float = 20.0
+    min_midi: int = 21  # piano-roll pitch axis: num_pitches MIDI notes from min_midi
+    num_pitches: int = 88
+    hidden_dim: int = 128
+    num_layers: int = 8  # gated residual 1-D convolutions over time, dilations 1, 2, 4, ... cycling
+    kernel_size: int = 3  # odd
+    dilation_cycle: int = 4
+    schedule: str = "cosine"  # "cosine" | "linear" beta schedule
+    train_timesteps: int = 1000
+    segment_s: float = 2.0  # training crops of the clips' stems
+    sample_steps: int = 50  # DDIM steps at synthesis
+    eta: float = 0.0  # DDIM stochasticity (0: deterministic given the seed)
+    griffin_lim_iters: int = 32
+
+
+@dataclass
 class Config:
     """The whole run configuration (``task`` picks what trains: the MusicGen projection or the notes head)."""
 
-    task: str = "musicgen"  # "musicgen" | "transcription"
+    task: str = "musicgen"  # "musicgen" | "transcription" | "diffusion"
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
@@ -151,10 +177,12 @@ class Config:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "task": ("musicgen", "transcription"),
+    "task": ("musicgen", "transcription", "diffusion"),
+    "diffusion.schedule": ("cosine", "linear"),
     "transcription.synth": ("builtin", "fluidsynth", "diffusion"),
     "projection.kind": ("linear", "mlp", "transformer", "pca"),
     "generator.entry": ("encoder_outputs", "inputs_embeds"),
@@ -182,6 +210,20 @@ _POSITIVE = (
     "transcription.num_pitches",
     "transcription.onset_pos_weight",
     "transcription.sample_rate",
+    "diffusion.sample_rate",
+    "diffusion.n_fft",
+    "diffusion.hop_length",
+    "diffusion.n_mels",
+    "diffusion.fmax_hz",
+    "diffusion.num_pitches",
+    "diffusion.hidden_dim",
+    "diffusion.num_layers",
+    "diffusion.kernel_size",
+    "diffusion.dilation_cycle",
+    "diffusion.train_timesteps",
+    "diffusion.segment_s",
+    "diffusion.sample_steps",
+    "diffusion.griffin_lim_iters",
 )
 
 
@@ -208,6 +250,16 @@ def validate(config: Config) -> Config:
                 "transcription.onset_threshold", "transcription.frame_threshold", "transcription.offset_threshold"):
         if not 0.0 <= _get(config, key) < 1.0:
             raise ConfigError(f"config key '{key}' must be in [0, 1); got {_get(config, key)!r}")
+    d = config.diffusion
+    if not 0.0 <= d.fmin_hz < d.fmax_hz <= d.sample_rate / 2:
+        raise ConfigError(f"config keys 'diffusion.fmin_hz' < 'diffusion.fmax_hz' <= sample_rate / 2 must hold; "
+                          f"got {d.fmin_hz}, {d.fmax_hz} at {d.sample_rate} Hz")
+    if not d.db_min < d.db_max:
+        raise ConfigError(f"config key 'diffusion.db_min' must be < 'diffusion.db_max'; got {d.db_min}, {d.db_max}")
+    if d.kernel_size % 2 == 0:
+        raise ConfigError(f"config key 'diffusion.kernel_size' must be odd; got {d.kernel_size}")
+    if not 0.0 <= d.eta <= 1.0:
+        raise ConfigError(f"config key 'diffusion.eta' must be in [0, 1]; got {d.eta!r}")
     if config.encoder.lora.rank < 0:
         raise ConfigError(f"config key 'encoder.lora.rank' must be >= 0; got {config.encoder.lora.rank}")
     return config
