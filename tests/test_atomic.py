@@ -30,3 +30,17 @@ def test_atomic_dir_replaces(tmp_path):
         (tmp / "new").write_text("2")
     assert sorted(p.name for p in out.iterdir()) == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "r.csv", "x")
+        with atomic_path(tmp_path / "d", is_dir=True) as d:
+            (d / "x").write_text("1")
+    finally:
+        os.umask(mask)
+    assert (f.stat().st_mode & 0o777) == 0o644
+    assert ((tmp_path / "d").stat().st_mode & 0o777) == 0o755
