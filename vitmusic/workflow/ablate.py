@@ -10,6 +10,7 @@ Layout of ``OUT`` (default ``runs/ablate/<experiment name>``)::
     OUT/<variant>/train.json         validation loss, teacher-forced CE with the true vs a shuffled video
     OUT/<variant>/generated/         <clip_id>.wav per test clip + systems.json (sources, seeds)
     OUT/<variant>/eval/              per_clip.csv, summary.json, report.md (vitmusic.metrics.runner)
+    OUT/<variant>/timings.json       seconds spent training (0 when reused), generating, evaluating
     OUT/<variant>/DONE               written last, atomically: the variant is skipped on the next run
     OUT/<variant>/FAILED             the one-line error of a variant that failed (removed when it succeeds)
     OUT/results.{csv,md,png}         variants x metrics (see vitmusic.workflow.results)
@@ -173,11 +174,17 @@ class AblationRun:
             raise VitmusicError("data.manifest is not set: give it in the experiment's base/overrides or as "
                                 "an override on the command line (data.manifest=prepared/)")
         save_config(cfg, folder / "config.yaml")
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
         if self.exp.variants[name].system != "retrieval":
             self.ensure_trained(name)
+            timings["train_s"] = time.perf_counter() - t0
         if _is_main():
-            self.generate(name)
-            self.evaluate(name)
+            for stage in ("generate", "evaluate"):
+                t0 = time.perf_counter()
+                getattr(self, stage)(name)
+                timings[f"{stage}_s"] = time.perf_counter() - t0
+            atomic_write_text(folder / "timings.json", json.dumps(timings, indent=1) + "\n")
             (folder / FAILED).unlink(missing_ok=True)
             atomic_write_text(folder / DONE, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n")
         _wait()

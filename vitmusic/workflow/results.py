@@ -245,3 +245,57 @@ def write_results(out_dir: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
     if png is not None:
         text += ["", f"![variants x metrics]({png.name})", ""]
     return atomic_write_text(out / "results.md", "\n".join(text))
+
+
+# ------------------------------------------------------------------------------------ evaluation folders
+def find_eval_dirs(root: str | os.PathLike) -> dict[str, Path]:
+    """``{variant: evaluation folder}`` under an ablation or demo output (``<v>/eval`` or ``runs/<v>/eval``)."""
+    root = Path(root)
+    found = sorted(root.glob("*/eval/per_clip.csv")) + sorted(root.glob("runs/*/eval/per_clip.csv"))
+    return {p.parent.parent.name: p.parent for p in found}
+
+
+def read_per_clip(eval_dirs: Mapping[str, str | os.PathLike]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{variant: {clip_id: {metric: value}}}`` from each folder's ``per_clip.csv``."""
+    from vitmusic.metrics.report import read_per_clip_csv
+
+    return {v: read_per_clip_csv(Path(d) / "per_clip.csv")[1] for v, d in eval_dirs.items()}
+
+
+def plot_per_clip(per_clip: Mapping[str, Mapping[str, Mapping[str, float]]], path: str | os.PathLike,
+                  metrics: Sequence[str], ncols: int = 3) -> Path | None:
+    """Per-clip values of each metric, one column of dots per variant, lines joining the same clip.
+
+    The paired view behind the paired statistics: a line that goes up from the baseline is a clip on which the
+    variant scored higher. Undefined (NaN) values are left out. Returns the PNG path (None: nothing to draw).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(per_clip)
+    metrics = [m for m in metrics if any(math.isfinite(_num(c.get(m))) for v in variants
+                                         for c in per_clip[v].values())]
+    if not variants or not metrics:
+        return None
+    clips = sorted({c for v in variants for c in per_clip[v]})
+    ncols = min(ncols, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), squeeze=False)
+    for ax, m in zip(axes.flat, metrics):
+        for c in clips:
+            y = [_num(per_clip[v].get(c, {}).get(m)) for v in variants]
+            ax.plot(range(len(variants)), y, "o-", color="gray", alpha=0.5, ms=4, lw=0.8)
+        ax.set_xticks(range(len(variants)), variants, fontsize=8, rotation=30)
+        ax.set_title(m, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.suptitle("per-clip values (a line = one test clip)", fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
