@@ -171,9 +171,14 @@ class VideoMusicGenTask:
 
 def build_task(config: Config, *, progress: bool = True) -> VideoMusicGenTask:
     """Load the frozen models, find or build the matching feature cache, and set up the task."""
+    from accelerate import PartialState
+
     read_clips(config)  # fail fast on a bad manifest, before loading models
     encoder, generator = load_frozen_models(config)
-    cache = build_cache(config, encoder, generator, progress=progress)
+    # under `accelerate launch` the main process extracts; the others then find the finished cache
+    state = PartialState()
+    with state.main_process_first():
+        cache = build_cache(config, encoder, generator, progress=progress and state.is_main_process)
     return VideoMusicGenTask(config, generator, cache, encoder.fingerprint())
 
 
