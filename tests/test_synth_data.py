@@ -14,6 +14,7 @@ import soundfile as sf
 from vitmusic import cli
 from vitmusic.data.audio import load_audio
 from vitmusic.data.synth import generate_benchmark, render_notes, render_part
+from vitmusic.data.synth.instruments import timbre
 from vitmusic.data.synth.performer import player_state
 from vitmusic.data.synth.scores import choose_ensemble, fit_to_range, generate_melodies, perform, range_cost
 from vitmusic.data.urmp import INSTRUMENTS, discover_pieces, parse_piece_name, read_f0, read_notes
@@ -95,7 +96,8 @@ def test_notes_and_f0_agree_with_audio(bench):
                 checked += 1
             # silence is unvoiced: before the first onset and after the last note
             assert np.all(f0[times < notes[0, 0] - 0.01] == 0)
-            assert np.all(f0[times > notes[-1, 0] + notes[-1, 2] + 0.01] == 0)
+            release_s = timbre(stem.instrument).release_s
+            assert np.all(f0[times > notes[-1, 0] + notes[-1, 2] + release_s + 0.01] == 0)
     assert checked >= 8
 
 

@@ -98,6 +98,11 @@ def _spectrum(tb: Timbre, f0_hz: float, num: int, velocity: float) -> np.ndarray
     return amps / np.sqrt(np.sum(amps**2))
 
 
+# The release is level * (1 - x)**3: it is AUDIBLE_RELEASE_DB below its start at x = 1 - 10**(dB / 60).
+AUDIBLE_RELEASE_DB = -30.0
+_AUDIBLE_RELEASE_FRACTION = 1.0 - 10.0 ** (AUDIBLE_RELEASE_DB / 60.0)
+
+
 def _envelope(tb: Timbre, n_on: int, n_total: int, sample_rate: int) -> np.ndarray:
     """ADSR: raised-cosine attack, cubic release to exactly 0; the release starts at ``n_on`` from the current level."""
     t = np.arange(n_total) / sample_rate
@@ -203,8 +208,10 @@ def render_part(notes: np.ndarray, instrument_code: str, sample_rate: int, *, ve
         wave, f_inst, n_on = _render_note(tb, float(f0), float(dur), float(vel[i]), sample_rate, rng)
         stop = min(total, start + len(wave))
         audio[start:stop] += wave[: stop - start]
-        # f0 annotation = the synthesised frequency while the note is held (a later onset overrides)
-        frames = np.nonzero((f0_times >= start / sample_rate) & (f0_times < (start + n_on) / sample_rate))[0]
+        # f0 annotation = the synthesised frequency while the note sounds: held, plus the part of the release
+        # tail within AUDIBLE_RELEASE_DB of its start (an f0 tracker hears it); a later onset overrides.
+        n_voiced = n_on + int(_AUDIBLE_RELEASE_FRACTION * (len(wave) - n_on))
+        frames = np.nonzero((f0_times >= start / sample_rate) & (f0_times < (start + n_voiced) / sample_rate))[0]
         idx = np.round(f0_times[frames] * sample_rate).astype(np.int64) - start
         ok = (idx >= 0) & (idx < len(f_inst))
         f0_track[frames[ok]] = f_inst[idx[ok]]
