@@ -7,8 +7,8 @@ import argparse
 from vitmusic.commands.extract import add_config_arguments
 
 HELP = (
-    "train the video->music projection, or the video->notes head with task=transcription (one accelerate "
-    "loop; resumable checkpoints in train.output_dir)"
+    "train the video->music projection, the video->notes head (task=transcription) or the notes->audio "
+    "diffusion synthesizer (task=diffusion); one accelerate loop, resumable checkpoints in train.output_dir"
 )
 
 
@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     if config.task == "transcription":  # video -> notes head (vitmusic.training.transcription_task)
         from vitmusic.training.transcription_task import build_task
+    elif config.task == "diffusion":  # notes -> audio synthesizer (vitmusic.training.diffusion_task)
+        from vitmusic.training.diffusion_task import build_task
     task = build_task(config, progress=not args.no_progress)
     final = run_training(config, task, resume=resume, progress=not args.no_progress)
     print(final)
