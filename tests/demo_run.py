@@ -1,0 +1,33 @@
+"""The demo's output, produced once per test session and shared by test_demo.py and test_notebook.py.
+
+Both modules call :func:`demo_output` from their session fixtures; the first call runs ``vitmusic demo`` into
+the session's base temp folder, later calls find its ``report.md`` and reuse it (no conftest needed).
+"""
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+from vitmusic import cli
+
+
+def demo_output(tmp_path_factory) -> tuple[Path, str]:
+    """(the demo folder, what the CLI printed on stdout) -- the demo runs at most once per session."""
+    out = tmp_path_factory.getbasetemp() / "vitmusic_demo"
+    log = out.parent / "vitmusic_demo.stdout"
+    if not (out / "report.md").is_file():
+        old = os.environ.get("VITMUSIC_CACHE")
+        os.environ["VITMUSIC_CACHE"] = str(out.parent / "vitmusic_demo_presets")
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buf):
+                code = cli.main(["demo", "--out", str(out), "--no-progress"])
+        finally:
+            if old is None:
+                os.environ.pop("VITMUSIC_CACHE", None)
+            else:
+                os.environ["VITMUSIC_CACHE"] = old
+        assert code == 0, buf.getvalue()
+        log.write_text(buf.getvalue())
+    return out, log.read_text()
