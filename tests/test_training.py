@@ -254,6 +254,13 @@ def test_tensorboard_logs_through_accelerate(tmp_path):
     assert events and all(e.stat().st_size > 0 for e in events)
 
 
+def test_fresh_run_refuses_a_folder_with_checkpoints(tmp_path):
+    cfg = toy_config(tmp_path, "train.max_steps=8")
+    train(cfg, ToyTask(), progress=False)
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train(cfg, ToyTask(), progress=False)
+
+
 def test_resume_path_errors(tmp_path):
     assert resolve_resume(tmp_path, "latest") is None
     with pytest.raises(ConfigError, match="no checkpoint"):

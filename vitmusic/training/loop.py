@@ -25,6 +25,7 @@ from vitmusic.errors import ConfigError
 from vitmusic.training.checkpoint import (
     ACCELERATE_DIR,
     checkpoint_dir,
+    list_checkpoints,
     read_trainer_state,
     resolve_resume,
     save_checkpoint,
@@ -254,6 +255,11 @@ def train(
         log.info("resumed from %s at step %d", ckpt, step)
     elif resume:
         log.info("no checkpoint in %s: starting fresh", run_dir)
+    elif list_checkpoints(run_dir):
+        raise ConfigError(
+            f"run folder {run_dir} already holds checkpoints: resume it (--resume) or choose another "
+            "train.output_dir"
+        )
 
     meta = {
         "config": config_to_dict(config),
