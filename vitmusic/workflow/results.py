@@ -106,14 +106,10 @@ def _summary(eval_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "nan" if not math.isfinite(v) else repr(float(v))
-    return "" if v is None else str(v)
-
-
 def write_results_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
     """``results.csv`` (columns :data:`RESULT_COLUMNS`, ``nan`` where undefined), atomically."""
+    from vitmusic.metrics.report import _fmt  # the number format of per_clip.csv and the compare CSV
+
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(RESULT_COLUMNS)
@@ -223,16 +219,19 @@ def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, bas
         ax.invert_yaxis()
         ax.set_title(m, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    title = "variants: mean over test clips with 95% bootstrap CI"
+    return _finish(fig, axes, len(metrics), title + (f" (baseline {baseline} in orange)" if baseline else ""), path)
+
+
+def _finish(fig, axes, n_used: int, title: str, path: str | os.PathLike) -> Path:
+    """Blank the unused panels, title the figure and save it (atomically, as every report figure)."""
+    from vitmusic.metrics.report import _save
+
+    for ax in list(axes.flat)[n_used:]:
         ax.axis("off")
-    fig.suptitle("variants: mean over test clips with 95% bootstrap CI" + (f" (baseline {baseline} in orange)"
-                                                                          if baseline else ""), fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, Path(path))
 
 
 def write_results(out_dir: str | os.PathLike, rows: Sequence[Mapping[str, Any]], *, baseline: str, title: str,
@@ -290,12 +289,4 @@ def plot_per_clip(per_clip: Mapping[str, Mapping[str, Mapping[str, float]]], pat
         ax.set_xticks(range(len(variants)), variants, fontsize=8, rotation=30)
         ax.set_title(m, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.axis("off")
-    fig.suptitle("per-clip values (a line = one test clip)", fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return _finish(fig, axes, len(metrics), "per-clip values (a line = one test clip)", path)
