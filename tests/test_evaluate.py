@@ -251,7 +251,9 @@ def test_real_metrics_identical_is_perfect_and_shift_is_worse(dirs):
     for m in ("pitch.raw_pitch_accuracy", "notes.f1_no_offset", "chroma.cosine"):
         assert float(same[m]) > 0.9, m
         assert float(shifted[m]) < float(same[m]) - 0.2, m
-    assert silent["pitch.raw_pitch_accuracy"] in ("nan", "0.0")  # no voiced estimate
+    # the reference is voiced and the silent estimate is not: a defined failure, not an undefined value
+    assert silent["pitch.raw_pitch_accuracy"] == "0.0" and silent["notes.recall"] == "0.0"
+    assert silent["notes.precision"] == "nan"  # no estimated note to be right or wrong
     assert silent["chroma.cosine"] == "nan"
 
 
@@ -407,3 +409,36 @@ def test_sync_uses_videos_named_like_clips(tmp_path):
     assert float(rows["clip"]["sync.correlation"]) > 0.3
     assert abs(float(rows["clip"]["sync.offset_s"])) < 0.1
     assert json.loads((out / "summary.json").read_text())["metrics"]["sync.correlation"]["n"] == 1
+
+
+def test_runner_tracks_f0_once_per_signal_and_equals_the_modules(tmp_path, monkeypatch):
+    import librosa
+
+    from vitmusic.metrics import chroma, emotion, notes, pitch, tempo
+
+    y = tone_seq(MELODY[:8])
+    write(tmp_path / "ref" / "a.wav", y)
+    write(tmp_path / "gen" / "a.wav", tone_seq([f * 2 ** (1 / 12) for f in MELODY[:4]] + MELODY[4:8]))
+    real_pyin, calls = librosa.pyin, []
+    monkeypatch.setattr(librosa, "pyin", lambda y, **kw: calls.append(y.size) or real_pyin(y, **kw))
+    cfg = runner.EvalConfig(gen_dir=tmp_path / "gen", ref_dir=tmp_path / "ref", sample_rate=SR,
+                            metrics=("tempo", "pitch", "notes", "chroma", "emotion"), n_plot_clips=1)
+    res = runner.evaluate_dirs(cfg, progress=False)
+    # pitch metrics, both transcriptions and the f0/piano-roll plots share one pYIN pass per signal
+    assert len(calls) == 2
+    ref, gen = (runner.load_mono(tmp_path / side / "a.wav", SR) for side in ("ref", "gen"))
+    ref_f0, gen_f0 = pitch.track_f0(ref, SR), pitch.track_f0(gen, SR)
+    direct = {**tempo.evaluate(ref, gen, SR), **pitch.evaluate(ref, gen, SR),
+              **notes.evaluate(notes.transcribe(ref, SR), notes.transcribe(gen, SR)),
+              **chroma.evaluate(ref, gen, SR), **emotion.evaluate(ref, gen, SR)}
+    row = res.rows[0]
+    compared = [m for m in PER_CLIP_METRICS if m in direct]
+    assert len(compared) == 18
+    np.testing.assert_array_equal([row[m] for m in compared], [direct[m] for m in compared])  # nan == nan
+    assert 0.2 < row["pitch.raw_pitch_accuracy"] < 0.8  # half the notes shifted: a real, non-trivial value
+    art = res.artifacts["a"]
+    for got, want in ((art["ref_f0"], ref_f0), (art["gen_f0"], gen_f0)):
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert np.array_equal(art["gen_notes"], notes.transcribe(gen, SR, f0=gen_f0))
+    assert np.array_equal(art["ref_beats_s"], tempo.beat_times(ref, SR))
+    assert np.array_equal(art["gen_beats_s"], tempo.beat_times(gen, SR))

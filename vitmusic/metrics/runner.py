@@ -13,8 +13,9 @@ The protocol (documented for users in ``eval/README.md``):
 * **Trim rule** — both signals are trimmed to the shorter one; a warning is recorded when their lengths
   differ by more than ``max_length_mismatch`` (10 %) of the longer. Reference notes starting after the end
   are dropped and the rest clipped to it; f0 frames past the end are dropped.
-* **Undefined values** — a metric that is undefined for a clip (silence, too short, no notes) is NaN,
-  written ``nan`` in ``per_clip.csv`` and excluded from the mean / CI; ``n`` counts the defined clips.
+* **Undefined values** — a metric undefined for a clip (empty reference set, a value missing on one side,
+  too short) is NaN: ``nan`` in ``per_clip.csv``, excluded from mean / CI, ``n`` counts the defined clips.
+  A failed detection (reference has beats / notes / ..., the estimate none) is 0. See the README table.
 * **Bad files** — a corrupt, empty or non-finite file is skipped and listed under ``failures``; only "no
   pair could be evaluated" is fatal.
 
@@ -140,11 +141,12 @@ def _f0(clip: ClipInput, side: str, opts: Mapping[str, Any]) -> tuple[np.ndarray
 
 def _score_tempo(clip, opts, art):
     tempo = _lazy("tempo")
-    out = tempo.evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate)
+    # the steps of tempo.evaluate, so that the beat plot shows the very beats that were scored
+    ref_env, gen_env = (tempo.onset_envelope(a, clip.sample_rate) for a in (clip.ref_audio, clip.gen_audio))
+    ref_beats, gen_beats = tempo.beats_from_envelope(ref_env), tempo.beats_from_envelope(gen_env)
     if art is not None:
-        art["ref_beats_s"] = tempo.beat_times(clip.ref_audio, clip.sample_rate)
-        art["gen_beats_s"] = tempo.beat_times(clip.gen_audio, clip.sample_rate)
-    return out
+        art["ref_beats_s"], art["gen_beats_s"] = ref_beats, gen_beats
+    return tempo.evaluate_envelopes(ref_env, gen_env, ref_beats, gen_beats)
 
 
 def _score_pitch(clip, opts, art):

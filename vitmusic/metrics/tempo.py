@@ -62,10 +62,16 @@ def validate(reference_tempi: np.ndarray, reference_weight: float, estimated_tem
 
 
 def onset_envelope(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Onset strength envelope ``[F]`` at ``ANALYSIS_SR / HOP_LENGTH`` frames per second."""
+    """Onset strength envelope ``[F]`` at ``ANALYSIS_SR / HOP_LENGTH`` frames per second.
+
+    All zeros for (near-)silent audio (``audio_checks.is_silent``), so that the onsets of a noise floor
+    never count as a tempo or beats, on either side.
+    """
     import librosa
 
     y = resample(validate_audio(audio, sample_rate), sample_rate, ANALYSIS_SR)
+    if is_silent(y):
+        return np.zeros(1 + y.size // HOP_LENGTH)
     return librosa.onset.onset_strength(y=y, sr=ANALYSIS_SR, hop_length=HOP_LENGTH)
 
 
@@ -220,16 +226,41 @@ def evaluate(
         beat_trim_s: ignore beats before this time (0 = keep all; see module docstring).
 
     Returns:
+        The four metrics of :func:`evaluate_envelopes`.
+    """
+    ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
+    ref_env, est_env = onset_envelope(ref, sr), onset_envelope(est, sr)
+    return evaluate_envelopes(
+        ref_env, est_env, beats_from_envelope(ref_env), beats_from_envelope(est_env),
+        tol=tol, beat_trim_s=beat_trim_s,
+    )
+
+
+def evaluate_envelopes(
+    ref_env: np.ndarray,
+    est_env: np.ndarray,
+    ref_beats_s: np.ndarray,
+    est_beats_s: np.ndarray,
+    *,
+    tol: float = 0.08,
+    beat_trim_s: float = 0.0,
+) -> collections.OrderedDict[str, float]:
+    """:func:`evaluate` from precomputed onset envelopes and beats (a caller that also plots the beats
+    tracks them once).
+
+    Args:
+        ref_env, est_env: ``[F]`` envelopes from :func:`onset_envelope`.
+        ref_beats_s, est_beats_s: ``[B]`` beat times from :func:`beats_from_envelope` of those envelopes.
+        tol, beat_trim_s: as in :func:`evaluate`.
+
+    Returns:
         ``tempo.p_score`` (0..1), ``tempo.bpm_abs_error`` (BPM), ``tempo.bpm_rel_error`` (fraction of the
         reference tempo), ``beat.f_measure`` (0..1). Without a reference tempo/beats everything is nan;
         a reference with a tempo against an estimate without one (silence) gives P-score 0, BPM errors
         nan and beat F-measure 0.
     """
-    ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
-    ref_env = onset_envelope(ref, sr)
-    est_env = onset_envelope(est, sr) if not is_silent(est) else np.zeros(1)
-    ref_tempi, ref_weight = tempi_from_envelope(ref_env)
-    est_tempi, est_weight = tempi_from_envelope(est_env)
+    ref_tempi, ref_weight = tempi_from_envelope(np.asarray(ref_env, dtype=np.float64))
+    est_tempi, est_weight = tempi_from_envelope(np.asarray(est_env, dtype=np.float64))
     scores: collections.OrderedDict[str, float] = collections.OrderedDict()
     if not math.isnan(ref_weight) and math.isnan(est_weight):
         # The reference has a tempo and the estimate has none: a failed detection, not an undefined one.
@@ -245,7 +276,5 @@ def evaluate(
         rel_err = abs_err / ref_bpm
     scores["tempo.bpm_abs_error"] = float(abs_err)
     scores["tempo.bpm_rel_error"] = float(rel_err)
-    scores["beat.f_measure"] = beat_f_measure(
-        beats_from_envelope(ref_env), beats_from_envelope(est_env), trim_s=beat_trim_s
-    )
+    scores["beat.f_measure"] = beat_f_measure(ref_beats_s, est_beats_s, trim_s=beat_trim_s)
     return scores
