@@ -96,7 +96,11 @@ def test_empty_sets():
     scores = notes.evaluate(ref, empty)
     assert math.isnan(scores["notes.precision"])
     assert scores["notes.recall"] == 0.0 and scores["notes.f1"] == 0.0
-    assert all(math.isnan(v) for v in notes.evaluate(empty, ref).values())
+    # no reference notes: nothing to recall, but every estimated note is a false positive
+    scores = notes.evaluate(empty, ref)
+    assert scores["notes.precision"] == 0.0
+    assert all(math.isnan(scores[m]) for m in ("notes.recall", "notes.f1", "notes.f1_no_offset"))
+    assert all(math.isnan(v) for v in notes.evaluate(empty, empty).values())
     assert notes.transcribe(np.zeros(2 * SR, np.float32), SR).shape == (0, 3)
 
 

@@ -228,9 +228,18 @@ def evaluate(
 
     Returns:
         ``emotion.valence_abs_error`` and ``emotion.arousal_abs_error`` (|difference|, 0..2 on the [-1, 1]
-        scale) and ``emotion.quadrant_agreement`` (1.0 same quadrant, else 0.0).
+        scale) and ``emotion.quadrant_agreement`` (1.0 same quadrant, else 0.0). Silence has no emotion
+        (as it has no key or tempo), whatever an estimator returns for it: a silent reference makes all
+        three nan; a silent estimate against a sounding reference gives nan errors (no value to measure)
+        and quadrant agreement 0 (the estimate failed to convey the reference's emotion).
     """
     ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
+    if is_silent(ref) or is_silent(est):
+        agreement = math.nan if is_silent(ref) else 0.0
+        return collections.OrderedDict(
+            [("emotion.valence_abs_error", math.nan), ("emotion.arousal_abs_error", math.nan),
+             ("emotion.quadrant_agreement", agreement)]
+        )
     estimator = FeatureEmotionEstimator() if estimator is None else estimator
     ref_v, ref_a = validate(*estimator(ref, sr), name="estimator output for ref_audio")
     est_v, est_a = validate(*estimator(est, sr), name="estimator output for est_audio")

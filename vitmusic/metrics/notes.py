@@ -64,15 +64,18 @@ def precision_recall_f1(
     """``mir_eval.transcription.precision_recall_f1_overlap`` with explicit empty-set handling.
 
     Returns:
-        ``(precision, recall, f1)``. No reference notes -> all nan. No estimated notes -> precision nan,
-        recall 0, F1 0 (F1 = 2TP / (2TP + FP + FN) is still defined).
+        ``(precision, recall, f1)``. Each is nan when the set it is taken over is empty: precision over the
+        estimated notes, recall and F1 over the reference notes (as the beat F-measure: without reference
+        notes there is nothing to get right). So no reference notes -> recall and F1 nan, precision 0 when
+        there are estimated notes (each is a false positive, like a voicing false alarm); no estimated notes
+        -> precision nan, recall 0, F1 0.
     """
     import mir_eval
 
     ref_i, ref_p = to_intervals(ref_notes)
     est_i, est_p = to_intervals(est_notes)
     if ref_p.size == 0:
-        return math.nan, math.nan, math.nan
+        return (0.0 if est_p.size else math.nan), math.nan, math.nan
     if est_p.size == 0:
         return math.nan, 0.0, 0.0
     p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
