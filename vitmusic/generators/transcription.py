@@ -447,7 +447,7 @@ def transcription_loss(
         logits: the head's output, ``[B, P, T, K]`` each.
         targets: ``[B, P, 4, T, K]`` rolls (:meth:`Roll.stack` per part).
         mask: bool ``[B, P, T]``: valid steps of real parts.
-        onset_pos_weight: weight of the (rare) positive onset and offset steps.
+        onset_pos_weight: weight of the (rare) positive steps of the onset, frame and offset targets.
         velocity_known: bool ``[B, P]``: parts whose annotation has velocities (default: none, so the
             velocity output is not trained on URMP's velocity-less notes).
 
@@ -460,7 +460,7 @@ def transcription_loss(
     out = {}
     for i, name in enumerate(("onset", "frame", "offset")):
         bce = F.binary_cross_entropy_with_logits(logits[name], targets[:, :, i], reduction="none",
-                                                 pos_weight=pos if name != "frame" else None)
+                                                 pos_weight=pos)
         out[name] = (bce * m).sum() / denom
     vm = targets[:, :, 0] * m  # velocity only where a note starts
     if velocity_known is not None:

@@ -129,6 +129,7 @@ class TranscriptionDataset(torch.utils.data.Dataset):
         self.ids = [str(c) for c in rows["clip_id"]]
         self.index = {c: i for i, c in enumerate(self.ids)}
         self.embeds_from = embeds_from or {}
+        self._items: dict[int, dict[str, Any]] = {}  # a split is small ([P, S, D] per clip): build items once
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -143,7 +144,12 @@ class TranscriptionDataset(torch.utils.data.Dataset):
         return e[: P * S].reshape(P, S, -1), m[: P * S].reshape(P, S)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        cid = self.ids[int(i)]
+        if int(i) not in self._items:
+            self._items[int(i)] = self._item(int(i))
+        return self._items[int(i)]
+
+    def _item(self, i: int) -> dict[str, Any]:
+        cid = self.ids[i]
         clip = self.clips[cid]
         P = len(clip["instruments"])
         e, m = self.part_embeds(cid)
