@@ -129,7 +129,7 @@ class TranscriptionConfig:
     dropout: float = 0.1
     min_midi: int = 21  # pitch axis: num_pitches MIDI notes from min_midi (default the 88 piano keys)
     num_pitches: int = 88
-    onset_pos_weight: float = 5.0  # weight of the rare positive onset/offset steps in the loss
+    onset_pos_weight: float = 5.0  # weight of the rare positive steps in the onset/frame/offset losses
     onset_threshold: float = 0.5
     frame_threshold: float = 0.5
     offset_threshold: float = 0.5
