@@ -19,6 +19,13 @@ returning an object with ``sample_rate``, ``default_seed``, ``describe() -> dict
 ``generate_video(video, *, t0_s, t1_s, guidance_scale, seed, progress) -> float wav [N]`` (exactly the span's
 length): ``musicgen`` in :mod:`vitmusic.generators.pipeline`, ``midi`` in
 ``vitmusic.generators.midi_pipeline``.
+
+The MIDI path (a run trained with ``task=transcription``) also writes the transcribed MIDI: ``--midi OUT.mid``
+(default: ``--out`` with a ``.mid`` suffix; in batch mode ``<name>.mid`` next to each ``.wav``) and renders it
+with ``--synth builtin|fluidsynth|diffusion`` (``--soundfont`` for fluidsynth, ``--synth-checkpoint DIR`` for
+diffusion); ``--instruments vn,vc`` names the performers left to right when the file names do not::
+
+    vitmusic generate --path midi --video in.mp4 --checkpoint RUN --out out.wav [--midi out.mid] [--synth S]
 """
 
 from __future__ import annotations
@@ -54,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: generate.seed of the run); in batch mode each item's seed is "
                         "derived from it and the item's name")
     parser.add_argument("--path", choices=PATHS, default="musicgen", help="generation path (default: musicgen)")
+    midi = parser.add_argument_group("MIDI path (--path midi)")
+    midi.add_argument("--midi", metavar="OUT.mid", help="transcribed MIDI of --video (default: --out as .mid)")
+    midi.add_argument("--synth", choices=("builtin", "fluidsynth", "diffusion"), default=None,
+                      help="synthesizer of the MIDI (default: transcription.synth of the run)")
+    midi.add_argument("--synth-checkpoint", metavar="DIR", help="trained diffusion synthesizer (--synth diffusion)")
+    midi.add_argument("--soundfont", metavar="SF2", help="soundfont for --synth fluidsynth (default: pretty_midi's)")
+    midi.add_argument("--instruments", metavar="CODES",
+                      help="URMP codes of the performers left to right, e.g. vn,vc (default: from the file names)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -67,6 +82,7 @@ class Item:
     t0_s: float
     t1_s: float | None
     out: Path
+    midi: Path | None = None  # the MIDI path's transcription
 
 
 def _safe_name(name: str) -> str:
@@ -97,8 +113,8 @@ def manifest_items(manifest: str, split: str, out_dir: Path) -> list[Item]:
                  out_dir / f"{_safe_name(str(c['clip_id']))}.wav") for c in clips]
 
 
-def load_path(path: str, checkpoint: str, device: str | None):
-    """The pipeline of generation path ``path`` (see the module docstring)."""
+def load_path(path: str, checkpoint: str, device: str | None, **midi_options):
+    """The pipeline of generation path ``path`` (see the module docstring); ``midi_options`` go to the MIDI path."""
     if path == "midi":
         import importlib
 
@@ -110,7 +126,7 @@ def load_path(path: str, checkpoint: str, device: str | None):
                 raise
             raise ConfigError("MIDI path not available: vitmusic.generators.midi_pipeline is not part of this "
                               "vitmusic") from None
-        return midi_pipeline.load_pipeline(checkpoint, device=device)
+        return midi_pipeline.load_pipeline(checkpoint, device=device, **midi_options)
     from vitmusic.generators.pipeline import load_pipeline
 
     return load_pipeline(checkpoint, device=device)
@@ -142,6 +158,13 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ConfigError("--videos / --manifest need --out-dir OUT")
         if args.out or args.mux:
             raise ConfigError("--out and --mux are for a single --video")
+    midi_only = [f for f, v in (("--midi", args.midi), ("--synth", args.synth), ("--soundfont", args.soundfont),
+                                ("--synth-checkpoint", args.synth_checkpoint), ("--instruments", args.instruments))
+                 if v is not None]
+    if midi_only and args.path != "midi":
+        raise ConfigError(f"{midi_only[0]} is for --path midi")
+    if args.midi and args.video is None:
+        raise ConfigError("--midi is for a single --video (batch mode writes <name>.mid next to each .wav)")
     if args.guidance is not None and not args.guidance >= 1.0:
         raise ConfigError(f"--guidance must be >= 1, got {args.guidance}")
 
@@ -152,8 +175,9 @@ def _generate(pipe, item: Item, seed: int, guidance: float | None, progress: boo
 
     if not item.video:
         raise DataError(f"clip {item.name} has no video")
+    extra = {"midi_path": item.midi} if item.midi is not None else {}
     wav = pipe.generate_video(item.video, t0_s=item.t0_s, t1_s=item.t1_s, guidance_scale=guidance, seed=seed,
-                              progress=progress)
+                              progress=progress, **extra)
     write_audio(item.out, wav, pipe.sample_rate)
     return wav
 
@@ -162,9 +186,12 @@ def run_single(args: argparse.Namespace, pipe) -> int:
     from vitmusic.data.videowriter import mux_audio
 
     seed = pipe.default_seed if args.seed is None else args.seed
-    item = Item(Path(args.video).stem, args.video, 0.0, None, Path(args.out))
+    midi = (Path(args.midi) if args.midi else Path(args.out).with_suffix(".mid")) if args.path == "midi" else None
+    item = Item(Path(args.video).stem, args.video, 0.0, None, Path(args.out), midi)
     wav = _generate(pipe, item, seed, args.guidance, progress=not args.no_progress)
     print(item.out)
+    if item.midi is not None:
+        print(item.midi)
     if args.mux:
         print(mux_audio(args.video, wav, pipe.sample_rate, args.mux))
     return 0
@@ -177,6 +204,9 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
     from vitmusic.generators.pipeline import item_seed
 
     base_seed = pipe.default_seed if args.seed is None else args.seed
+    if args.path == "midi":
+        for item in items:
+            item.midi = item.out.with_suffix(".mid")
     done, failures = [], []
     for item in tqdm(items, desc="generate", unit="item", disable=args.no_progress):
         seed = item_seed(base_seed, item.name)
@@ -200,6 +230,14 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
     return 0
 
 
+def _midi_options(args: argparse.Namespace) -> dict:
+    if args.path != "midi":
+        return {}
+    codes = [c.strip() for c in args.instruments.split(",") if c.strip()] if args.instruments else None
+    return {"synth": args.synth, "synth_checkpoint": args.synth_checkpoint, "soundfont": args.soundfont,
+            "instruments": codes}
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -211,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_checkpoint(args.checkpoint)
     if args.video is not None:
         with _quiet_loading(args.no_progress):
-            pipe = load_path(args.path, args.checkpoint, args.device)
+            pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
         return run_single(args, pipe)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -221,6 +259,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         items = manifest_items(args.manifest, args.split, out_dir)
     with _quiet_loading(args.no_progress):
-        pipe = load_path(args.path, args.checkpoint, args.device)
+        pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
     out_dir.mkdir(parents=True, exist_ok=True)
     return run_batch(args, pipe, items, out_dir)
