@@ -209,7 +209,7 @@ def render_midi(
     else:
         sf2 = check_fluidsynth(soundfont)
         if any(inst.notes for inst in pm.instruments):
-            mix = _fit(pm.fluidsynth(fs=int(sample_rate), sf2_path=sf2, normalize=False), n)
+            mix = _fit(pm.fluidsynth(fs=int(sample_rate), synthesizer=sf2, normalize=False), n)
     if normalize:
         peak = float(np.max(np.abs(mix))) if n else 0.0
         if peak > 0:

@@ -81,7 +81,8 @@ class MidiPipeline:
         head: the trained :class:`~vitmusic.generators.transcription.TranscriptionHead`.
         synth: ``"builtin"``, ``"fluidsynth"`` or ``"diffusion"`` (default ``transcription.synth``).
         soundfont: ``.sf2`` for fluidsynth (default ``transcription.soundfont`` or pretty_midi's bundled one).
-        diffusion: a loaded diffusion synthesizer (``.sample_rate``, ``.synthesize(pm, codes, duration_s)``),
+        diffusion: a loaded diffusion synthesizer (``.sample_rate``,
+            ``.synthesize(pm, duration_s, *, seed, instruments) -> wav``),
             required for ``synth="diffusion"``.
         instruments: the parts' URMP codes for every video (default: from each video's file name).
         checkpoint: where the head was loaded from (for :meth:`describe`).
@@ -207,7 +208,8 @@ class MidiPipeline:
 
         n = int(round(duration_s * self.sample_rate))
         if self.synth == "diffusion":
-            wav = np.asarray(self.diffusion.synthesize(pm, instruments, duration_s), dtype=np.float32).reshape(-1)
+            wav = np.asarray(self.diffusion.synthesize(pm, duration_s, seed=seed, instruments=instruments),
+                             dtype=np.float32).reshape(-1)
             return wav[:n] if len(wav) >= n else np.pad(wav, (0, n - len(wav)))
         return render_midi(pm, self.sample_rate, duration_s, synth=self.synth, soundfont=self.soundfont,
                            instruments=instruments, seed=seed)
@@ -275,7 +277,7 @@ def load_pipeline(checkpoint: str | os.PathLike, *, device: str | torch.device |
             raise ConfigError("--synth diffusion needs --synth-checkpoint DIR (a trained diffusion synthesizer)")
         from vitmusic.generators.diffusion_synth import load_diffusion_synth
 
-        diffusion = load_diffusion_synth(synth_checkpoint)
+        diffusion = load_diffusion_synth(synth_checkpoint, device=device)
     e = config.encoder
     encoder = load_encoder(e.name, kind=e.kind, revision=e.revision, rate_hz=e.rate_hz, device=device)
     diffs = _mismatches(stored.get("encoder", {}), encoder.fingerprint(), _ENCODER_KEYS)
