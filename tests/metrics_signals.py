@@ -1,4 +1,5 @@
-"""Synthetic test signals for the metric tests, built with numpy only (clicks, harmonic tones)."""
+"""Shared material of the metric / evaluation tests: synthetic signals built with numpy (clicks, harmonic
+tones, melodies, chords) and a tiny random-init audio model for the transformers adapters."""
 
 from __future__ import annotations
 
@@ -28,13 +29,26 @@ def clicks_at_bpm(bpm: float, duration_s: float = 12.0, sample_rate: int = SR) -
 
 
 def harmonic_tone(
-    f0_hz: float, duration_s: float, sample_rate: int = SR, amp: float = 0.3, n_harmonics: int = 4
+    f0_hz: float,
+    duration_s: float,
+    sample_rate: int = SR,
+    amp: float = 0.3,
+    n_harmonics: int = 4,
+    release_s: float = 0.01,
 ) -> np.ndarray:
-    """Harmonic tone (1/k partial amplitudes) with 10 ms linear fades at both ends."""
+    """Harmonic tone (1/k partial amplitudes), 10 ms linear attack and ``release_s`` linear release."""
     t = np.arange(int(round(duration_s * sample_rate))) / sample_rate
     y = sum(amp / k * np.sin(2 * np.pi * k * f0_hz * t) for k in range(1, n_harmonics + 1))
-    fade = np.clip(np.minimum(t / 0.01, (duration_s - t) / 0.01), 0.0, 1.0)
+    fade = np.clip(np.minimum(t / 0.01, (duration_s - t) / release_s), 0.0, 1.0)
     return (y * fade).astype(np.float32)
+
+
+def tone_sequence(
+    freqs_hz, note_s: float = 0.5, sample_rate: int = SR, amp: float = 0.3, n_harmonics: int = 3,
+    release_s: float = 0.05,
+) -> np.ndarray:
+    """Equal-length harmonic notes (Hz) whose 50 ms releases leave audible gaps between them."""
+    return np.concatenate([harmonic_tone(f, note_s, sample_rate, amp, n_harmonics, release_s) for f in freqs_hz])
 
 
 def midi_hz(m: float) -> float:
@@ -62,3 +76,23 @@ def chord_progression(chords, chord_s: float = 1.0, sample_rate: int = SR) -> np
 
 C_MAJOR_CHORDS = [[60, 64, 67], [65, 69, 72], [67, 71, 74], [60, 64, 67]]  # I IV V I in C
 A_MINOR_CHORDS = [[57, 60, 64], [62, 65, 69], [64, 68, 71], [57, 60, 64]]  # i iv V i in A minor
+
+
+def save_tiny_wav2vec2(path, model_class, **config_overrides):
+    """Save a tiny random-init (seed 0) wav2vec2 ``model_class`` and a 16 kHz feature extractor to ``path``.
+
+    Returns:
+        The model, in eval mode, for comparing an adapter's outputs with a direct forward pass.
+    """
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor
+
+    torch.manual_seed(0)
+    config = dict(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+        conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+    )
+    model = model_class(Wav2Vec2Config(**{**config, **config_overrides})).eval()
+    model.save_pretrained(path)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(path)
+    return model

@@ -1,10 +1,12 @@
 import csv
 import json
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import soundfile as sf
+from metrics_signals import tone_sequence
 
 from vitmusic import __version__, cli
 from vitmusic.metrics import runner
@@ -12,17 +14,7 @@ from vitmusic.metrics.report import compare_runs
 from vitmusic.metrics.runner import PER_CLIP_METRICS, SUMMARY_METRICS, MetricGroup
 
 SR = 16000
-
-
-def tone_seq(freqs_hz, note_s=0.5, sr=SR, amp=0.3):
-    """Harmonic notes with short gaps, float32 [N]."""
-    out = []
-    for f in freqs_hz:
-        t = np.arange(int(note_s * sr)) / sr
-        y = sum(amp / k * np.sin(2 * np.pi * k * f * t) for k in (1, 2, 3))
-        env = np.minimum(1, np.minimum(t / 0.01, (note_s - t) / 0.05)).clip(0)
-        out.append(y * env)
-    return np.concatenate(out).astype(np.float32)
+tone_seq = partial(tone_sequence, sample_rate=SR)  # this file's clips are 16 kHz
 
 
 MELODY = [262, 294, 330, 349, 392, 440, 494, 523] * 2
@@ -168,7 +160,7 @@ def test_length_mismatch_trimmed_and_warned(tmp_path, fake_metrics):
 def test_resample_and_stereo_to_common_rate(tmp_path, fake_metrics):
     y = tone_seq(MELODY[:6])
     write(tmp_path / "ref" / "a.wav", y)
-    y44 = tone_seq(MELODY[:6], sr=44100)
+    y44 = tone_seq(MELODY[:6], sample_rate=44100)
     write(tmp_path / "gen" / "a.wav", np.stack([y44, y44], 1), sr=44100)
     rc, out = evaluate(tmp_path)
     assert rc == 0
@@ -232,6 +224,16 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys, setup, extra, message)
 def test_resolve_metrics_accepts_groups_and_names():
     assert runner.resolve_metrics("notes.f1, tempo,notes") == ("notes", "tempo")
     assert runner.resolve_metrics(None) == tuple(runner.METRICS)
+
+
+def test_groups_collect_the_names_their_modules_return():
+    import importlib
+
+    # a renamed metric in a module would otherwise leave its per_clip.csv column silently all nan
+    for name, group in runner.METRICS.items():
+        if name != "fad":  # set-level: aggregate() returns the one value itself
+            module = importlib.import_module(f"vitmusic.metrics.{name}")
+            assert set(group.names) <= set(module.METRIC_NAMES), name
 
 
 def test_skyline_and_trim_rules():

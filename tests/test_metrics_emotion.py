@@ -6,7 +6,14 @@ import math
 
 import numpy as np
 import pytest
-from metrics_signals import A_MINOR_CHORDS, C_MAJOR_CHORDS, SR, chord_progression, clicks_at_bpm
+from metrics_signals import (
+    A_MINOR_CHORDS,
+    C_MAJOR_CHORDS,
+    SR,
+    chord_progression,
+    clicks_at_bpm,
+    save_tiny_wav2vec2,
+)
 
 from vitmusic.metrics import emotion
 
@@ -76,35 +83,12 @@ def test_bad_estimator_output_is_rejected():
         emotion.evaluate(y, y, SR, estimator=lambda a, sr: ("high", 0.0))
 
 
-def _tiny_regressor(path):
-    import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
-
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8),
-        conv_kernel=(10, 3),
-        conv_stride=(5, 2),
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-        classifier_proj_size=8,
-        num_labels=2,
-        problem_type="regression",
-    )
-    model = Wav2Vec2ForSequenceClassification(config).eval()
-    model.save_pretrained(path)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(path)
-    return model
-
-
 def test_transformers_adapter_round_trip(tmp_path):
     import torch
+    from transformers import Wav2Vec2ForSequenceClassification
 
-    model = _tiny_regressor(tmp_path)
+    model = save_tiny_wav2vec2(tmp_path, Wav2Vec2ForSequenceClassification, num_hidden_layers=1,
+                               classifier_proj_size=8, num_labels=2, problem_type="regression")
     est = emotion.TransformersEmotionEstimator(tmp_path)
     assert not est.is_proxy and est.sample_rate == 16000
     assert "PROXY" not in emotion.describe(est)["emotion.note"]

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from metrics_signals import SR, chord_progression, clicks_at_bpm, harmonic_tone
+from metrics_signals import SR, chord_progression, clicks_at_bpm, harmonic_tone, save_tiny_wav2vec2
 
 from vitmusic.metrics import fad
 
@@ -78,23 +78,9 @@ def test_default_embedder_separates_timbres():
 
 def test_transformers_embedder_round_trip(tmp_path):
     import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    from transformers import Wav2Vec2Model
 
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8),
-        conv_kernel=(10, 3),
-        conv_stride=(5, 2),
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-    )
-    model = Wav2Vec2Model(config).eval()
-    model.save_pretrained(tmp_path)
-    Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(tmp_path)
+    model = save_tiny_wav2vec2(tmp_path, Wav2Vec2Model)
     emb = fad.TransformersAudioEmbedder(tmp_path, window_s=1.0, hop_s=1.0)
     y = np.random.default_rng(0).normal(0, 0.1, 3 * 16000).astype(np.float32)
     out = fad.embed(y, 16000, emb)

@@ -286,19 +286,24 @@ def build_summary(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairin
 
 
 # ------------------------------------------------------------------------------------- per_clip.csv
-def write_per_clip_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write ``per_clip.csv`` atomically: runner.CLIP_COLUMNS then runner.PER_CLIP_METRICS; NaN as ``nan``."""
+def write_table_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write a CSV atomically: a header of ``columns``, then one line per row dict (a missing key is empty,
+    floats as ``repr``-exact text, NaN/inf as ``nan``) — the format of every table the metrics write."""
     import csv
 
-    from vitmusic.metrics.runner import CLIP_COLUMNS, PER_CLIP_METRICS
-
-    cols = list(CLIP_COLUMNS) + list(PER_CLIP_METRICS)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(cols)
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow([_fmt(row.get(c)) for c in cols])
+            writer.writerow([_fmt(row.get(c)) for c in columns])
     return Path(path)
+
+
+def write_per_clip_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write ``per_clip.csv`` atomically: runner.CLIP_COLUMNS then runner.PER_CLIP_METRICS; NaN as ``nan``."""
+    from vitmusic.metrics.runner import CLIP_COLUMNS, PER_CLIP_METRICS
+
+    return write_table_csv(path, list(CLIP_COLUMNS) + list(PER_CLIP_METRICS), rows)
 
 
 def _fmt(v: Any) -> str:
@@ -439,15 +444,8 @@ def compare_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def write_compare_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Long-format compare table (one row per system and metric), written atomically."""
-    import csv
-
     cols = ["system", "run_dir", "metric", "mean", "n", "diff", "ci95_lo", "ci95_hi", "p_wilcoxon", "n_paired"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(cols)
-        for r in rows:
-            writer.writerow([_fmt(r[c]) for c in cols])
-    return Path(path)
+    return write_table_csv(path, cols, rows)
 
 
 def plot_compare(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path | None:
