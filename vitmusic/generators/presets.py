@@ -21,6 +21,9 @@ _CODEBOOK_SIZE = 64
 _NUM_CODEBOOKS = 4
 _TEXT_VOCAB = 100
 _SEED = 0
+# Stored in the preset's config.json: a preset written by an older build is rebuilt, and the generator's config
+# hash (hence every feature-cache key made with it) changes with it. 2: codebooks calibrated on audio.
+PRESET_VERSION = 2
 
 # A small closed vocabulary so text prompts like "solo violin, slow" work offline with the tiny preset.
 _WORDS = (
@@ -57,8 +60,9 @@ def _tiny_tokenizer():
 def build_tiny_model(name: str):
     """Build the random-init tiny model for preset ``name`` (deterministic: fixed seed).
 
-    Random-init Encodec codebooks are all zeros (every code would be 0), so they are filled with seeded
-    normal values.
+    Random-init Encodec codebooks are all zeros (every code would be 0), and random normal entries are far
+    from the encoder's outputs (every clip would get the same code in each codebook), so they are calibrated:
+    see :func:`_calibrate_codebooks`.
     """
     import torch
     from transformers import (
@@ -98,10 +102,42 @@ def build_tiny_model(name: str):
             g.top_k = 250
             g.do_sample = True
             g.guidance_scale = None
-        with torch.no_grad():
-            for layer in model.audio_encoder.quantizer.layers:
-                layer.codebook.embed.normal_()
+        _calibrate_codebooks(model.audio_encoder)
+        model.config.vitmusic_preset_version = PRESET_VERSION
     return model.eval()
+
+
+def _calibrate_codebooks(encodec, seconds: float = 2.0) -> None:
+    """Codebook entries picked from the encoder's own (residual) outputs on seeded tones, chirps and noise.
+
+    Like a k-means++ initialisation: the codes of the tiny preset then depend on the audio (different signals
+    get different codes), so teacher-forced training on them has something to learn.
+    """
+    import math
+
+    import torch
+
+    sr = int(encodec.config.sampling_rate)
+    t = torch.arange(int(seconds * sr)) / sr
+    g = torch.Generator().manual_seed(_SEED)
+    signals = []
+    for k in range(8):
+        f0 = 110.0 * 2 ** (k / 2)
+        signals.append(0.3 * torch.sin(2 * math.pi * f0 * t * (1 + 0.5 * t)))
+        signals.append(0.1 * (k + 1) / 8 * torch.randn(len(t), generator=g))
+    with torch.no_grad():
+        emb = encodec.encoder(torch.stack(signals)[:, None])  # [B, D, T]
+        residual = emb.transpose(1, 2).reshape(-1, emb.shape[1])  # [B*T, D]
+        for layer in encodec.quantizer.layers:
+            book = layer.codebook.embed  # [codebook_size, D]
+            # farthest-point picks: well-separated entries, no near-duplicates whose ties float noise would break
+            picked = [int(torch.randint(len(residual), (1,), generator=g))]
+            dist = torch.cdist(residual, residual[picked]).squeeze(1)
+            while len(picked) < book.shape[0]:
+                picked.append(int(dist.argmax()))
+                dist = torch.minimum(dist, torch.cdist(residual, residual[picked[-1:]]).squeeze(1))
+            book.copy_(residual[picked])
+            residual = residual - book[torch.cdist(residual, book).argmin(1)]
 
 
 def materialize_tiny_generator(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -117,7 +153,14 @@ def materialize_tiny_generator(name: str, root: str | os.PathLike | None = None)
         raise ConfigError(f"unknown tiny generator preset {name!r}; choose one of {', '.join(TINY_PRESETS)}")
     out = Path(root) / name if root is not None else cache_root() / "presets" / name
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
-        return out
+        import json
+
+        try:
+            version = json.loads((out / "config.json").read_text(encoding="utf-8")).get("vitmusic_preset_version")
+        except (OSError, ValueError):
+            version = None
+        if version == PRESET_VERSION:
+            return out
     model = build_tiny_model(name)
     with atomic_path(out, is_dir=True) as tmp:
         model.save_pretrained(tmp)
