@@ -282,3 +282,22 @@ def test_task_examples_and_crops(prepared):
     s = match[0]
     K = config.diffusion.num_pitches
     assert np.array_equal(crop["roll"][:K].numpy(), full[:K, s:s + seg])
+
+
+def test_resumed_training_matches_uninterrupted(prepared, tmp_path):
+    from vitmusic.training.diffusion_task import build_task
+    from vitmusic.training.loop import train
+
+    def config(run):
+        return load_config(CONFIGS / "tiny-diffusion.yaml", [
+            f"data.manifest={prepared}", f"train.output_dir={run}", "train.max_steps=4", "train.save_every=2",
+            "train.eval_every=2", "train.batch_size=4", "train.log_with=none", "diffusion.hidden_dim=16",
+            "diffusion.num_layers=2", "diffusion.segment_s=0.5"])
+
+    whole = train(config(tmp_path / "a"), build_task(config(tmp_path / "a"), progress=False), progress=False)
+    cb = config(tmp_path / "b")
+    train(cb, build_task(cb, progress=False), progress=False, stop_after=2)
+    assert not (tmp_path / "b" / "final").exists()
+    resumed = train(cb, build_task(cb, progress=False), progress=False, resume=True)
+    wa, wb = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
