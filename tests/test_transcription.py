@@ -76,6 +76,8 @@ def test_roll_targets_hand_made():
     roll = notes_to_roll(np.array([[0.0, a4, 0.3], [0.3, a4, 5.0]]), 6, 10.0)
     assert np.nonzero(roll.onset[:, k_a])[0].tolist() == [0, 3]
     assert roll.frame[:, k_a].tolist() == [1.0] * 6 and np.nonzero(roll.offset)[0].tolist() == [3]
+    carried = notes_to_roll(np.array([[0.0, a4, 0.3], [0.3, a4, 5.0]]), 6, 10.0, carried_over=True)
+    assert np.nonzero(carried.onset[:, k_a])[0].tolist() == [3] and np.array_equal(carried.frame, roll.frame)
 
 
 def test_decoding_a_perfect_roll_gives_the_notes_back():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ratios", default="0.7,0.15,0.15", help="train,val,test piece ratios")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on shared cores)")
     parser.add_argument("overrides", nargs="*", help="config overrides (key.sub=value) on configs/tiny-midi.yaml")
     args = parser.parse_args(argv)
 
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from vitmusic.training.loop import train
     from vitmusic.training.transcription_task import build_task, evaluate_split
 
-    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    torch.set_num_threads(args.threads)
     work = Path(args.work)
     timings = {}
     t = time.perf_counter()
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     task = build_task(config, progress=True)
     timings["extract_s"] = time.perf_counter() - t
+    shutil.rmtree(work / "run", ignore_errors=True)  # the benchmark's own run folder: always a fresh run
     t = time.perf_counter()
     train(config, task, progress=True)
     timings["train_s"] = time.perf_counter() - t

@@ -98,6 +98,7 @@ def notes_to_roll(
     min_midi: int = 21,
     num_pitches: int = 88,
     velocities: np.ndarray | None = None,
+    carried_over: bool = False,
 ) -> Roll:
     """Onset / frame / offset / velocity targets of one part at ``rate_hz`` steps per second.
 
@@ -108,6 +109,8 @@ def notes_to_roll(
         rate_hz: steps per second (the encoder's embedding rate).
         min_midi, num_pitches: pitch axis (default: the 88 piano keys, MIDI 21-108).
         velocities: ``[N]`` in [0, 1]; default 0.8 (URMP annotations carry none).
+        carried_over: notes at time 0 started before step 0 (a clip cut from a longer piece): they sound
+            from step 0 but get no onset target (no attack is visible there).
 
     Returns:
         :class:`Roll` with ``[T, K]`` arrays.
@@ -125,8 +128,9 @@ def notes_to_roll(
             continue
         stop = max(start + 1, int(np.round((on_s + dur_s) * rate_hz)))
         frame[start:stop, k] = 1.0
-        onset[start, k] = 1.0
-        velocity[start, k] = float(v)
+        if not (carried_over and on_s <= 1e-6):
+            onset[start, k] = 1.0
+            velocity[start, k] = float(v)
         if stop < num_steps:
             offset[stop, k] = 1.0
     return Roll(onset, frame, offset, velocity)
@@ -337,7 +341,12 @@ class TranscriptionHead(nn.Module):
         super().__init__()
         self.config = config.check()
         c = self.config
-        self.inp = nn.Sequential(nn.LayerNorm(c.in_dim), nn.Linear(c.in_dim, c.hidden_dim))
+        # Frozen random-init (or pretrained) encoders give embeddings that differ from frame to frame by a
+        # small fraction of their norm: standardise every dimension with statistics of the training set
+        # (set by fit_input_stats, stored with the weights) before anything else.
+        self.register_buffer("input_mean", torch.zeros(c.in_dim))
+        self.register_buffer("input_std", torch.ones(c.in_dim))
+        self.inp = nn.Linear(c.in_dim, c.hidden_dim)
         self.instrument = nn.Embedding(c.num_instruments, c.hidden_dim)
         self.blocks = nn.ModuleList(_ConvBlock(c.hidden_dim, c.kernel_size, c.dropout) for _ in range(c.num_layers))
         self.norm = nn.LayerNorm(c.hidden_dim)
@@ -360,6 +369,13 @@ class TranscriptionHead(nn.Module):
     def num_pitches(self) -> int:
         return self.config.num_pitches
 
+    @torch.no_grad()
+    def fit_input_stats(self, embeds: torch.Tensor) -> None:
+        """Per-dimension mean and std of training embeddings ``[N, D]`` (valid steps only) for standardising."""
+        embeds = embeds.reshape(-1, self.in_dim).float()
+        self.input_mean.copy_(embeds.mean(0))
+        self.input_std.copy_(embeds.std(0).clamp_min(1e-6) if len(embeds) > 1 else torch.ones(self.in_dim))
+
     def forward(self, embeds: torch.Tensor, mask: torch.Tensor, instruments: torch.Tensor) -> dict[str, torch.Tensor]:
         if embeds.ndim != 4 or embeds.shape[-1] != self.in_dim:
             raise ValueError(f"embeds must be [B, P, T, {self.in_dim}], got {tuple(embeds.shape)}")
@@ -368,7 +384,8 @@ class TranscriptionHead(nn.Module):
             raise ValueError(f"mask must be [B, P, T] = {(B, P, T)} and instruments [B, P], got "
                              f"{tuple(mask.shape)} and {tuple(instruments.shape)}")
         m = mask.reshape(B * P, T).to(embeds.dtype)
-        x = self.inp(embeds.reshape(B * P, T, D)) + self.instrument(instruments.reshape(B * P)).unsqueeze(1)
+        z = (embeds.reshape(B * P, T, D) - self.input_mean) / self.input_std
+        x = self.inp(z) + self.instrument(instruments.reshape(B * P)).unsqueeze(1)
         for block in self.blocks:
             x = block(x, m)
         x = self.norm(x)  # [B*P, T, C]
