@@ -114,7 +114,7 @@ def test_decoding_thresholds_and_offsets():
     frame[5:8, 10] = 0.9
     est, _ = decode_notes(onset, frame, offset, rate_hz=10.0, min_midi=21)
     assert est.shape == (1, 3)
-    np.testing.assert_allclose(est[0], [0.2, midi_to_hz(61), 0.4])
+    np.testing.assert_allclose(est[0], [0.15, midi_to_hz(61), 0.4])  # half a step before the onset step
     est, _ = decode_notes(onset, frame, offset, rate_hz=10.0, onset_threshold=0.3)
     assert len(est) == 2
     empty, vel = decode_notes(np.zeros((0, K)), np.zeros((0, K)), rate_hz=10.0)

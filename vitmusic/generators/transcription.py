@@ -11,10 +11,12 @@ transcribes every part, told which instrument the part plays by a learned instru
 hand height means a different pitch on a violin and on a cello). Batches pad parts up to the largest ``P``
 and mask the padding (``mask [B, P, T]``).
 
-Targets come from a part's notes ``[N, 3]`` (onset_s, f0_hz, duration_s) at the encoder rate ``rate_hz``:
-a note of MIDI pitch ``m`` from ``on`` to ``off`` seconds covers steps ``round(on * rate_hz)`` (its onset
-step) up to ``round(off * rate_hz)`` (its offset step, excluded from the frame target). :func:`decode_notes`
-inverts this exactly, so a perfect target roll decodes back to the notes (up to half a step of timing).
+Targets come from a part's notes ``[N, 3]`` (onset_s, f0_hz, duration_s) at the encoder rate ``rate_hz``.
+Step ``i`` shows the video at ``i / rate_hz``, so a note from ``on`` to ``off`` seconds is first visible at
+step ``ceil(on * rate_hz)`` (its onset step; rounding would label half the onsets one frame before anything
+can be seen) and sounds up to step ``ceil(off * rate_hz)`` (its offset step, excluded from the frame target).
+:func:`decode_notes` inverts this, placing a note that starts at step ``a`` half a step earlier, in the middle
+of the interval its true onset lies in: a perfect target roll decodes back to the notes within half a step.
 """
 
 from __future__ import annotations
@@ -123,10 +125,10 @@ def notes_to_roll(
         if not (f0_hz > 0 and dur_s >= 0):
             continue
         k = int(np.round(hz_to_midi(f0_hz))) - min_midi
-        start = int(np.round(on_s * rate_hz))
+        start = int(np.ceil(on_s * rate_hz - 1e-6))
         if not 0 <= k < num_pitches or not 0 <= start < num_steps:
             continue
-        stop = max(start + 1, int(np.round((on_s + dur_s) * rate_hz)))
+        stop = max(start + 1, int(np.ceil((on_s + dur_s) * rate_hz - 1e-6)))
         frame[start:stop, k] = 1.0
         if not (carried_over and on_s <= 1e-6):
             onset[start, k] = 1.0
@@ -168,7 +170,9 @@ def decode_notes(
 
     Args:
         onset_prob, frame_prob, offset_prob: ``[T, K]`` probabilities (``offset_prob`` optional).
-        rate_hz: steps per second; step ``i`` is at ``t0_s + i / rate_hz`` seconds.
+        rate_hz: steps per second; step ``i`` is at ``t0_s + i / rate_hz`` seconds, and a note whose onset
+            (offset) step is ``a`` (``b``) is placed at ``t0_s + max(a - 0.5, 0) / rate_hz`` for ``(b - a) / rate_hz``
+            seconds (see the module docstring).
         min_midi: MIDI pitch of column 0.
         velocity: ``[T, K]`` predicted velocity in [0, 1] (read at the onset step), or None for
             ``default_velocity``.
@@ -204,7 +208,7 @@ def decode_notes(
         if start >= 0:
             found.append((start, T, k))
     found.sort()
-    notes = np.asarray([(t0_s + a / rate_hz, float(midi_to_hz(min_midi + k)), (b - a) / rate_hz)
+    notes = np.asarray([(t0_s + max(a - 0.5, 0.0) / rate_hz, float(midi_to_hz(min_midi + k)), (b - a) / rate_hz)
                         for a, b, k in found], dtype=np.float64).reshape(-1, 3)
     if velocity is None:
         vel = np.full(len(found), float(default_velocity))
