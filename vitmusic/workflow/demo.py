@@ -144,7 +144,7 @@ def _verdict(rows: list[dict[str, Any]], ce: dict[str, float]) -> list[str]:
         t, s = ce["train.ce_true_video"], ce["train.ce_shuffled_video"]
         gap = s - t
         lines.append(f"- Teacher-forced cross-entropy on the held-out clips: **{t:.4f}** nats/code with the true "
-                     f"video vs **{s:.4f}** with another clip's video (gap {gap:+.4f}). "
+                     f"video vs **{s:.4f}** with another piece's video (gap {gap:+.2g}). "
                      + ("The model predicts the true audio better when it sees the matching video."
                         if gap > 1e-3 else "The gap is negligible: the projection has not learned to use the "
                         "video in a way that generalizes to held-out pieces."))
