@@ -238,6 +238,11 @@ def test_ablate_end_to_end_resume_and_only(prepared, tmp_path, monkeypatch, caps
     assert _mtime(out / "mlp" / "eval" / "summary.json") == summary
     assert (out / "pca" / "DONE").is_file() and not (out / "pca" / "run" / "checkpoints").exists()
 
+    # a changed config does not pass for a finished variant
+    assert cli.main([*args[:3], "train.max_steps=3", *args[4:], "--only", "mlp"]) == 2
+    assert "was run with a different config" in capsys.readouterr().err
+    assert _mtime(out / "mlp" / "DONE") == done["mlp"]
+
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == RESULT_COLUMNS

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from vitmusic.atomic import atomic_write_text
-from vitmusic.config import Config, config_to_dict, save_config
-from vitmusic.errors import VitmusicError
+from vitmusic.config import Config, config_to_dict, config_to_yaml, save_config
+from vitmusic.errors import ConfigError, VitmusicError
 from vitmusic.workflow.experiments import TRAINED_SYSTEMS, Experiment, select_variants
 
 log = logging.getLogger(__name__)
@@ -165,11 +165,16 @@ class AblationRun:
     def run_variant(self, name: str) -> bool:
         """All stages of one variant; False when it was already done."""
         folder = self.variant_dir(name)
+        cfg = self.config(name)
+        saved = folder / "config.yaml"
+        if saved.is_file() and saved.read_text(encoding="utf-8") != config_to_yaml(cfg):
+            # a finished (or half-done) variant of another config must not pass for this one
+            raise ConfigError(f"{folder} was run with a different config than variant '{name}' resolves to now; "
+                              "remove that folder or choose another --out")
         if (folder / DONE).is_file():
             log.info("%s: done, skipped", name)
             return False
         folder.mkdir(parents=True, exist_ok=True)
-        cfg = self.config(name)
         if not cfg.data.manifest:
             raise VitmusicError("data.manifest is not set: give it in the experiment's base/overrides or as "
                                 "an override on the command line (data.manifest=prepared/)")
@@ -289,7 +294,7 @@ def run_experiment(exp: Experiment, out_dir: str | os.PathLike | None = None, *,
         except VitmusicError as e:
             failures[name] = str(e)
             log.error("%s: %s", name, e)
-            if _is_main():
+            if _is_main() and not (run.variant_dir(name) / DONE).is_file():
                 atomic_write_text(run.variant_dir(name) / FAILED, str(e) + "\n")
             continue
         if ran:
