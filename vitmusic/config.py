@@ -133,6 +133,7 @@ class TranscriptionConfig:
     onset_threshold: float = 0.5
     frame_threshold: float = 0.5
     offset_threshold: float = 0.5
+    frame_onsets: int = 0  # > 0: a run of this many sounding steps without an onset peak is a note too
     synth: str = "builtin"  # "builtin" | "fluidsynth" | "diffusion"
     soundfont: str | None = None  # fluidsynth: .sf2 file (default: pretty_midi's bundled TimGM6mb.sf2)
     sample_rate: int = 44100  # builtin / fluidsynth output rate
@@ -243,7 +244,7 @@ def validate(config: Config) -> Config:
     for key in _POSITIVE:
         if not _get(config, key) > 0:
             raise ConfigError(f"config key '{key}' must be > 0; got {_get(config, key)!r}")
-    for key in ("train.warmup_steps", "train.weight_decay", "train.min_lr_ratio", "train.num_workers"):
+    for key in ("transcription.frame_onsets", "train.warmup_steps", "train.weight_decay", "train.min_lr_ratio", "train.num_workers"):
         if _get(config, key) < 0:
             raise ConfigError(f"config key '{key}' must be >= 0; got {_get(config, key)!r}")
     for key in ("generator.cond_dropout", "projection.dropout", "encoder.lora.dropout", "transcription.dropout",
