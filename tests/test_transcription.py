@@ -117,6 +117,14 @@ def test_decoding_thresholds_and_offsets():
     np.testing.assert_allclose(est[0], [0.15, midi_to_hz(61), 0.4])  # half a step before the onset step
     est, _ = decode_notes(onset, frame, offset, rate_hz=10.0, onset_threshold=0.3)
     assert len(est) == 2
+    # frame runs without an onset peak become notes only with frame_onsets, and only when long enough
+    frame[3:7, 50] = 0.9
+    frame[9, 60] = 0.9
+    assert len(decode_notes(onset, frame, offset, rate_hz=10.0)[0]) == 1
+    est, _ = decode_notes(onset, frame, offset, rate_hz=10.0, frame_onsets=2)
+    # columns 10 (frames without a strong onset), 40 (onset) and 50; column 60 sounds for one step only
+    assert sorted(np.round(est[:, 1]).tolist()) == np.round(midi_to_hz([31, 61, 71])).tolist()
+    np.testing.assert_allclose(est[est[:, 1] > 400][0], [0.25, midi_to_hz(71), 0.4])
     empty, vel = decode_notes(np.zeros((0, K)), np.zeros((0, K)), rate_hz=10.0)
     assert empty.shape == (0, 3) and vel.shape == (0,)
 

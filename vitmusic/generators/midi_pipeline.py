@@ -191,7 +191,8 @@ class MidiPipeline:
         t = self.config.transcription
         decoded = decode_parts({k: v[0] for k, v in probs.items()}, mask[0].numpy(), rate_hz=self.rate_hz,
                                min_midi=self.head.min_midi, onset_threshold=t.onset_threshold,
-                               frame_threshold=t.frame_threshold, offset_threshold=t.offset_threshold)
+                               frame_threshold=t.frame_threshold, offset_threshold=t.offset_threshold,
+                               frame_onsets=t.frame_onsets)
         parts = []
         for notes, _ in decoded:  # a note may not outlast the span
             notes = notes[notes[:, 0] < duration_s].copy()

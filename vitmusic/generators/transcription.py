@@ -161,6 +161,7 @@ def decode_notes(
     velocity: np.ndarray | None = None,
     default_velocity: float = 0.8,
     t0_s: float = 0.0,
+    frame_onsets: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Notes of one part from its probabilities: onset peak picking, frame continuation, offset.
 
@@ -176,6 +177,9 @@ def decode_notes(
         min_midi: MIDI pitch of column 0.
         velocity: ``[T, K]`` predicted velocity in [0, 1] (read at the onset step), or None for
             ``default_velocity``.
+        frame_onsets: when > 0, a run of at least this many sounding steps that no onset peak started is a
+            note too (for weak onset predictions: a change of pitch still shows in the frames; repeated
+            notes still need onset peaks). 0: Onsets and Frames' rule, no note without an onset.
 
     Returns:
         ``(notes [N, 3] (onset_s, f0_hz, duration_s) sorted by onset then pitch, velocities [N] in [0, 1])``.
@@ -192,21 +196,24 @@ def decode_notes(
     ends = (_peaks(np.asarray(offset_prob, dtype=np.float64), offset_threshold) if offset_prob is not None and T
             else np.zeros((T, K), bool))
     sounding = frame_prob >= frame_threshold
-    found: list[tuple[int, int, int]] = []  # (start step, stop step, pitch column)
+    runs: list[tuple[int, int, int, bool]] = []  # (start step, stop step, pitch column, started by frames)
     for k in range(K):
-        if not starts[:, k].any():
+        if not starts[:, k].any() and not (frame_onsets and sounding[:, k].any()):
             continue
-        start = -1
+        start, from_frames = -1, False
         for t in range(T):
             if starts[t, k]:
                 if start >= 0:
-                    found.append((start, t, k))
-                start = t
+                    runs.append((start, t, k, from_frames))
+                start, from_frames = t, False
             elif start >= 0 and (not sounding[t, k] or ends[t, k]):
-                found.append((start, t, k))
+                runs.append((start, t, k, from_frames))
                 start = -1
+            elif start < 0 and frame_onsets and sounding[t, k] and (t == 0 or not sounding[t - 1, k]):
+                start, from_frames = t, True
         if start >= 0:
-            found.append((start, T, k))
+            runs.append((start, T, k, from_frames))
+    found = [(a, b, k) for a, b, k, by_frames in runs if not (by_frames and b - a < frame_onsets)]
     found.sort()
     notes = np.asarray([(t0_s + max(a - 0.5, 0.0) / rate_hz, float(midi_to_hz(min_midi + k)), (b - a) / rate_hz)
                         for a, b, k in found], dtype=np.float64).reshape(-1, 3)

@@ -87,6 +87,7 @@ def thresholds(config: Config) -> dict[str, float]:
         "onset_threshold": t.onset_threshold,
         "frame_threshold": t.frame_threshold,
         "offset_threshold": t.offset_threshold,
+        "frame_onsets": t.frame_onsets,
     }
 
 
