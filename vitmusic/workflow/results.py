@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vitmusic.atomic import atomic_path, atomic_write_text
+from vitmusic.atomic import atomic_write_text
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "variant", "system", "metric", "mean", "ci95_lo", "ci95_hi", "n",
@@ -108,14 +108,9 @@ def _summary(eval_dir: Path) -> dict[str, Any]:
 
 def write_results_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
     """``results.csv`` (columns :data:`RESULT_COLUMNS`, ``nan`` where undefined), atomically."""
-    from vitmusic.metrics.report import _fmt  # the number format of per_clip.csv and the compare CSV
+    from vitmusic.metrics.report import write_table_csv  # the format of per_clip.csv and the compare CSV
 
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(RESULT_COLUMNS)
-        for r in rows:
-            w.writerow([_fmt(r.get(c)) for c in RESULT_COLUMNS])
-    return Path(path)
+    return write_table_csv(path, RESULT_COLUMNS, rows)
 
 
 def read_results_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
