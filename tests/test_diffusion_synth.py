@@ -47,15 +47,21 @@ def roll_batch(cfg=TINY, frames=40):
 
 def test_piano_roll_shapes_and_positions():
     rate = TINY.sample_rate / TINY.hop_length  # 62.5 frames/s
-    roll = piano_roll(np.array([[0.1, 440.0, 0.2], [0.2, 110.0, 0.1], [0.0, 20000.0, 1.0]]), 50, TINY)
+    notes = np.array([[0.1, 440.0, 0.2], [0.2, 110.0, 0.1], [0.0, 20000.0, 1.0], [0.0, 220.0, 0.1]])
+    roll = piano_roll(notes, 50, TINY)
     K = TINY.num_pitches
     assert roll.shape == (2 * K, 50) and roll.dtype == np.float32
-    a4 = 69 - TINY.min_midi
-    on, off = round(0.1 * rate), round(0.3 * rate)
-    assert roll[a4, on:off].all() and not roll[a4, :on].any() and not roll[a4, off:].any()
-    assert roll[K + a4, on] == 1 and roll[K + a4].sum() == 1  # one onset
-    assert roll[45 - TINY.min_midi, round(0.2 * rate)] == 1  # A2
-    assert roll.sum() == (off - on) + 1 + (round(0.3 * rate) - round(0.2 * rate)) + 1  # out-of-range pitch dropped
+    total = 0
+    for midi, on_s, dur_s in ((69, 0.1, 0.2), (45, 0.2, 0.1), (57, 0.0, 0.1)):
+        on = np.flatnonzero(roll[midi - TINY.min_midi])
+        total += len(on)
+        assert abs(on[0] - on_s * rate) <= 1 and abs(len(on) - dur_s * rate) <= 1
+        assert np.array_equal(on, np.arange(on[0], on[-1] + 1))  # one contiguous run
+        assert np.flatnonzero(roll[K + midi - TINY.min_midi]).tolist() == [on[0]]  # its onset
+    assert roll[:K].sum() == total and roll[K:].sum() == 3  # the 20 kHz note is dropped
+    # a note carried over from before the window sounds from frame 0 without an onset
+    carried = piano_roll(notes, 50, TINY, carried_over=True)
+    assert np.array_equal(carried[:K], roll[:K]) and carried[K + 57 - TINY.min_midi].sum() == 0
     assert num_frames(16000, 256) == log_mel(np.zeros(16000), TINY).shape[1] == 63
 
 

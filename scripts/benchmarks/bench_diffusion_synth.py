@@ -10,7 +10,13 @@ training (same seed, same initial weights) and (b) after training. Each renderin
 ``vitmusic.metrics.pitch`` (pyin on the output vs the stem's F0 annotation: raw pitch accuracy etc.). For
 scale, it also scores the ground-truth stem audio and the ground truth's log-mel through Griffin-Lim (the
 ceiling that the vocoder leaves). Prints a table (means over stems) and times; saves a figure of the
-log-mels of one held-out stem to ``OUT/diffusion_synth.png``.
+log-mels of one held-out stem to ``OUT/diffusion_synth.png`` (the working folder without ``--out``).
+
+Measured with the defaults (2 shared cores, load average 6-9; 120 training / 24 held-out stem clips from
+12 / 4 pieces; 800 steps in 587 s, loss 0.92 -> 0.075), raw pitch accuracy on the held-out stems:
+ground-truth audio 0.991, ground-truth log-mel + Griffin-Lim 0.983, untrained model 0.000 (noise, no voiced
+frame), trained model 0.648 (raw chroma 0.693, voicing recall 0.984, overall accuracy 0.642). 17 min in
+all, 4.4 of them in pyin on the untrained model's noise.
 """
 
 from __future__ import annotations

@@ -70,13 +70,14 @@ def mel_from_log(x: np.ndarray, cfg: DiffusionConfig) -> np.ndarray:
     return np.where(x <= -1.0 + 1e-6, 0.0, 10.0 ** (db / 20.0)).astype(np.float32)
 
 
-def piano_roll(notes: np.ndarray, frames: int, cfg: DiffusionConfig) -> np.ndarray:
+def piano_roll(notes: np.ndarray, frames: int, cfg: DiffusionConfig, *, carried_over: bool = False) -> np.ndarray:
     """The conditioning roll of one part: frame rows then onset rows, float32 ``[2 K, frames]``.
 
     Args:
         notes: ``[N, 3]`` (onset_s, f0_hz, duration_s), times relative to frame 0.
         frames: ``T`` mel frames.
         cfg: pitch axis (``min_midi``, ``num_pitches``) and frame rate (``sample_rate / hop_length``).
+        carried_over: notes at time 0 began before the window (a cut clip or crop): no onset for them.
     """
     roll = notes_to_roll(
         np.asarray(notes, dtype=np.float64).reshape(-1, 3),
@@ -84,6 +85,7 @@ def piano_roll(notes: np.ndarray, frames: int, cfg: DiffusionConfig) -> np.ndarr
         cfg.sample_rate / cfg.hop_length,
         min_midi=cfg.min_midi,
         num_pitches=cfg.num_pitches,
+        carried_over=carried_over,
     )
     return np.concatenate([roll.frame.T, roll.onset.T]).astype(np.float32)
 

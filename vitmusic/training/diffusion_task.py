@@ -6,7 +6,8 @@ Every clip of the train / val splits gives one example per stem that has both an
 (relative to the clip start) and its instrument code. The frames are computed once, when the task is built
 (a tqdm bar over the clips). Training items are random crops of ``diffusion.segment_s`` seconds (drawn
 from torch's global RNG, which accelerate's checkpoints restore, so a resumed run sees the same crops); the
-piano roll of a crop comes from its notes shifted to the crop start. Validation items are whole clips.
+piano roll of a crop comes from its notes shifted to the crop start (a note already sounding there gets no
+onset, as one carried over from before a clip's start). Validation items are whole clips.
 Nothing is frozen: the synthesizer has no pretrained parts.
 """
 
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def stem_examples(clips: list[dict[str, Any]], config: Config, *, progress: bool = True) -> list[dict[str, Any]]:
-    """Per clip and annotated stem: ``{"mel" float16 [M, T], "notes" [N, 3], "instrument", "clip_id", "stem"}``.
+    """Per clip and annotated stem: ``{"mel" float16 [M, T], "notes" [N, 3], "instrument", "carried_over",
+    "clip_id", "stem"}``.
 
     Raises:
         DataError: an unreadable stem audio file.
@@ -53,6 +55,7 @@ def stem_examples(clips: list[dict[str, Any]], config: Config, *, progress: bool
                     "mel": log_mel(wav, cfg).astype(np.float16),
                     "notes": np.asarray(clip["notes"][k], dtype=np.float64).reshape(-1, 3),
                     "instrument": stem["instrument"],
+                    "carried_over": t0 > 0,  # notes at 0 may have begun before the clip
                     "clip_id": clip["clip_id"],
                     "stem": int(stem.get("index", k + 1)),
                 }
@@ -93,7 +96,9 @@ class StemDataset(torch.utils.data.Dataset):
             notes = notes[end > 0]
         return {
             "mel": torch.from_numpy(mel.astype(np.float32)),
-            "roll": torch.from_numpy(piano_roll(notes, mel.shape[1], self.cfg)),
+            "roll": torch.from_numpy(
+                piano_roll(notes, mel.shape[1], self.cfg, carried_over=bool(start) or ex.get("carried_over", False))
+            ),
             "instrument": instrument_index(ex["instrument"]),
         }
 
