@@ -6,12 +6,19 @@ overrides) -> decoding of the test pieces, scored with ``vitmusic.metrics.notes`
 annotations. The control feeds every test clip the video of a clip from another piece (same trained head,
 same decoding): a head that reads the performers scores well with the true video and near zero without it.
 
-    python scripts/benchmarks/bench_midi_learning.py --work /tmp/midi_bench --pieces 40 --steps 1500
-    python scripts/benchmarks/bench_midi_learning.py --work /tmp/midi_bench encoder.rate_hz=15
+    python scripts/benchmarks/bench_midi_learning.py --work /tmp/midi_bench
+    python scripts/benchmarks/bench_midi_learning.py --work /tmp/midi_bench --encoder tiny-vit --steps 700
 
 Prints onset-only note F1 (``notes.f1_no_offset``: onset within 50 ms and pitch within 50 cents) for both,
 plus precision/recall/offset-aware F1, and writes ``WORK/results.json``. Goal: >= 0.8 true, <= 0.2 shuffled.
 The onset threshold of the decoding is chosen on the validation pieces (a small grid), then fixed.
+
+Measured (defaults: 60 melody pieces of 10 s, 41 train / 10 val / 9 test pieces, 4 s clips, ``small-vit``
+encoder at 30 Hz, head 128 wide x 3 layers, 3000 steps, seed 0; 2 shared CPU cores): onset F1 on the
+test pieces 0.823 with the true video vs 0.002 with the shuffled video (precision 0.771, recall 0.832,
+offset-aware F1 0.791; train pieces 0.989). Synthesis 115 s, feature extraction 125 s, training 1613 s.
+With the 32x32 ``tiny-vit`` preset (frames too coarse for the hand height), a narrower head and 700-1000
+steps the same protocol gave onset F1 0.02-0.33 vs 0.00-0.02.
 """
 
 from __future__ import annotations
@@ -29,12 +36,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/vitmusic_midi_bench", help="working folder (data, cache, run)")
-    parser.add_argument("--pieces", type=int, default=40)
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds per piece")
+    parser.add_argument("--pieces", type=int, default=60)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per piece")
     parser.add_argument("--source", default="melodies", help="synth-data source: melodies, chorales, mixed")
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--ratios", default="0.7,0.15,0.15", help="train,val,test piece ratios")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--encoder", default="small-vit", help="encoder.name (preset, hub id or folder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on shared cores)")
     parser.add_argument("overrides", nargs="*", help="config overrides (key.sub=value) on configs/tiny-midi.yaml")
@@ -64,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [f"data.manifest={prepared}", f"extract.cache_dir={work / 'cache'}",
                  f"train.output_dir={work / 'run'}", f"train.max_steps={args.steps}", "train.log_with=none",
                  f"train.eval_every={max(1, args.steps // 5)}", f"train.save_every={args.steps}",
-                 f"train.warmup_steps={max(1, args.steps // 20)}", f"train.seed={args.seed}", *args.overrides]
+                 f"train.warmup_steps={max(1, args.steps // 20)}", f"train.seed={args.seed}",
+                 f"encoder.name={args.encoder}", *args.overrides]
     config = load_config(ROOT / "configs" / "tiny-midi.yaml", overrides)
     t = time.perf_counter()
     task = build_task(config, progress=True)
