@@ -1,7 +1,7 @@
 """The ``vitmusic`` command line: a thin dispatcher over ``vitmusic.commands.*``.
 
-Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``, and
-imports its heavy dependencies inside ``run`` so that ``vitmusic --help`` stays fast. User errors
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int`` (and
+optionally ``LOG_LEVEL`` for the ``vitmusic`` loggers, default INFO), and imports its heavy dependencies inside ``run`` so that ``vitmusic --help`` stays fast. User errors
 (:class:`vitmusic.errors.VitmusicError`) are reported as one line on stderr with exit code 2.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from vitmusic import __version__
@@ -29,6 +30,36 @@ COMMANDS: dict[str, str] = {
     "listen": "listen",
     "listen-results": "listen_results",
 }
+
+
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is *now* (a handler bound to the stderr of its creation time breaks
+    when that stream is replaced, e.g. by tqdm redirection or pytest's capture, and prints logging errors)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; ignored on purpose
+        pass
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Send the ``vitmusic`` loggers' messages (plain text) to stderr at ``level``; idempotent.
+
+    Only the package logger is configured, so other libraries keep their own levels.
+    """
+    pkg = logging.getLogger("vitmusic")
+    pkg.setLevel(level)
+    if not any(isinstance(h, _CurrentStderrHandler) for h in pkg.handlers):
+        handler = _CurrentStderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        pkg.addHandler(handler)
+    pkg.propagate = False
 
 
 def _load(module: str):
@@ -55,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _log_level=getattr(mod, "LOG_LEVEL", logging.INFO))
     return parser
 
 
@@ -66,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    setup_logging(getattr(args, "_log_level", logging.INFO))
     try:
         return int(args._run(args) or 0)
     except VitmusicError as e:

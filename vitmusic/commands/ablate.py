@@ -22,13 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
+    from vitmusic.errors import ConfigError
     from vitmusic.workflow.ablate import run_experiment
     from vitmusic.workflow.experiments import load_experiment, select_variants
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from vitmusic.errors import ConfigError
 
     path, *overrides = args.experiment
     if "=" in path:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 HELP = "run the whole pipeline offline on a small synthetic benchmark and write a report (no arguments needed)"
+LOG_LEVEL = logging.WARNING  # progress bars carry the news
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,12 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
     import time
 
     from vitmusic.workflow.demo import run_demo
 
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     t0 = time.perf_counter()
     report = run_demo(args.out, config=args.config, progress=not args.no_progress)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s; report: {report}")

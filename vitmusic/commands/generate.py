@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from pathlib import Path
 from vitmusic.errors import ConfigError, DataError, VitmusicError
 
 HELP = "generate music for videos with a trained run (any length; single video, folder or manifest split)"
+LOG_LEVEL = logging.WARNING  # progress bars carry the news
 
 PATHS = ("musicgen", "midi")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts")
@@ -239,9 +241,6 @@ def _midi_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     _check_args(args)
     if args.path == "musicgen":  # a bad checkpoint fails before the inputs are listed or models loaded
         from vitmusic.generators.pipeline import resolve_checkpoint

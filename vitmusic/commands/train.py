@@ -25,18 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from vitmusic.config import load_config
     from vitmusic.training.tasks import build_task, run_training
 
-    # our own progress notes (parameter counts, resume point) on stderr; other libraries keep their levels
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    pkg_log = logging.getLogger("vitmusic")
-    pkg_log.setLevel(logging.INFO)
-    if not pkg_log.handlers:
-        pkg_log.addHandler(handler)
     overrides, resume = list(args.overrides), args.resume
     if resume is not None and "=" in resume:  # `--resume key=value`: argparse took an override as CKPT
         overrides, resume = [resume, *overrides], "latest"
