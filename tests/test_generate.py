@@ -18,13 +18,7 @@ from vitmusic.errors import ConfigError, DataError
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # the tiny models are dominated by per-step overhead; extra threads only fight over shared cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def moving_square_video(path: Path, num_frames: int, fps, seed: int = 0, size=(48, 64)) -> Path:
@@ -367,17 +361,6 @@ def test_cli_user_errors_are_one_line(env, tmp_path, capsys, argv, message):
     err = stderr_lines(capsys)
     assert len(err) == 1 and err[0].startswith("vitmusic generate: error: ") and message in err[0]
     assert not (tmp_path / "o.wav").exists()
-
-
-def test_cli_midi_path_switch(env, tmp_path, capsys):
-    import importlib.util
-
-    if importlib.util.find_spec("vitmusic.generators.midi_pipeline") is not None:
-        pytest.skip("the MIDI path is installed; its own tests cover it")
-    assert run_cli("--path", "midi", "--checkpoint", env["run"], "--video", env["video"],
-                   "--out", tmp_path / "o.wav") == 2
-    assert stderr_lines(capsys) == ["vitmusic generate: error: MIDI path not available: "
-                                    "vitmusic.generators.midi_pipeline is not part of this vitmusic"]
 
 
 def test_embed_video_bad_range(env):

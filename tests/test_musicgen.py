@@ -10,14 +10,7 @@ from vitmusic.errors import VitmusicError
 from vitmusic.generators.musicgen import MusicGenGenerator, load_generator
 from vitmusic.generators.presets import build_tiny_model, materialize_tiny_generator
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # the tiny models are dominated by per-step overhead; extra threads only fight over shared cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

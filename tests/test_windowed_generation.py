@@ -9,14 +9,7 @@ from vitmusic.generators.musicgen import load_generator
 from vitmusic.generators.presets import materialize_tiny_generator
 from vitmusic.generators.windowed import Window, generate_long_codes, plan_windows
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # the tiny model is dominated by per-step overhead; extra threads only fight over shared cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ succeeded, 2 when all failed.
 returning an object with ``sample_rate``, ``default_seed``, ``describe() -> dict`` and
 ``generate_video(video, *, t0_s, t1_s, guidance_scale, seed, progress) -> float wav [N]`` (exactly the span's
 length): ``musicgen`` in :mod:`vitmusic.generators.pipeline`, ``midi`` in
-``vitmusic.generators.midi_pipeline``.
+:mod:`vitmusic.generators.midi_pipeline`.
 
 The MIDI path (a run trained with ``task=transcription``) also writes the transcribed MIDI: ``--midi OUT.mid``
 (default: ``--out`` with a ``.mid`` suffix; in batch mode ``<name>.mid`` next to each ``.wav``) and renders it
@@ -118,16 +118,8 @@ def manifest_items(manifest: str, split: str, out_dir: Path) -> list[Item]:
 def load_path(path: str, checkpoint: str, device: str | None, **midi_options):
     """The pipeline of generation path ``path`` (see the module docstring); ``midi_options`` go to the MIDI path."""
     if path == "midi":
-        import importlib
+        from vitmusic.generators import midi_pipeline
 
-        name = "vitmusic.generators.midi_pipeline"
-        try:
-            midi_pipeline = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:  # the module exists but something it imports is missing: a real error
-                raise
-            raise ConfigError("MIDI path not available: vitmusic.generators.midi_pipeline is not part of this "
-                              "vitmusic") from None
         return midi_pipeline.load_pipeline(checkpoint, device=device, **midi_options)
     from vitmusic.generators.pipeline import load_pipeline
 
