@@ -11,6 +11,7 @@ Real encoders need no preset: pass a hub id (``"MCG-NJU/videomae-base"``,
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -18,11 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vitmusic.errors import ConfigError
 
 PRESET_SEED = 0
+# Stored in each preset's config.json; a folder written by an older recipe is rebuilt (and the encoder's
+# fingerprint, hence every feature-cache key, changes with it). 2: tiny ViT / CLIP outputs calibrated.
+PRESET_VERSION = 2
 
 # Real checkpoints the configs refer to (hub ids, loaded by users with network or a warm HF cache).
 REAL_ENCODERS = {
@@ -64,7 +69,9 @@ def _tiny_vit() -> tuple[Any, Any]:
         intermediate_size=64,
     )
     processor = ViTImageProcessorPil(size={"height": 32, "width": 32})
-    return ViTModel(config, add_pooling_layer=False), processor
+    model = ViTModel(config, add_pooling_layer=False)
+    _standardise_output(model.layernorm, lambda pv: model(pixel_values=pv).last_hidden_state[:, 0], processor)
+    return model, processor
 
 
 def _small_vit() -> tuple[Any, Any]:
@@ -99,7 +106,48 @@ def _tiny_clip() -> tuple[Any, Any]:
         projection_dim=24,
     )
     processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    return CLIPVisionModelWithProjection(config), processor
+    model = CLIPVisionModelWithProjection(config)
+    vision = model.vision_model
+    _standardise_output(vision.post_layernorm, lambda pv: vision(pixel_values=pv).pooler_output, processor)
+    return model, processor
+
+
+def calibration_frames() -> list[np.ndarray]:
+    """A fixed bank of synthetic performer frames ([H, W, 3] uint8): every ensemble line-up of the synthetic
+    benchmark (2, 3 and 4 players), each in a few seeded playing states."""
+    from vitmusic.data.synth.performer import PlayerState, Stage
+    from vitmusic.data.synth.scores import ENSEMBLES
+    from vitmusic.data.urmp import INSTRUMENTS
+
+    rng = np.random.default_rng(PRESET_SEED)
+    frames = []
+    for lineups in ENSEMBLES.values():
+        for lineup in lineups:
+            for n in (2, 3, 4):
+                codes = lineup[:n]
+                stage = Stage(codes, [INSTRUMENTS[c].family for c in codes], width_per_player=96, height=128)
+                for _ in range(4):
+                    states = [PlayerState(*(np.array([v]) for v in (rng.uniform(), rng.uniform(0, 1.2),
+                                                                    rng.uniform(0, 1), rng.uniform(-0.5, 0.5))))
+                              for _ in codes]
+                    frames.append(stage.draw(states, 0))
+    return frames
+
+
+@torch.no_grad()
+def _standardise_output(norm: torch.nn.LayerNorm, features: Callable[[torch.Tensor], torch.Tensor], processor) -> None:
+    """Fold a per-dimension standardisation over :func:`calibration_frames` into the final layernorm's affine.
+
+    A random-init ViT's CLS output is nearly the same vector for every image (its own token and biases
+    dominate), the picture content a small deviation; a pretrained encoder's features vary with the content.
+    With zero mean and unit variance per dimension on performer frames, the tiny features carry the content at
+    a usable scale (the outputs stay an affine function of the same layernorm, nothing else changes).
+    """
+    pv = processor(images=calibration_frames(), return_tensors="pt")["pixel_values"]
+    feats = features(pv)  # [N, D]
+    mean, std = feats.mean(0), feats.std(0).clamp_min(1e-6)
+    norm.weight.div_(std)
+    norm.bias.sub_(mean).div_(std)
 
 
 TINY_PRESETS: dict[str, Callable[[], tuple[Any, Any]]] = {
@@ -123,11 +171,13 @@ def preset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def _is_materialised(folder: Path) -> bool:
-    return (
-        (folder / "config.json").is_file()
-        and (folder / "model.safetensors").is_file()
-        and (folder / "preprocessor_config.json").is_file()
-    )
+    if not ((folder / "model.safetensors").is_file() and (folder / "preprocessor_config.json").is_file()):
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return config.get("vitmusic_preset_version") == PRESET_VERSION
 
 
 def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -150,13 +200,14 @@ def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) ->
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(PRESET_SEED)
         model, processor = TINY_PRESETS[name]()
+    model.config.vitmusic_preset_version = PRESET_VERSION
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder.parent))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
         if folder.exists() and not _is_materialised(folder):
-            shutil.rmtree(folder)  # an incomplete folder not written by us: replace it
+            shutil.rmtree(folder)  # an incomplete folder, or one from an older recipe: replace it
         try:
             os.rename(tmp, folder)  # atomic; fails if another process renamed its copy first
         except OSError:
