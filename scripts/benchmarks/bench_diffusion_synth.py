@@ -13,10 +13,10 @@ ceiling that the vocoder leaves). Prints a table (means over stems) and times; s
 log-mels of one held-out stem to ``OUT/diffusion_synth.png`` (the working folder without ``--out``).
 
 Measured with the defaults (2 shared cores, load average 6-9; 120 training / 24 held-out stem clips from
-12 / 4 pieces; 800 steps in 587 s, loss 0.92 -> 0.075), raw pitch accuracy on the held-out stems:
+12 / 4 pieces; 800 steps in 664 s, loss 0.92 -> 0.074), raw pitch accuracy on the held-out stems:
 ground-truth audio 0.991, ground-truth log-mel + Griffin-Lim 0.983, untrained model 0.000 (noise, no voiced
-frame), trained model 0.648 (raw chroma 0.693, voicing recall 0.984, overall accuracy 0.642). 17 min in
-all, 4.4 of them in pyin on the untrained model's noise.
+frame), trained model 0.668 (raw chroma 0.690, voicing recall 0.988, overall accuracy 0.662). 18 min in
+all, 3.7 of them in pyin on the untrained model's noise.
 """
 
 from __future__ import annotations
