@@ -239,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_checkpoint(args.checkpoint)
     if args.video is not None:
+        from vitmusic.data.video import probe_video
+
+        probe_video(args.video)  # a missing or corrupt video fails in one line before any model is loaded
         with _quiet_loading(args.no_progress):
             pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
         return run_single(args, pipe)
