@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vitmusic.atomic import atomic_path
 from vitmusic.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 TINY_PRESETS: tuple[str, ...] = ("tiny-musicgen", "tiny-musicgen-melody")
 
@@ -21,9 +25,14 @@ _CODEBOOK_SIZE = 64
 _NUM_CODEBOOKS = 4
 _TEXT_VOCAB = 100
 _SEED = 0
+# A random decoder barely responds to its condition: with init std 0.02 the cross-attention adds almost nothing
+# to the residual stream and the lm heads map the final-layernorm output to near-uniform logits. These gains
+# stand in for what pretraining gives a real MusicGen (a decoder that reads its condition, confident heads).
+_COND_GAIN = 2.0  # on the cross-attention value and output projections (their product: 4x)
+_LOGIT_GAIN = 5.0  # on the lm heads
 # Stored in the preset's config.json: a preset written by an older build is rebuilt, and the generator's config
-# hash (hence every feature-cache key made with it) changes with it. 2: codebooks calibrated on audio.
-PRESET_VERSION = 2
+# hash (hence every feature-cache key made with it) changes with it. 5: k-means codebooks, decoder gains.
+PRESET_VERSION = 5
 
 # A small closed vocabulary so text prompts like "solo violin, slow" work offline with the tiny preset.
 _WORDS = (
@@ -103,40 +112,67 @@ def build_tiny_model(name: str):
             g.do_sample = True
             g.guidance_scale = None
         _calibrate_codebooks(model.audio_encoder)
+        with torch.no_grad():
+            for head in model.decoder.lm_heads:
+                head.weight.mul_(_LOGIT_GAIN)
+            for layer in model.decoder.model.decoder.layers:
+                if hasattr(layer, "encoder_attn"):  # MusicGen-melody has none: it reads its condition as a prefix
+                    layer.encoder_attn.v_proj.weight.mul_(_COND_GAIN)
+                    layer.encoder_attn.out_proj.weight.mul_(_COND_GAIN)
         model.config.vitmusic_preset_version = PRESET_VERSION
     return model.eval()
 
 
-def _calibrate_codebooks(encodec, seconds: float = 2.0) -> None:
-    """Codebook entries picked from the encoder's own (residual) outputs on seeded tones, chirps and noise.
+def calibration_audio(sample_rate: int, seconds: float = 1.0) -> torch.Tensor:
+    """The fixed bank the tiny codec is calibrated on: [B, N] float audio at ``sample_rate``.
 
-    Like a k-means++ initialisation: the codes of the tiny preset then depend on the audio (different signals
-    get different codes), so teacher-forced training on them has something to learn.
+    Every built-in instrument timbre of the synthetic benchmark plays a low, middle and high note of its range
+    (a note change halfway), plus white noise at three levels and silence, so different pitches, timbres and
+    levels end up on different codes.
     """
-    import math
-
+    import numpy as np
     import torch
 
-    sr = int(encodec.config.sampling_rate)
-    t = torch.arange(int(seconds * sr)) / sr
+    from vitmusic.data.synth.instruments import TIMBRES, render_notes
+    from vitmusic.data.urmp import INSTRUMENTS
+
+    half = seconds / 2
+    bank = []
+    for i, code in enumerate(sorted(TIMBRES)):
+        low, high = INSTRUMENTS[code].low_midi, INSTRUMENTS[code].high_midi
+        for j, midi in enumerate(np.linspace(low + 2, high - 2, 3)):
+            notes = np.array([[0.0, 440.0 * 2 ** ((midi - 69) / 12), half * 0.95],
+                              [half, 440.0 * 2 ** ((midi + 4 - 69) / 12), half * 0.95]])
+            bank.append(render_notes(notes, code, sample_rate, duration_s=seconds, seed=_SEED + 3 * i + j))
+    rng = np.random.default_rng(_SEED)
+    n = len(bank[0])
+    bank += [level * rng.standard_normal(n) for level in (0.01, 0.05, 0.2)] + [np.zeros(n)]
+    return torch.tensor(np.stack(bank), dtype=torch.float32)
+
+
+def _calibrate_codebooks(encodec, iterations: int = 10) -> None:
+    """Residual k-means of the codec's own latents on :func:`calibration_audio` (deterministic).
+
+    Codebook 1 clusters the encoder's outputs, each next codebook the residuals the previous ones leave (as
+    an RVQ is trained), so the codes of the tiny preset depend on pitch, timbre and level of the audio and
+    teacher-forced training on them has something to learn.
+    """
+    import torch
+
     g = torch.Generator().manual_seed(_SEED)
-    signals = []
-    for k in range(8):
-        f0 = 110.0 * 2 ** (k / 2)
-        signals.append(0.3 * torch.sin(2 * math.pi * f0 * t * (1 + 0.5 * t)))
-        signals.append(0.1 * (k + 1) / 8 * torch.randn(len(t), generator=g))
     with torch.no_grad():
-        emb = encodec.encoder(torch.stack(signals)[:, None])  # [B, D, T]
+        emb = encodec.encoder(calibration_audio(int(encodec.config.sampling_rate))[:, None])  # [B, D, T]
         residual = emb.transpose(1, 2).reshape(-1, emb.shape[1])  # [B*T, D]
         for layer in encodec.quantizer.layers:
             book = layer.codebook.embed  # [codebook_size, D]
-            # farthest-point picks: well-separated entries, no near-duplicates whose ties float noise would break
-            picked = [int(torch.randint(len(residual), (1,), generator=g))]
-            dist = torch.cdist(residual, residual[picked]).squeeze(1)
-            while len(picked) < book.shape[0]:
-                picked.append(int(dist.argmax()))
-                dist = torch.minimum(dist, torch.cdist(residual, residual[picked[-1:]]).squeeze(1))
-            book.copy_(residual[picked])
+            centres = residual[torch.randperm(len(residual), generator=g)[: book.shape[0]]].clone()
+            for _ in range(iterations):
+                assign = torch.cdist(residual, centres).argmin(1)
+                counts = torch.bincount(assign, minlength=len(centres))
+                sums = torch.zeros_like(centres).index_add_(0, assign, residual)
+                used = counts > 0  # an empty cluster keeps its centre
+                centres[used] = sums[used] / counts[used, None]
+            book.copy_(centres)
             residual = residual - book[torch.cdist(residual, book).argmin(1)]
 
 
