@@ -17,8 +17,9 @@ import torch
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # Held-out gap (shuffled - true, nats per code, mean over the val and test pieces) observed with these
-# settings for data/training seeds 0, 1, 2: see scripts/benchmarks/bench_conditioning_gap.py. The margin is
-# well below the smallest of them.
+# settings (scripts/benchmarks/bench_conditioning_gap.py): seeds 0-3 +0.041, +0.066, +0.046, +0.054; the
+# margin is well below them. Not every data seed shows it: seed 4 gives -0.087 (one held-out video lowers
+# the CE of every clip, its own or not), so this test pins seed 0.
 MARGIN = 0.01
 
 
