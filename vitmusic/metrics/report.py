@@ -24,7 +24,8 @@ from vitmusic.errors import DataError, VitmusicError
 from vitmusic.metrics import stats
 
 if TYPE_CHECKING:
-    from vitmusic.metrics.runner import EvalConfig, EvalResult, MetricGroup, Pairing
+    from vitmusic.metrics.inputs import Pairing
+    from vitmusic.metrics.runner import EvalConfig, EvalResult, MetricGroup
 
 # metrics on a 0..1 "higher is better" scale share one panel; errors / unbounded values get their own
 BOUNDED_METRICS = frozenset({
