@@ -56,40 +56,35 @@ def _tiny_videomae() -> tuple[Any, Any]:
     return VideoMAEModel(config), processor
 
 
-def _tiny_vit() -> tuple[Any, Any]:
+def _vit(image_size: int, hidden_size: int, num_heads: int, standardise: bool) -> tuple[Any, Any]:
+    """A random-init 2-layer ViT (patch 8) with its Pil processor; ``standardise`` rescales its CLS output on
+    drawn performer frames (see :func:`_standardise_output`)."""
     from transformers import ViTConfig, ViTImageProcessorPil, ViTModel
 
     config = ViTConfig(
-        image_size=32,
+        image_size=image_size,
         patch_size=8,
         num_channels=3,
-        hidden_size=32,
+        hidden_size=hidden_size,
         num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        num_attention_heads=num_heads,
+        intermediate_size=2 * hidden_size,
     )
-    processor = ViTImageProcessorPil(size={"height": 32, "width": 32})
+    processor = ViTImageProcessorPil(size={"height": image_size, "width": image_size})
     model = ViTModel(config, add_pooling_layer=False)
-    _standardise_output(model.layernorm, lambda pv: model(pixel_values=pv).last_hidden_state[:, 0], processor)
+    if standardise:
+        _standardise_output(model.layernorm, lambda pv: model(pixel_values=pv).last_hidden_state[:, 0], processor)
     return model, processor
+
+
+def _tiny_vit() -> tuple[Any, Any]:
+    return _vit(32, 32, 2, standardise=True)
 
 
 def _small_vit() -> tuple[Any, Any]:
     """A random-init ViT that sees 96x96 pixels: fine spatial detail (e.g. a performer's hand height) survives
     the resize that a 32x32 tiny preset blurs away; still cheap on a CPU."""
-    from transformers import ViTConfig, ViTImageProcessorPil, ViTModel
-
-    config = ViTConfig(
-        image_size=96,
-        patch_size=8,
-        num_channels=3,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-    )
-    processor = ViTImageProcessorPil(size={"height": 96, "width": 96})
-    return ViTModel(config, add_pooling_layer=False), processor
+    return _vit(96, 64, 4, standardise=False)
 
 
 def _tiny_clip() -> tuple[Any, Any]:
