@@ -59,6 +59,23 @@ def test_single_clip_and_bad_input():
         enc.sample_fps()
 
 
+def test_preprocessed_frames_input_checks():
+    enc = load_encoder("tiny-vit")
+    pixels = enc.preprocess_frames(_frames(1, 3)[0])  # [T, H, W, 3] gets a batch axis
+    assert pixels.shape == (1, 3, 3, 32, 32) and pixels.dtype == torch.uint8
+    embeds, mask = enc.encode_preprocessed(pixels[0].numpy())  # numpy, no batch axis
+    assert embeds.shape == (1, 3, 32) and mask.all()
+    with pytest.raises(VitmusicError, match="uint8"):
+        enc.encode_preprocessed(pixels.float())
+    with pytest.raises(VitmusicError, match=r"\[B, T, C, h, w\]"):
+        enc.encode_preprocessed(pixels[0, 0])
+    with pytest.raises(VitmusicError, match="T = 0"):
+        enc.encode_preprocessed(pixels[:, :0])
+    # what the frame cache keys on: the geometric settings only
+    fp = enc.preprocess_fingerprint()["image_processor"]
+    assert fp["size"] == {"height": 32, "width": 32} and "image_mean" not in fp and "do_rescale" not in fp
+
+
 def test_videomae_chunks_pad_and_mask():
     enc = load_encoder("tiny-videomae")
     f, ts = enc.clip_frames, enc.frames_per_step

@@ -4,6 +4,13 @@ Every encoder follows the conditioning contract ``encode_frames(frames [B, T, H,
 (embeds [B, T', D] float, mask [B, T'] bool)``. ``T'`` is a time axis at a known rate (``output_rate``)
 so downstream modules (projection, generator) can line conditioning tokens up with music time.
 
+``encode_frames`` is two public steps, so a cache can store what lies between them::
+
+    pixels = enc.preprocess_frames(frames)        # uint8 [B, T, 3, h, w]: the processor's resize / crop only
+    embeds, mask = enc.encode_preprocessed(pixels)  # rescale + normalize (exact, cheap), then the model
+
+(the frame cache of LoRA runs, :mod:`vitmusic.training.features` ``store="frames"``, stores ``pixels``).
+
 Encoders are frozen by default: parameters have ``requires_grad=False``, the wrapped model stays in eval
 mode even when a parent module calls ``.train()``, and encoding runs under ``torch.no_grad``. Enabling LoRA
 adapters (see :mod:`vitmusic.encoders.lora`) makes exactly the adapter parameters trainable.
@@ -21,6 +28,15 @@ from torch import nn
 from vitmusic.errors import ConfigError, VitmusicError
 
 
+def _check_batch(shape: tuple[int, ...], is_uint8: bool, dtype: Any, what: str, layout: str, rgb_last: bool) -> None:
+    if len(shape) != 5 or (rgb_last and shape[-1] != 3):
+        raise VitmusicError(f"{what} must have shape {layout}, got {shape}")
+    if not is_uint8:
+        raise VitmusicError(f"{what} must be uint8 RGB, got dtype {dtype}")
+    if shape[1] == 0:
+        raise VitmusicError(f"{what} has no time steps (T = 0)")
+
+
 def as_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
     """Validate a batch of RGB frames and return it as a numpy ``uint8 [B, T, H, W, 3]`` array.
 
@@ -34,15 +50,27 @@ def as_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(frames, torch.Tensor):
         frames = frames.detach().cpu().numpy()
     frames = np.asarray(frames)
-    if frames.ndim == 4:
-        frames = frames[None]
-    if frames.ndim != 5 or frames.shape[-1] != 3:
-        raise VitmusicError(f"frames must have shape [B, T, H, W, 3], got {tuple(frames.shape)}")
-    if frames.dtype != np.uint8:
-        raise VitmusicError(f"frames must be uint8 RGB, got dtype {frames.dtype}")
-    if frames.shape[1] == 0:
-        raise VitmusicError("frames has no time steps (T = 0)")
+    frames = frames[None] if frames.ndim == 4 else frames
+    _check_batch(tuple(frames.shape), frames.dtype == np.uint8, frames.dtype, "frames", "[B, T, H, W, 3]", True)
     return frames
+
+
+def as_uint8_pixels(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Validate preprocessed frames and return them as a torch ``uint8 [B, T, C, h, w]`` tensor.
+
+    Args:
+        pixels: ``[B, T, C, h, w]`` uint8 (numpy or torch, any device), as returned by
+            :meth:`VisionEncoder.preprocess_frames`; a single clip ``[T, C, h, w]`` gets a batch axis of 1.
+
+    Raises:
+        VitmusicError: wrong rank or dtype, or no time steps.
+    """
+    if not isinstance(pixels, torch.Tensor):
+        pixels = torch.from_numpy(np.ascontiguousarray(pixels))
+    pixels = pixels[None] if pixels.ndim == 4 else pixels
+    _check_batch(tuple(pixels.shape), pixels.dtype == torch.uint8, pixels.dtype, "preprocessed frames",
+                 "[B, T, C, h, w]", False)
+    return pixels
 
 
 def as_frame_mask(mask: np.ndarray | torch.Tensor | None, batch: int, num_frames: int) -> torch.Tensor:
@@ -85,12 +113,20 @@ class VisionEncoder(nn.Module, abc.ABC):
         """How many decoded frames make one output time step (1 per frame; ``tubelet_size`` for VideoMAE)."""
 
     @abc.abstractmethod
-    def _encode(self, frames: np.ndarray, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode validated ``uint8 [B, T, H, W, 3]`` frames; returns ``([B, T', D], [B, T'])``."""
+    def _preprocess(self, frames: np.ndarray) -> torch.Tensor:
+        """Resize / crop ``uint8 [N, H, W, 3]`` frames -> ``uint8 [N, C, h, w]`` (no rescale / normalize)."""
+
+    @abc.abstractmethod
+    def _encode(self, pixels: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode validated ``uint8 [B, T, C, h, w]`` preprocessed frames; returns ``([B, T', D], [B, T'])``."""
 
     @abc.abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """A JSON-able dict identifying weights + preprocessing + adapters, for feature cache keys."""
+
+    @abc.abstractmethod
+    def preprocess_fingerprint(self) -> dict[str, Any]:
+        """A JSON-able dict identifying what :meth:`preprocess_frames` does (not weights), for frame cache keys."""
 
     # ----- shared behaviour -------------------------------------------------------------------------
     def sample_fps(self, rate_hz: float | None = None) -> float:
@@ -134,6 +170,20 @@ class VisionEncoder(nn.Module, abc.ABC):
             )
         self.load_state_dict(state, strict=False)
 
+    def adapter_modules(self) -> nn.ModuleList:
+        """The LoRA sub-modules (shared, not copied): exactly the trainable parameters, for a trainer to own.
+
+        Raises:
+            VitmusicError: a trainable parameter outside the adapters (the base weights must stay frozen).
+        """
+        from vitmusic.encoders.lora import adapter_modules
+
+        adapters = adapter_modules(self)
+        trainable = {id(p) for p in self.trainable_parameters()}
+        if {id(p) for p in adapters.parameters()} != trainable:
+            raise VitmusicError(f"encoder {self.name_or_path!r}: trainable parameters outside its LoRA adapters")
+        return adapters
+
     def freeze(self) -> VisionEncoder:
         """Make every parameter non-trainable and keep the model in eval mode."""
         for p in self.parameters():
@@ -153,6 +203,57 @@ class VisionEncoder(nn.Module, abc.ABC):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
+    def preprocess_frames(
+        self,
+        frames: np.ndarray | torch.Tensor,
+        mask: np.ndarray | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The checkpoint's image preprocessing up to the model's input size, kept as uint8.
+
+        Only the processor's geometric steps run here (resize, center crop); rescaling and normalisation
+        happen in :meth:`encode_preprocessed`. What this returns does not depend on the weights or adapters.
+
+        Args:
+            frames: ``uint8 [B, T, H, W, 3]`` RGB frames (numpy or torch).
+            mask: optional ``bool [B, T]`` frame validity; masked frames are not processed (left zero).
+
+        Returns:
+            ``uint8 [B, T, C, h, w]`` on the CPU (``C = 3``, ``h, w`` the model's input size).
+        """
+        arr = as_uint8_frames(frames)
+        b, t = arr.shape[:2]
+        valid = np.flatnonzero(as_frame_mask(mask, b, t).reshape(-1).numpy())
+        flat = arr.reshape(b * t, *arr.shape[2:])
+        done = self._preprocess(flat[valid] if len(valid) else flat[:1])  # [n, C, h, w]
+        out = torch.zeros(b * t, *done.shape[1:], dtype=torch.uint8)
+        if len(valid):
+            out[torch.from_numpy(valid)] = done
+        return out.view(b, t, *done.shape[1:])
+
+    def encode_preprocessed(
+        self,
+        pixels: np.ndarray | torch.Tensor,
+        mask: np.ndarray | torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode frames already passed through :meth:`preprocess_frames`.
+
+        Runs with gradient (LoRA adapters in the graph) when the encoder is trainable and grad is enabled.
+
+        Args:
+            pixels: ``uint8 [B, T, C, h, w]`` (numpy or torch, CPU or the encoder's device).
+            mask: optional ``bool [B, T]`` frame validity.
+
+        Returns:
+            ``(embeds float [B, T', D], mask bool [B, T'])`` as :meth:`encode_frames`.
+        """
+        pixels = as_uint8_pixels(pixels)
+        frame_mask = as_frame_mask(mask, pixels.shape[0], pixels.shape[1])
+        with torch.set_grad_enabled(self.is_trainable and torch.is_grad_enabled()):
+            embeds, out_mask = self._encode(pixels, frame_mask)
+        out_mask = out_mask.to(embeds.device)
+        embeds = embeds * out_mask.unsqueeze(-1).to(embeds.dtype)
+        return embeds, out_mask
+
     def encode_frames(
         self,
         frames: np.ndarray | torch.Tensor,
@@ -167,14 +268,8 @@ class VisionEncoder(nn.Module, abc.ABC):
         Returns:
             ``(embeds float [B, T', D], mask bool [B, T'])`` on the encoder's device; ``T' = T`` for
             per-frame encoders, ``ceil(T / F) * F / tubelet_size`` for VideoMAE (padded slots masked).
-            Masked positions hold zeros.
+            Masked positions hold zeros. Same as ``encode_preprocessed(preprocess_frames(frames, mask), mask)``.
         """
-        arr = as_uint8_frames(frames)
-        frame_mask = as_frame_mask(mask, arr.shape[0], arr.shape[1])
-        with torch.set_grad_enabled(self.is_trainable and torch.is_grad_enabled()):
-            embeds, out_mask = self._encode(arr, frame_mask)
-        out_mask = out_mask.to(embeds.device)
-        embeds = embeds * out_mask.unsqueeze(-1).to(embeds.dtype)
-        return embeds, out_mask
+        return self.encode_preprocessed(self.preprocess_frames(frames, mask), mask)
 
     forward = encode_frames

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from vitmusic.encoders.base import VisionEncoder
-from vitmusic.encoders.lora import add_lora, normalize_lora_config
+from vitmusic.encoders.lora import adapters_sha256, add_lora, normalize_lora_config
 from vitmusic.encoders.presets import TINY_PRESETS, materialize_tiny_preset
 from vitmusic.errors import ConfigError, VitmusicError
 
@@ -41,6 +41,8 @@ KIND_BY_MODEL_TYPE = {
     "clip_vision_model": "clip",
 }
 CLIP_OUTPUTS = ("pooled", "projected")
+# image processor settings applied after preprocess_frames (so not part of the frame cache's key)
+VALUE_STEP_KEYS = ("do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std")
 
 
 class HFVisionEncoder(VisionEncoder):
@@ -82,6 +84,7 @@ class HFVisionEncoder(VisionEncoder):
         self.revision = revision
         self.batch_frames = int(batch_frames)
         self._fingerprint: dict[str, Any] | None = None
+        self._table: torch.Tensor | None = None
         for p in model.parameters():
             p.requires_grad_(False)
         self.lora_config = normalize_lora_config(lora, model)
@@ -94,10 +97,49 @@ class HFVisionEncoder(VisionEncoder):
     def config(self) -> Any:
         return self.model.config
 
-    def _pixel_values(self, images: list[np.ndarray]) -> torch.Tensor:
-        """Per-frame preprocessing with the checkpoint's processor -> ``[N, 3, h, w]``."""
-        pv = self.processor(images, return_tensors="pt")["pixel_values"]
-        return pv.to(device=self.device, dtype=self.dtype)
+    def _processor_input(self, images: list[np.ndarray]) -> Any:
+        """How the processor takes N frames (one image each; VideoMAE: one video of N frames)."""
+        return images
+
+    def _preprocess(self, frames: np.ndarray) -> torch.Tensor:
+        """The processor's geometric steps on ``uint8 [N, H, W, 3]`` -> ``uint8 [N, C, h, w]``.
+
+        The Pil processors (ViT, CLIP, VideoMAE) resize and center-crop uint8 images through PIL and keep
+        uint8; rescale and normalize are switched off here and done by :meth:`_pixel_values`.
+        """
+        pv = self.processor(
+            self._processor_input(list(frames)), do_rescale=False, do_normalize=False, return_tensors="pt"
+        )["pixel_values"]
+        pv = pv.reshape(len(frames), *pv.shape[-3:])
+        if pv.dtype != torch.uint8:
+            raise VitmusicError(f"encoder {self.name_or_path!r}: its image processor did not keep uint8 frames")
+        return pv
+
+    def _value_table(self) -> torch.Tensor:
+        """float32 ``[3, 256]``: the processor's rescale + normalize of every uint8 value, per channel.
+
+        The same float operations as the Pil processor (uint8 -> float64 * rescale_factor -> float32, then
+        ``(x - mean) / std`` in float32), so looking values up is exact, and cheap on any device.
+        """
+        p = self.processor
+        values = np.arange(256, dtype=np.uint8)
+        x = (values.astype(np.float64) * p.rescale_factor).astype(np.float32) if p.do_rescale else values
+        x = np.broadcast_to(x.astype(np.float32), (3, 256))
+        if p.do_normalize:
+            mean = np.broadcast_to(np.asarray(p.image_mean, np.float32), (3,))[:, None]
+            std = np.broadcast_to(np.asarray(p.image_std, np.float32), (3,))[:, None]
+            x = (x - mean) / std
+        return torch.from_numpy(np.ascontiguousarray(x, np.float32))
+
+    def _pixel_values(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Rescale + normalize preprocessed ``uint8 [..., C, h, w]`` -> model input on the encoder's device."""
+        if self._table is None:
+            self._table = self._value_table()
+        pixels = pixels.to(self.device)
+        table = self._table.to(pixels.device)
+        channels = pixels.shape[-3]
+        offset = (torch.arange(channels, device=pixels.device) * 256).view(channels, 1, 1)
+        return table.reshape(-1)[pixels.long() + offset].to(self.dtype)
 
     def _weights_hash(self) -> str | None:
         folder = self.source or self.snapshot
@@ -138,7 +180,21 @@ class HFVisionEncoder(VisionEncoder):
         fp["lora"] = dict(self.lora_config) if self.lora_config else None
         # Adapters change while they train: features of a trainable encoder must not be cached.
         fp["trainable"] = self.is_trainable
+        if self.lora_config and not self.is_trainable:
+            # frozen trained adapters (a loaded LoRA run) are part of the function the encoder computes
+            fp["adapters_sha256"] = adapters_sha256(self.model)
         return fp
+
+    def preprocess_fingerprint(self) -> dict[str, Any]:
+        """What determines :meth:`preprocess_frames`: the processor's settings without its value steps.
+
+        Rescale / normalize settings are left out (they run after the frame cache), and so are the weights
+        and adapters.
+        """
+        processor = json.loads(self.processor.to_json_string())
+        for key in VALUE_STEP_KEYS:
+            processor.pop(key, None)
+        return {"image_processor": processor}
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, name_or_path={self.name_or_path!r}, embed_dim={self.embed_dim}"
@@ -152,15 +208,15 @@ class _PerFrameEncoder(HFVisionEncoder):
     def _embed_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _encode(self, frames: np.ndarray, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, t = frames.shape[:2]
-        flat = frames.reshape(b * t, *frames.shape[2:])
+    def _encode(self, pixels: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = pixels.shape[:2]
+        flat = pixels.reshape(b * t, *pixels.shape[2:])
         valid = torch.nonzero(frame_mask.reshape(-1)).squeeze(1)
         out = torch.zeros(b * t, self.embed_dim, device=self.device, dtype=self.dtype)
         chunks = []
         for start in range(0, len(valid), self.batch_frames):
             idx = valid[start : start + self.batch_frames]
-            pv = self._pixel_values(list(flat[idx.numpy()]))
+            pv = self._pixel_values(flat[idx.to(flat.device)])  # [n, C, h, w]
             chunks.append(self._embed_images(pv))
         if chunks:
             # index_copy (not in-place assignment) keeps the graph intact when LoRA adapters train.
@@ -224,23 +280,22 @@ class VideoMAEEncoder(HFVisionEncoder):
         """F, frames per model input clip."""
         return int(self.config.num_frames)
 
-    def _pixel_values(self, clips: list[np.ndarray]) -> torch.Tensor:  # type: ignore[override]
-        pv = self.processor([list(c) for c in clips], return_tensors="pt")["pixel_values"]
-        return pv.to(device=self.device, dtype=self.dtype)
+    def _processor_input(self, images: list[np.ndarray]) -> Any:
+        return [images]  # one video: the VideoMAE processor resizes / crops each frame the same way
 
-    def _encode(self, frames: np.ndarray, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, t = frames.shape[:2]
+    def _encode(self, pixels: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = pixels.shape[:2]
         f, ts = self.clip_frames, self.frames_per_step
         n_chunks = math.ceil(t / f)
-        frames = np.concatenate([frames, np.zeros_like(frames[:, : n_chunks * f - t])], axis=1)
+        pixels = torch.cat([pixels, torch.zeros_like(pixels[:, : n_chunks * f - t])], dim=1)
         frame_mask = torch.cat([frame_mask, torch.zeros(b, n_chunks * f - t, dtype=torch.bool)], dim=1)
         # Pad every clip after its last valid frame by repeating that frame, so a clip padded inside a
         # batch is encoded exactly like the same clip on its own.
         for j in range(b):
             valid = torch.nonzero(frame_mask[j]).squeeze(1)
             if len(valid):
-                frames[j, int(valid[-1]) + 1 :] = frames[j, int(valid[-1])]
-        clips = frames.reshape(b * n_chunks, f, *frames.shape[2:])
+                pixels[j, int(valid[-1]) + 1 :] = pixels[j, int(valid[-1])]
+        clips = pixels.reshape(b * n_chunks, f, *pixels.shape[2:])
         slots = f // ts
         # Chunks without a valid frame are not run through the model (their slots stay 0 and masked).
         todo = torch.nonzero(frame_mask.reshape(b * n_chunks, f).any(dim=1)).squeeze(1)
@@ -249,7 +304,7 @@ class VideoMAEEncoder(HFVisionEncoder):
         chunks = []
         for start in range(0, len(todo), per_forward):
             idx = todo[start : start + per_forward]
-            pv = self._pixel_values(list(clips[idx.numpy()]))
+            pv = self._pixel_values(clips[idx.to(clips.device)])  # [c, F, C, h, w]
             hidden = self.model(pixel_values=pv).last_hidden_state  # [c, slots * P, D]
             # Conv3d patching flattens (time, height, width) time-major, so slot j owns a contiguous block.
             chunks.append(hidden.reshape(hidden.shape[0], slots, -1, hidden.shape[-1]).mean(dim=2))

@@ -7,18 +7,22 @@ default init sets ``lora_B`` to zero, so a freshly adapted encoder computes exac
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from vitmusic.errors import ConfigError
+from vitmusic.errors import ConfigError, DataError
 
 # Attention query/value projections; the names differ between models and transformers versions
 # (ViT uses q_proj/v_proj in transformers 5, query/value before), so defaults are matched on the model.
 DEFAULT_TARGETS = ("q_proj", "v_proj", "query", "value")
 
 _KEYS = {"r", "rank", "alpha", "dropout", "target_modules", "seed"}
+ADAPTERS_NAME = "encoder_adapters.safetensors"  # the trained adapters, next to a run's model.safetensors
 
 
 def normalize_lora_config(lora: dict[str, Any] | None, model: nn.Module) -> dict[str, Any] | None:
@@ -89,3 +93,61 @@ def add_lora(model: nn.Module, config: dict[str, Any]) -> nn.Module:
     if n == 0:
         raise ConfigError(f"LoRA target_modules {config['target_modules']} matched no layer of the encoder")
     return model
+
+
+def adapter_modules(model: nn.Module) -> nn.ModuleList:
+    """The adapter sub-modules peft injected (``lora_A``, ``lora_B``, ``lora_dropout``, ...), not copies."""
+    return nn.ModuleList(m for name, m in model.named_modules() if name.rsplit(".", 1)[-1].startswith("lora_"))
+
+
+def adapters_sha256(model: nn.Module) -> str:
+    """sha256 of the adapter tensors (names, shapes, dtypes, values) of ``model``."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        if "lora_" in name:
+            t = p.detach().cpu().contiguous()
+            h.update(f"{name}|{tuple(t.shape)}|{t.dtype}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_adapters(encoder, folder: str | os.PathLike) -> Path:
+    """Write the encoder's trainable adapter tensors to ``folder/encoder_adapters.safetensors`` (atomically).
+
+    Args:
+        encoder: a :class:`~vitmusic.encoders.VisionEncoder` with LoRA adapters.
+        folder: destination folder (a run's ``final/`` or a checkpoint).
+    """
+    from safetensors.torch import save_file
+
+    from vitmusic.atomic import atomic_path
+
+    path = Path(folder) / ADAPTERS_NAME
+    state = {k: v.cpu().contiguous() for k, v in encoder.trainable_state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "content": "lora_adapters"})
+    return path
+
+
+def load_adapters(encoder, folder: str | os.PathLike) -> None:
+    """Load ``folder/encoder_adapters.safetensors`` into an encoder built with the same LoRA config.
+
+    Raises:
+        DataError: the file is missing, unreadable or does not match the encoder's adapters (one line).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from vitmusic.errors import VitmusicError
+
+    path = Path(folder) / ADAPTERS_NAME
+    if not path.is_file():
+        raise DataError(f"{path} not found: this run trained encoder LoRA adapters and needs their weights")
+    try:
+        state = load_file(str(path), device=str(encoder.device))
+    except (OSError, SafetensorError) as exc:
+        raise DataError(f"{path}: unreadable safetensors file ({exc})") from exc
+    try:
+        encoder.load_trainable_state_dict(state)
+    except (VitmusicError, RuntimeError) as exc:
+        raise DataError(f"{path}: {' '.join(str(exc).split())[:300]}") from exc
