@@ -257,13 +257,17 @@ def test_other_projection_kinds(env, tmp_path, kind):
         assert not (tmp_path / "run" / "checkpoints").exists()  # fitted, not trained
 
 
-def test_lora_needs_on_the_fly_encoding_and_is_refused():
-    from vitmusic.errors import ConfigError
-    from vitmusic.training.tasks import load_frozen_models
+def test_lora_config_loads_trainable_adapters_and_a_frame_cache_kind():
+    """encoder.lora.rank > 0: training gets fresh trainable adapters (a frame cache, tests/test_lora_training.py);
+    load_frozen_models still gives the plain frozen encoder (feature caches, baselines)."""
+    from vitmusic.training.tasks import load_frozen_models, load_models
 
     cfg = load_config(CONFIGS / "tiny.yaml", ["encoder.lora.rank=4"])
-    with pytest.raises(ConfigError, match="encoder.lora.rank > 0 needs on-the-fly encoding"):
-        load_frozen_models(cfg)
+    encoder, _ = load_models(cfg)
+    assert encoder.is_trainable and encoder.lora_config["r"] == 4
+    assert encoder.lora_config["seed"] == cfg.train.seed
+    frozen, _ = load_frozen_models(cfg)
+    assert not frozen.is_trainable and frozen.lora_config is None
 
 
 def test_training_learns_a_video_dependent_target(env, tmp_path):
@@ -272,7 +276,7 @@ def test_training_learns_a_video_dependent_target(env, tmp_path):
     projection gives a lower held-out cross-entropy with the true video than with the other piece's."""
     from datasets import Dataset
 
-    from vitmusic.training.features import DATA_DIR, FINGERPRINT_NAME, _features
+    from vitmusic.training.features import DATA_DIR, FINGERPRINT_NAME, _features, embed_features
     from vitmusic.training.loop import train
     from vitmusic.training.tasks import VideoMusicGenTask, conditioning_gap
 
@@ -292,7 +296,8 @@ def test_training_learns_a_video_dependent_target(env, tmp_path):
             rows["mask"].append([True] * 4)
             rows["codes"].append(np.full((25, gen.num_codebooks), 3 + 4 * piece, np.int32))
     cache = tmp_path / "cache" / "synthetic"
-    Dataset.from_dict(rows, features=_features(16, gen.num_codebooks)).save_to_disk(str(cache / DATA_DIR))
+    features = _features(embed_features({"embeds": rows["embeds"][0]}), gen.num_codebooks)
+    Dataset.from_dict(rows, features=features).save_to_disk(str(cache / DATA_DIR))
     (cache / FINGERPRINT_NAME).write_text("{}")
     cfg = task_config(tmp_path, "train.lr=0.05", "train.max_steps=30", "train.warmup_steps=0", "train.max_grad_norm=0",
                       "train.batch_size=8", "train.min_lr_ratio=1.0", "generator.cond_dropout=0.0",

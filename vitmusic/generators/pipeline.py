@@ -3,7 +3,9 @@
 A run folder ``RUN`` (see :mod:`vitmusic.training.checkpoint`) exports its trainable projection to
 ``RUN/final/`` (or ``RUN/checkpoints/step_<n>/``) as ``model.safetensors`` + ``config.json``; the
 ``config.json``'s ``extra`` holds the resolved run config and the fingerprints of the frozen encoder and
-generator. :func:`load_pipeline` rebuilds all three from that one folder and checks that the frozen models
+generator. A run that trained encoder LoRA adapters (``encoder.lora.rank > 0``) also has
+``encoder_adapters.safetensors`` there. :func:`load_pipeline` rebuilds everything from that one folder
+(the encoder with the run's LoRA config and trained adapters, then frozen) and checks that the frozen models
 it loads are the ones the projection was trained with.
 
 Generation for a video (:meth:`MusicGenPipeline.generate_video`)::
@@ -358,15 +360,55 @@ class MusicGenPipeline:
                                              unconditional=unconditional, progress=progress)
 
 
-def load_run_models(config: Config, device: str | torch.device | None = None):
-    """The frozen encoder and generator a run config names (same ids, kinds and revisions as training)."""
+def lora_options(config: Config) -> dict[str, Any] | None:
+    """The LoRA dict :func:`~vitmusic.encoders.load_encoder` takes, or None when ``encoder.lora.rank == 0``.
+
+    The adapters' initialisation is seeded with ``train.seed`` (part of the run's seed).
+    """
+    lora = config.encoder.lora
+    if lora.rank == 0:
+        return None
+    return {"r": lora.rank, "alpha": lora.alpha, "dropout": lora.dropout, "seed": config.train.seed}
+
+
+def load_run_models(
+    config: Config,
+    device: str | torch.device | None = None,
+    *,
+    adapters: str | os.PathLike | bool | None = None,
+):
+    """The encoder and generator a run config names (same ids, kinds and revisions as training).
+
+    Args:
+        config: the run config.
+        device: where to put both.
+        adapters: what a run with ``encoder.lora.rank > 0`` gets: a folder (the trained
+            ``encoder_adapters.safetensors`` in it, loaded, then frozen: generation), ``True`` (fresh trainable
+            adapters, seeded: training), ``False`` (no adapters: the plain frozen encoder). Ignored when the
+            rank is 0.
+
+    Returns:
+        ``(encoder, generator)``, frozen except fresh adapters.
+
+    Raises:
+        ConfigError: a LoRA run without its adapters, or an adapter file that is missing or does not fit.
+    """
     from vitmusic.encoders import load_encoder
+    from vitmusic.encoders.lora import load_adapters
     from vitmusic.generators.musicgen import load_generator
 
-    if config.encoder.lora.rank > 0:
-        raise ConfigError("runs with encoder LoRA adapters cannot be loaded for generation yet")
     e, g = config.encoder, config.generator
-    encoder = load_encoder(e.name, kind=e.kind, revision=e.revision, rate_hz=e.rate_hz, device=device)
+    lora = lora_options(config) if adapters is not False else None
+    if lora is not None and adapters is None:
+        raise ConfigError(f"this run trained encoder LoRA adapters (encoder.lora.rank={e.lora.rank}): load it "
+                          "from its run folder (load_pipeline / --checkpoint RUN)")
+    encoder = load_encoder(e.name, kind=e.kind, revision=e.revision, rate_hz=e.rate_hz, lora=lora, device=device)
+    if lora is not None and adapters is not True:
+        try:
+            load_adapters(encoder, adapters)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from exc
+        encoder.freeze()
     generator = load_generator(g.name, kind=g.kind, revision=g.revision, entry=g.entry, text_prompt=g.text_prompt)
     return encoder, generator.to(device) if device is not None else generator
 
@@ -395,7 +437,7 @@ def load_pipeline(
         projection = load_projection(folder, device=str(device))
     except DataError as e:
         raise ConfigError(str(e)) from e
-    encoder, generator = load_run_models(config, device)
+    encoder, generator = load_run_models(config, device, adapters=folder)
     diffs = [f"encoder {d}" for d in _mismatches(stored.get("encoder", {}), encoder.fingerprint(), _ENCODER_KEYS)]
     diffs += [f"generator {d}" for d in _mismatches(stored.get("generator", {}), generator.fingerprint(),
                                                     _GENERATOR_KEYS)]

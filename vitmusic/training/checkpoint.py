@@ -5,9 +5,10 @@ Layout of a run folder ``RUN`` (= ``train.output_dir``)::
     RUN/config.yaml                    resolved config of the run
     RUN/checkpoints/step_<n>/          every ``train.save_every`` optimizer steps
         model.safetensors, config.json   the trainable modules (``Task.save_pretrained``), no pickles
+        encoder_adapters.safetensors     runs with encoder LoRA adapters (``encoder.lora.rank > 0``) only
         trainer_state.json               step, data position, loss history
         accelerate/                      optimizer, scheduler, RNG states (``Accelerator.save_state``)
-    RUN/final/                         model.safetensors + config.json at the end of training
+    RUN/final/                         the exported files (no trainer/accelerate state) at the end of training
     RUN/history.json, RUN/loss.png     losses and learning rate per logged step
 """
 

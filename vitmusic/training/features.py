@@ -18,6 +18,16 @@ Rows (a ``datasets`` Arrow dataset, ``save_to_disk`` layout under ``data/``): ``
 stored time-major as int32 ``[T_a, K]`` (Arrow allows only the first axis to vary); :class:`FeatureDataset`
 returns them as ``[K, T_a]``.
 
+**Frame cache** (``store="frames"``), for runs whose encoder trains (LoRA adapters change the embeddings at
+every step, so they cannot be cached, but decoding video every step is what a cache exists to avoid): the
+same layout with ``pixels`` uint8 ``[T, C, h, w]`` instead of ``embeds`` -- the frames passed through the
+checkpoint's image processor up to the model's input size (:meth:`VisionEncoder.preprocess_frames
+<vitmusic.encoders.VisionEncoder.preprocess_frames>`: resize / center crop only). Training then only
+rescales / normalizes them (an exact table lookup) and runs the encoder with its adapters in the graph.
+Its key (:func:`frame_cache_fingerprint`) covers what determines the stored pixels -- the image processor's
+geometric settings, the decoding frame rate, the codec and the clips -- and not the encoder's weights or
+adapters, so LoRA runs of any rank share one frame cache.
+
 Extraction writes shards of ``extract.shard_size`` clips into ``<cache_dir>/.<key>.partial/``; an
 interrupted run resumes by skipping finished shards, and the final folder appears atomically.
 """
@@ -43,6 +53,8 @@ from vitmusic.errors import DataError
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # bump when the stored content or its computation changes
+FRAME_CACHE_VERSION = 1  # the same for frame caches
+STORES = ("embeddings", "frames")
 FINGERPRINT_NAME = "fingerprint.json"
 DATA_DIR = "data"
 
@@ -103,6 +115,30 @@ def cache_fingerprint(
     }
 
 
+def frame_cache_fingerprint(
+    clips: Sequence[dict[str, Any]],
+    preprocess_fp: dict[str, Any],
+    generator_fp: dict[str, Any],
+    sample_fps: float,
+) -> dict[str, Any]:
+    """The fingerprint whose hash is a frame cache's key: what determines the stored pixels and codes.
+
+    Args:
+        clips: manifest rows.
+        preprocess_fp: the encoder's ``preprocess_fingerprint()`` (image processor settings, not weights).
+        generator_fp: the generator's fingerprint (only its codec part is used).
+        sample_fps: video decoding rate in frames/s.
+    """
+    return {
+        "version": FRAME_CACHE_VERSION,
+        "content": "preprocessed_frames",
+        "preprocess": preprocess_fp,
+        "sample_fps": float(sample_fps),
+        "codec": codec_fingerprint(generator_fp),
+        "clips": [clip_identity(c) for c in clips],
+    }
+
+
 def cache_key(fingerprint: dict[str, Any]) -> str:
     """sha256 (first 24 hex digits) of the canonical JSON of ``fingerprint``."""
     text = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), default=str)
@@ -127,9 +163,12 @@ def read_clip_audio(path: str, start_s: float, end_s: float, sample_rate: int) -
     return np.pad(y[:n], (0, max(0, n - len(y))))
 
 
-def encode_video_batch(encoder, frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Encode clips together where their frame size agrees, padding time with masked frames."""
-    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(frames)
+def frame_batches(frames: list[np.ndarray]):
+    """Group clips whose frame size agrees into padded batches.
+
+    Yields:
+        ``(indices, batch uint8 [b, T, H, W, 3], frame_mask bool [b, T])``, time padded with masked frames.
+    """
     groups: dict[tuple[int, int], list[int]] = {}
     for i, f in enumerate(frames):
         groups.setdefault(f.shape[1:3], []).append(i)
@@ -141,12 +180,33 @@ def encode_video_batch(encoder, frames: list[np.ndarray]) -> list[tuple[np.ndarr
         for j, i in enumerate(idx):
             batch[j, : len(frames[i])] = frames[i]
             frame_mask[j, : len(frames[i])] = True
+        yield idx, batch, frame_mask
+
+
+def encode_video_batch(encoder, frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Encode clips together where their frame size agrees, padding time with masked frames.
+
+    Returns:
+        Per clip ``(embeds float32 [T', D], mask bool [T'])``, cut after its last valid step.
+    """
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(frames)
+    for idx, batch, frame_mask in frame_batches(frames):
         with torch.no_grad():
             embeds, mask = encoder.encode_frames(batch, frame_mask)  # [b, T', D], [b, T']
         embeds, mask = embeds.float().cpu().numpy(), mask.cpu().numpy()
         for j, i in enumerate(idx):
             n = int(mask[j].nonzero()[0].max()) + 1 if mask[j].any() else 0
             out[i] = (embeds[j, :n].astype(np.float32), mask[j, :n].astype(bool))
+    return out  # type: ignore[return-value]
+
+
+def preprocess_video_batch(encoder, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Preprocess decoded clips (``uint8 [T, H, W, 3]`` each) -> ``uint8 [T, C, h, w]`` each."""
+    out: list[np.ndarray | None] = [None] * len(frames)
+    for idx, batch, frame_mask in frame_batches(frames):
+        pixels = encoder.preprocess_frames(batch, frame_mask).numpy()  # [b, T, C, h, w]
+        for j, i in enumerate(idx):
+            out[i] = pixels[j, : len(frames[i])]
     return out  # type: ignore[return-value]
 
 
@@ -163,8 +223,28 @@ def encode_audio_batch(generator, audio: list[np.ndarray]) -> list[np.ndarray]:
     return out  # type: ignore[return-value]
 
 
-def _features(dim: int, num_codebooks: int):
-    from datasets import Array2D, Features, Sequence, Value
+def embed_features(row: dict[str, Any]) -> dict[str, Any]:
+    """Arrow types of the video columns of a feature cache (``embeds`` float32 ``[T, D]``, ``mask``)."""
+    from datasets import Array2D, Sequence, Value
+
+    return {
+        "embeds": Array2D(shape=(None, row["embeds"].shape[1]), dtype="float32"),
+        "mask": Sequence(Value("bool")),
+    }
+
+
+def pixel_features(row: dict[str, Any]) -> dict[str, Any]:
+    """Arrow types of the video columns of a frame cache (``pixels`` uint8 ``[T, C, h, w]``, ``mask``)."""
+    from datasets import Array4D, Sequence, Value
+
+    return {
+        "pixels": Array4D(shape=(None, *row["pixels"].shape[1:]), dtype="uint8"),
+        "mask": Sequence(Value("bool")),
+    }
+
+
+def _features(video: dict[str, Any], num_codebooks: int):
+    from datasets import Array2D, Features, Value
 
     return Features(
         {
@@ -173,8 +253,7 @@ def _features(dim: int, num_codebooks: int):
             "split": Value("string"),
             "start_s": Value("float64"),
             "end_s": Value("float64"),
-            "embeds": Array2D(shape=(None, dim), dtype="float32"),
-            "mask": Sequence(Value("bool")),
+            **video,
             "codes": Array2D(shape=(None, num_codebooks), dtype="int32"),
         }
     )
@@ -200,6 +279,45 @@ def find_cache(cache_dir: str | os.PathLike, key: str) -> Path | None:
     return folder if (folder / FINGERPRINT_NAME).is_file() and (folder / DATA_DIR).is_dir() else None
 
 
+def usable_clips(clips: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifest rows that have a video (the others are skipped with a warning).
+
+    Raises:
+        DataError: no clip has a video.
+    """
+    usable = [c for c in clips if c.get("video")]
+    if len(usable) < len(clips):
+        log.warning("skipping %d clip(s) without a video", len(clips) - len(usable))
+    if not usable:
+        raise DataError("no clip with a video to extract features from")
+    return usable
+
+
+def _video_store(store: str, clips: list[dict[str, Any]], encoder, generator, rate_hz: float, fps: float):
+    """(fingerprint, clips -> video columns, video columns -> Arrow types) of a cache kind."""
+    if store == "embeddings":
+        fingerprint = cache_fingerprint(clips, encoder.fingerprint(), generator.fingerprint(), rate_hz, fps)
+
+        def embed_rows(frames: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+            return [{"embeds": e, "mask": m} for e, m in encode_video_batch(encoder, frames)]
+
+        return fingerprint, embed_rows, embed_features
+    if store != "frames":
+        raise ValueError(f"store must be one of {STORES}, got {store!r}")
+    fingerprint = frame_cache_fingerprint(clips, encoder.preprocess_fingerprint(), generator.fingerprint(), fps)
+    sizes: set[tuple[int, ...]] = set()
+
+    def frame_rows(frames: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        pixels = preprocess_video_batch(encoder, frames)
+        sizes.update(p.shape[1:] for p in pixels)
+        if len(sizes) > 1:
+            raise DataError(f"encoder {encoder.name_or_path!r}: its image processor gives frames of several "
+                            f"sizes {sorted(sizes)}; a frame cache needs one model input size (a center crop)")
+        return [{"pixels": p, "mask": np.ones(len(p), bool)} for p in pixels]
+
+    return fingerprint, frame_rows, pixel_features
+
+
 def extract_features(
     clips: Sequence[dict[str, Any]],
     encoder,
@@ -207,23 +325,25 @@ def extract_features(
     cache_dir: str | os.PathLike,
     *,
     rate_hz: float,
+    store: str = "embeddings",
     batch_size: int = 4,
     shard_size: int = 64,
     progress: bool = True,
     read_frames: FrameReader | None = None,
     read_audio: AudioReader | None = None,
 ) -> Path:
-    """Encode every clip once into the cache; reuse a finished cache with the same key.
+    """Encode (or preprocess) every clip once into the cache; reuse a finished cache with the same key.
 
     Args:
         clips: manifest rows (see :func:`vitmusic.data.manifest.read_manifest`); rows without a video are
             skipped with a warning.
         encoder: a :class:`~vitmusic.encoders.VisionEncoder` (``sample_fps``, ``encode_frames``,
-            ``fingerprint``).
+            ``fingerprint``; for frames ``preprocess_frames``, ``preprocess_fingerprint``).
         generator: a :class:`~vitmusic.generators.musicgen.MusicGenGenerator` (``encode_audio``,
             ``sample_rate``, ``fingerprint``).
         cache_dir: root folder of caches.
         rate_hz: embedding rate; frames are decoded at ``encoder.sample_fps(rate_hz)``.
+        store: ``"embeddings"`` (a feature cache) or ``"frames"`` (a frame cache, see the module doc).
         batch_size: clips encoded together.
         shard_size: clips per shard (the unit of resumption).
         progress: tqdm bar on stderr.
@@ -233,7 +353,8 @@ def extract_features(
         The cache folder ``<cache_dir>/<key>``.
 
     Raises:
-        DataError: no clip with a video, or an unreadable video/audio file.
+        DataError: no clip with a video, an unreadable video/audio file, or (frames) an image processor
+            whose output size depends on the video.
     """
     from datasets import Dataset, concatenate_datasets, load_from_disk
     from tqdm.auto import tqdm
@@ -244,11 +365,12 @@ def extract_features(
     if not usable:
         raise DataError("no clip with a video to extract features from")
     fps = encoder.sample_fps(rate_hz)
-    fingerprint = cache_fingerprint(usable, encoder.fingerprint(), generator.fingerprint(), rate_hz, fps)
+    fingerprint, video_rows, video_features = _video_store(store, usable, encoder, generator, rate_hz, fps)
+    what = "feature cache" if store == "embeddings" else "frame cache"
     key = cache_key(fingerprint)
     final = Path(cache_dir) / key
     if find_cache(cache_dir, key) is not None:
-        log.info("feature cache %s is up to date", final)
+        log.info("%s %s is up to date", what, final)
         return final
 
     read_frames = read_frames or read_clip_frames
@@ -257,16 +379,14 @@ def extract_features(
     partial.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial / FINGERPRINT_NAME, json.dumps(fingerprint, indent=1, sort_keys=True))
     shards = [usable[i : i + shard_size] for i in range(0, len(usable), shard_size)]
-    bar = tqdm(total=len(usable), desc="extract", unit="clip", disable=not progress)
+    bar = tqdm(total=len(usable), desc=f"extract ({what})", unit="clip", disable=not progress)
     features = None
     for s, shard in enumerate(shards):
         shard_dir = partial / f"shard_{s:05d}"
         if shard_dir.is_dir():
             bar.update(len(shard))
             continue
-        rows: dict[str, list] = {
-            k: [] for k in ("clip_id", "piece", "split", "start_s", "end_s", "embeds", "mask", "codes")
-        }
+        rows: dict[str, list] = {k: [] for k in ("clip_id", "piece", "split", "start_s", "end_s")}
         for b in range(0, len(shard), batch_size):
             batch = shard[b : b + batch_size]
             frames = []
@@ -279,19 +399,20 @@ def extract_features(
             for c in batch:
                 src = audio_source(c)
                 audio.append(read_audio(src, c["start_s"], c["end_s"], generator.sample_rate))
-            video_out = encode_video_batch(encoder, frames)
+            video_out = video_rows(frames)
             codes = encode_audio_batch(generator, audio)
-            for c, (emb, m), code in zip(batch, video_out, codes):
+            for c, video, code in zip(batch, video_out, codes):
                 rows["clip_id"].append(c["clip_id"])
                 rows["piece"].append(c.get("piece", ""))
                 rows["split"].append(c["split"])
                 rows["start_s"].append(float(c["start_s"]))
                 rows["end_s"].append(float(c["end_s"]))
-                rows["embeds"].append(emb)
-                rows["mask"].append(m.tolist())
-                rows["codes"].append(code)
+                for k, v in video.items():
+                    rows.setdefault(k, []).append(v.tolist() if k == "mask" else v)
+                rows.setdefault("codes", []).append(code)
             bar.update(len(batch))
-        features = features or _features(rows["embeds"][0].shape[1], rows["codes"][0].shape[1])
+        if features is None:
+            features = _features(video_features({k: v[0] for k, v in rows.items()}), rows["codes"][0].shape[1])
         with atomic_path(shard_dir, is_dir=True) as tmp, _quiet_datasets():
             Dataset.from_dict(rows, features=features).save_to_disk(str(tmp))
     bar.close()
@@ -302,7 +423,7 @@ def extract_features(
             json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8"
         )
     shutil.rmtree(partial, ignore_errors=True)
-    log.info("feature cache written to %s", final)
+    log.info("%s written to %s", what, final)
     return final
 
 
@@ -321,10 +442,16 @@ def load_cache(folder: str | os.PathLike, split: str | None = None):
 
 
 class FeatureDataset(torch.utils.data.Dataset):
-    """Torch view of a cached split: items ``{"embeds" [T, D], "mask" [T], "codes" [K, T_a], "clip_id"}``."""
+    """Torch view of a cached split: items ``{"embeds" [T, D], "mask" [T], "codes" [K, T_a], "clip_id"}``.
+
+    Items of a frame cache (``store="frames"``) hold ``"pixels"`` uint8 ``[T, C, h, w]``
+    instead of ``"embeds"``.
+    """
 
     def __init__(self, dataset, max_items: int | None = None) -> None:
         self.ds = dataset if max_items is None else dataset.select(range(min(max_items, len(dataset))))
+        self.video_key = "pixels" if "pixels" in self.ds.column_names else "embeds"
+        self.video_dtype = np.uint8 if self.video_key == "pixels" else np.float32
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -333,25 +460,26 @@ class FeatureDataset(torch.utils.data.Dataset):
         row = self.ds[int(i)]
         return {
             "clip_id": str(row["clip_id"]),
-            "embeds": torch.from_numpy(np.asarray(row["embeds"], np.float32)),
+            self.video_key: torch.from_numpy(np.asarray(row[self.video_key], self.video_dtype)),
             "mask": torch.from_numpy(np.asarray(row["mask"], bool)),
             "codes": torch.from_numpy(np.asarray(row["codes"], np.int64).T.copy()),
         }
 
 
 def collate_features(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pad embeddings in time (masked) and crop codes to the shortest clip of the batch.
+    """Pad the video column in time (masked) and crop codes to the shortest clip of the batch.
 
     Returns:
-        ``{"embeds" [B, T, D], "mask" [B, T] bool, "codes" [B, K, T_a] long, "clip_id" list[str]}``.
+        ``{"embeds" [B, T, D], "mask" [B, T] bool, "codes" [B, K, T_a] long, "clip_id" list[str]}``; for
+        frame-cache items ``"pixels"`` uint8 ``[B, T, C, h, w]`` instead of ``"embeds"``.
     """
-    t = max(it["embeds"].shape[0] for it in items)
-    d = items[0]["embeds"].shape[1]
-    embeds = torch.zeros(len(items), t, d)
+    key = "pixels" if "pixels" in items[0] else "embeds"
+    t = max(it[key].shape[0] for it in items)
+    video = torch.zeros(len(items), t, *items[0][key].shape[1:], dtype=items[0][key].dtype)
     mask = torch.zeros(len(items), t, dtype=torch.bool)
     for i, it in enumerate(items):
-        n = it["embeds"].shape[0]
-        embeds[i, :n], mask[i, :n] = it["embeds"], it["mask"]
+        n = it[key].shape[0]
+        video[i, :n], mask[i, :n] = it[key], it["mask"]
     t_a = min(it["codes"].shape[1] for it in items)
     codes = torch.stack([it["codes"][:, :t_a] for it in items])
-    return {"embeds": embeds, "mask": mask, "codes": codes, "clip_id": [it["clip_id"] for it in items]}
+    return {key: video, "mask": mask, "codes": codes, "clip_id": [it["clip_id"] for it in items]}

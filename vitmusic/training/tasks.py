@@ -1,9 +1,15 @@
-"""The video -> MusicGen task: a trainable projection conditions the frozen generator, from cached features.
+"""The video -> MusicGen task: a trainable projection conditions the frozen generator, from a cache.
 
 Per batch (shapes): cached ``embeds [B, T, D]`` + ``mask [B, T]`` -> projection -> ``tokens [B, S, cond_dim]``
 -> ``generator.loss(tokens, mask, codes [B, K, T_a])``: teacher-forced cross-entropy of the clip's own audio
 codes (the generator builds the delay pattern). Only the projection trains; the vision encoder only
-matters through the cache (its fingerprint is part of the cache key), the generator is frozen.
+matters through the feature cache (its fingerprint is part of the cache key), the generator is frozen.
+
+With ``encoder.lora.rank > 0`` the encoder's LoRA adapters train too. The cache is then a frame cache
+(:mod:`vitmusic.training.features`, ``store="frames"``: preprocessed uint8 frames
+``pixels [B, T, 3, h, w]``), and the trainable
+module is a :class:`LoraConditioner`: encoder with its adapters in the graph -> projection, on the fly.
+The encoder's base weights stay frozen (they are listed in ``Task.frozen()``, so the loop checks them).
 """
 
 from __future__ import annotations
@@ -47,22 +53,19 @@ def projection_kwargs(config: Config) -> dict[str, Any]:
     return by_kind[p.kind]
 
 
-def load_frozen_models(config: Config):
-    """Load the configured encoder and generator (both frozen)."""
-    from vitmusic.encoders import load_encoder
-    from vitmusic.generators.musicgen import load_generator
+def load_models(config: Config):
+    """The configured encoder and generator for training: both frozen, except that with
+    ``encoder.lora.rank > 0`` the encoder carries fresh trainable LoRA adapters (seeded with ``train.seed``)."""
+    from vitmusic.generators.pipeline import load_run_models
 
-    if config.encoder.lora.rank > 0:
-        raise ConfigError(
-            "encoder.lora.rank > 0 needs on-the-fly encoding, which training from the feature cache does "
-            "not do; set encoder.lora.rank=0"
-        )
-    e, g = config.encoder, config.generator
-    encoder = load_encoder(e.name, kind=e.kind, revision=e.revision, rate_hz=e.rate_hz)
-    generator = load_generator(
-        g.name, kind=g.kind, revision=g.revision, entry=g.entry, text_prompt=g.text_prompt
-    )
-    return encoder, generator
+    return load_run_models(config, adapters=True)
+
+
+def load_frozen_models(config: Config):
+    """The configured encoder without any adapters and the generator, both frozen."""
+    from vitmusic.generators.pipeline import load_run_models
+
+    return load_run_models(config, adapters=False)
 
 
 def read_clips(config: Config) -> list[dict[str, Any]]:
@@ -81,33 +84,66 @@ def read_clips(config: Config) -> list[dict[str, Any]]:
 
 
 def build_cache(config: Config, encoder=None, generator=None, progress: bool = True) -> Path:
-    """Extract (or find) the feature cache of the configured manifest, encoder and generator."""
+    """Extract (or find) the cache of the configured manifest, encoder and generator.
+
+    A frozen encoder gets a feature cache (embeddings); one whose adapters train (``encoder.lora.rank > 0``
+    when the models are loaded here) a frame cache (``store="frames"``, see :mod:`vitmusic.training.features`).
+    """
     clips = read_clips(config)  # before loading models: a bad manifest fails fast
     if encoder is None or generator is None:
-        encoder, generator = load_frozen_models(config)
+        encoder, generator = load_models(config)
     return extract_features(
         clips,
         encoder,
         generator,
         config.extract.cache_dir,
         rate_hz=config.encoder.rate_hz,
+        store="frames" if encoder.is_trainable else "embeddings",
         batch_size=config.extract.batch_size,
         shard_size=config.extract.shard_size,
         progress=progress,
     )
 
 
+class LoraConditioner(nn.Module):
+    """The trainable module of a LoRA run: preprocessed frames -> encoder (adapters train) -> projection.
+
+    The encoder is referenced, not registered as a sub-module: its base weights belong to the task's
+    ``frozen()`` modules (so the loop's ``check_frozen`` proves them frozen and counts them), and only its
+    adapter sub-modules, registered here as ``adapters``, are optimised, checkpointed and moved with this
+    module. The encoder's base model stays in eval mode (dropout only inside the adapters).
+
+    Args:
+        encoder: a :class:`~vitmusic.encoders.VisionEncoder` with trainable LoRA adapters.
+        projection: the trainable :class:`~vitmusic.projection.Projection`.
+    """
+
+    def __init__(self, encoder, projection: nn.Module) -> None:
+        super().__init__()
+        self.projection = projection
+        self.adapters = encoder.adapter_modules()
+        self.__dict__["encoder"] = encoder  # a plain attribute, see the class docstring
+
+    def forward(self, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``pixels`` uint8 ``[B, T, 3, h, w]``, ``mask`` ``[B, T]`` -> (tokens ``[B, S, cond_dim]``, ``[B, S]``)."""
+        embeds, embed_mask = self.encoder.encode_preprocessed(pixels, mask)  # [B, T', D], [B, T']
+        return self.projection(embeds, embed_mask)
+
+
 class VideoMusicGenTask:
-    """Train a projection to condition a frozen MusicGen on cached video embeddings (see module doc).
+    """Train a projection (and, with LoRA, the encoder's adapters) to condition a frozen MusicGen.
 
     Args:
         config: resolved config.
         generator: the frozen :class:`~vitmusic.generators.musicgen.MusicGenGenerator`.
-        cache: the feature cache folder (from :func:`build_cache`).
+        cache: the cache folder (from :func:`build_cache`): a feature cache, or a frame cache with ``encoder``.
         encoder_fingerprint: stored in checkpoints (``frozen_models.encoder``).
+        encoder: the encoder whose LoRA adapters train (frame caches only); None trains the projection alone.
     """
 
-    def __init__(self, config: Config, generator, cache: Path, encoder_fingerprint: dict[str, Any]) -> None:
+    def __init__(
+        self, config: Config, generator, cache: Path, encoder_fingerprint: dict[str, Any], encoder=None
+    ) -> None:
         from vitmusic.projection import build_projection
 
         self.config, self.generator, self.cache = config, generator, Path(cache)
@@ -116,12 +152,22 @@ class VideoMusicGenTask:
         self._val = load_cache(cache, config.data.val_split)
         ref = self._train if len(self._train) else self._val
         if len(ref) == 0:
-            raise DataError(f"feature cache {cache} holds no clip of split '{config.data.train_split}'")
-        in_dim = int(ref[0]["embeds"].shape[-1])
+            raise DataError(f"cache {cache} holds no clip of split '{config.data.train_split}'")
+        frames = "pixels" in ref.column_names
+        if frames != (encoder is not None and encoder.is_trainable):
+            raise ConfigError(
+                f"cache {cache}: a frame cache goes with an encoder whose LoRA adapters train, a feature "
+                "cache with a frozen encoder"
+            )
+        if frames and config.projection.kind == "pca":
+            raise ConfigError("projection.kind=pca is fitted, not trained: use encoder.lora.rank=0 with it")
+        self.encoder = encoder if frames else None
+        in_dim = encoder.embed_dim if frames else int(ref[0]["embeds"].shape[-1])
         torch.manual_seed(config.train.seed)  # the projection's init is part of the run's seed
         self.projection = build_projection(
             config.projection.kind, in_dim, generator.cond_dim, **projection_kwargs(config)
         )
+        self.model = LoraConditioner(encoder, self.projection) if frames else self.projection
         self.cond_dropout = config.generator.cond_dropout
         if config.projection.kind == "pca":  # the no-training baseline: fitted here, never trained
             data = collate_features([FeatureDataset(self._train)[i] for i in range(len(self._train))])
@@ -129,10 +175,10 @@ class VideoMusicGenTask:
 
     # ------------------------------------------------------------------ Task protocol
     def trainable(self) -> nn.Module:
-        return self.projection
+        return self.model
 
     def frozen(self) -> dict[str, nn.Module]:
-        return {"generator": self.generator}
+        return {"generator": self.generator, **({"encoder": self.encoder} if self.encoder is not None else {})}
 
     def train_dataset(self) -> FeatureDataset:
         return FeatureDataset(self._train)
@@ -149,13 +195,16 @@ class VideoMusicGenTask:
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         device = self.generator.device
-        tokens, mask = model(batch["embeds"].to(device), batch["mask"].to(device))  # [B, S, cond_dim], [B, S]
+        video = batch["pixels"] if "pixels" in batch else batch["embeds"]  # [B, T, 3, h, w] or [B, T, D]
+        tokens, mask = model(video.to(device), batch["mask"].to(device))  # [B, S, cond_dim], [B, S]
         # condition dropout teaches the null condition for classifier-free guidance; never at evaluation
         p = self.cond_dropout if model.training else 0.0
         return self.generator.loss(tokens, mask, batch["codes"].to(device), cond_dropout=p)
 
     def to(self, device: torch.device) -> VideoMusicGenTask:
         self.generator.to(device)
+        if self.encoder is not None:
+            self.encoder.to(device)
         return self
 
     def describe(self) -> dict[str, Any]:
@@ -166,20 +215,32 @@ class VideoMusicGenTask:
         }
 
     def save_pretrained(self, model: nn.Module, out_dir: Path, meta: dict[str, Any]) -> None:
+        """``model.safetensors`` + ``config.json`` of the projection; with LoRA also the adapters' file.
+
+        The LoRA config (as the encoder normalised it) is recorded under ``extra.encoder_adapters``.
+        """
+        from vitmusic.encoders.lora import ADAPTERS_NAME, save_adapters
+
+        if isinstance(model, LoraConditioner):
+            save_adapters(model.encoder, out_dir)
+            meta = {**meta, "encoder_adapters": {"file": ADAPTERS_NAME, "lora": dict(model.encoder.lora_config)}}
+            model = model.projection
         model.save_pretrained(out_dir, extra=meta)
 
 
 def build_task(config: Config, *, progress: bool = True) -> VideoMusicGenTask:
-    """Load the frozen models, find or build the matching feature cache, and set up the task."""
+    """Load the models, find or build the matching cache (features, or frames for LoRA), set up the task."""
     from accelerate import PartialState
 
     read_clips(config)  # fail fast on a bad manifest, before loading models
-    encoder, generator = load_frozen_models(config)
+    encoder, generator = load_models(config)
     # under `accelerate launch` the main process extracts; the others then find the finished cache
     state = PartialState()
     with state.main_process_first():
         cache = build_cache(config, encoder, generator, progress=progress and state.is_main_process)
-    return VideoMusicGenTask(config, generator, cache, encoder.fingerprint())
+    return VideoMusicGenTask(
+        config, generator, cache, encoder.fingerprint(), encoder=encoder if encoder.is_trainable else None
+    )
 
 
 def run_training(config: Config, task, *, resume=None, progress: bool = True) -> Path:
