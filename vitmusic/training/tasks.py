@@ -6,10 +6,10 @@ codes (the generator builds the delay pattern). Only the projection trains; the 
 matters through the feature cache (its fingerprint is part of the cache key), the generator is frozen.
 
 With ``encoder.lora.rank > 0`` the encoder's LoRA adapters train too. The cache is then a frame cache
-(:mod:`vitmusic.training.features`, ``store="frames"``: preprocessed uint8 frames
-``pixels [B, T, 3, h, w]``), and the trainable
-module is a :class:`LoraConditioner`: encoder with its adapters in the graph -> projection, on the fly.
-The encoder's base weights stay frozen (they are listed in ``Task.frozen()``, so the loop checks them).
+(:mod:`vitmusic.training.features`, ``store="frames"``: preprocessed uint8 frames ``pixels [B, T, 3, h, w]``),
+and the trainable module is a :class:`LoraConditioner`: the encoder with its adapters in the graph, then the
+projection, on the fly. The encoder's base weights stay frozen (they are in ``Task.frozen()``, so the loop's
+``check_frozen`` proves it).
 """
 
 from __future__ import annotations
@@ -54,8 +54,11 @@ def projection_kwargs(config: Config) -> dict[str, Any]:
 
 
 def load_models(config: Config):
-    """The configured encoder and generator for training: both frozen, except that with
-    ``encoder.lora.rank > 0`` the encoder carries fresh trainable LoRA adapters (seeded with ``train.seed``)."""
+    """The configured encoder and generator for training.
+
+    Both are frozen, except that with ``encoder.lora.rank > 0`` the encoder carries fresh trainable LoRA
+    adapters (seeded with ``train.seed``).
+    """
     from vitmusic.generators.pipeline import load_run_models
 
     return load_run_models(config, adapters=True)
