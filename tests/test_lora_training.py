@@ -248,6 +248,11 @@ def test_conditioning_gap_and_pca_refusal(env, tmp_path):
     task = lora_task(lora_config(env, tmp_path / "run"))
     gap = conditioning_gap(task, "val")
     assert gap["clips"] == 2 and np.isfinite(gap["true"]) and np.isfinite(gap["shuffled"])
+    assert task.trainable() is task.trainable()
+    from vitmusic.projection import build_projection
+
+    task.projection = build_projection("linear", task.encoder.embed_dim, task.generator.cond_dim)
+    assert task.trainable().projection is task.projection  # a swapped-in (e.g. loaded) projection is used
     with pytest.raises(ConfigError, match="pca"):
         lora_task(lora_config(env, tmp_path / "pca", "projection.kind=pca"))
 

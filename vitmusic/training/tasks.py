@@ -170,7 +170,7 @@ class VideoMusicGenTask:
         self.projection = build_projection(
             config.projection.kind, in_dim, generator.cond_dim, **projection_kwargs(config)
         )
-        self.model = LoraConditioner(encoder, self.projection) if frames else self.projection
+        self._conditioner: LoraConditioner | None = None
         self.cond_dropout = config.generator.cond_dropout
         if config.projection.kind == "pca":  # the no-training baseline: fitted here, never trained
             data = collate_features([FeatureDataset(self._train)[i] for i in range(len(self._train))])
@@ -178,7 +178,12 @@ class VideoMusicGenTask:
 
     # ------------------------------------------------------------------ Task protocol
     def trainable(self) -> nn.Module:
-        return self.model
+        if self.encoder is None:
+            return self.projection
+        # built around the current projection (callers may swap in a loaded one), then kept
+        if self._conditioner is None or self._conditioner.projection is not self.projection:
+            self._conditioner = LoraConditioner(self.encoder, self.projection)
+        return self._conditioner
 
     def frozen(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, **({"encoder": self.encoder} if self.encoder is not None else {})}
