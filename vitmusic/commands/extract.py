@@ -1,10 +1,17 @@
-"""``vitmusic extract``: encode every clip of a manifest once into the feature cache."""
+"""``vitmusic extract``: encode every clip of a manifest once into the training cache.
+
+A frozen encoder gives a feature cache (video embeddings + audio codes); ``encoder.lora.rank > 0`` gives a
+frame cache (the processor-preprocessed uint8 frames + audio codes), since adapters that train need the frames.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "encode every clip of a manifest once (video embeddings + audio codes) into the feature cache"
+HELP = (
+    "encode every clip of a manifest once into the training cache: video embeddings + audio codes, or "
+    "preprocessed frames + audio codes when encoder.lora.rank > 0"
+)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
