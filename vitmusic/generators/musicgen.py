@@ -440,8 +440,12 @@ class MusicGenGenerator(nn.Module):
         wanted = num_frames
         # transformers skips the delay pattern for sequences shorter than 2K - 1: generate a little more
         num_frames = max(num_frames, K - 1 - P)
+        input_ids = ids.reshape(B * K, P + 1)
         kwargs: dict[str, Any] = dict(
-            input_ids=ids.reshape(B * K, P + 1),
+            input_ids=input_ids,
+            # MusicGen's start token is its pad token, so generate would infer a mask that hides it from
+            # self-attention; training (and the composite model's own generate) attends to it: say so explicitly.
+            attention_mask=torch.ones_like(input_ids),
             max_new_tokens=num_frames + K - 1,  # the delay pattern needs K - 1 extra steps
             do_sample=do_sample,
             num_return_sequences=1,
