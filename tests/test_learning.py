@@ -16,11 +16,10 @@ import torch
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-# Held-out gap (shuffled - true, nats per code, mean over the val and test pieces) observed with these
-# settings (scripts/benchmarks/bench_conditioning_gap.py): seeds 0-3 +0.041, +0.066, +0.046, +0.054; the
-# margin is well below them. Not every data seed shows it: seed 4 gives -0.087 (one held-out video lowers
-# the CE of every clip, its own or not), so this test pins seed 0.
-MARGIN = 0.01
+# Held-out gap (shuffled - true, nats per code, mean over the val and test pieces) observed with these settings
+# (scripts/benchmarks/bench_conditioning_gap.py --seeds 0 ... 9): +0.155 for seed 0, positive for all ten seeds
+# (smallest +0.007). This test pins seed 0; the margin is well below its gap.
+MARGIN = 0.05
 
 
 def _codes(generator, wavs: list[np.ndarray]) -> np.ndarray:
@@ -56,9 +55,9 @@ def test_held_out_ce_lower_with_the_true_video(tmp_path):
     from vitmusic.training.tasks import build_task, conditioning_gap, run_training
 
     urmp, prep = tmp_path / "urmp", tmp_path / "prepared"
-    generate_benchmark(urmp, 12, seed=0, duration_s=8.0, source="melodies", progress=False, plot=False,
+    generate_benchmark(urmp, 36, seed=0, duration_s=8.0, source="melodies", progress=False, plot=False,
                        width_per_player=96, height=128)
-    splits = (("train",) * 4 + ("val", "test")) * 2  # 8 train, 2 val, 2 test pieces
+    splits = (("train",) * 4 + ("val", "test")) * 6  # 24 train, 6 val, 6 test pieces
     ids = [p.id for p in discover_pieces(urmp)]
     split = atomic_write_text(tmp_path / "split.csv",
                               "piece,split\n" + "".join(f"{p},{s}\n" for p, s in zip(ids, splits, strict=True)))
@@ -74,7 +73,7 @@ def test_held_out_ce_lower_with_the_true_video(tmp_path):
     gaps = {split: conditioning_gap(task, split, seed=0) for split in ("val", "test")}
     for split, gap in gaps.items():
         print(f"{split}: CE true video {gap['true']:.4f}, shuffled video {gap['shuffled']:.4f} ({gap['clips']} clips)")
-        assert gap["clips"] == 8
+        assert gap["clips"] == 24  # 6 pieces x 4 clips of 2 s
     true = np.mean([g["true"] for g in gaps.values()])
     shuffled = np.mean([g["shuffled"] for g in gaps.values()])
     print(f"held-out pieces: CE true video {true:.4f}, shuffled video {shuffled:.4f}")

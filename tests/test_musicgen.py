@@ -97,8 +97,9 @@ def test_loss_finite_and_gradient_reaches_projection(gen):
     codes = torch.randint(0, 64, (2, 4, 20))
     loss = gen.loss(proj(feats), mask, codes)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    # random init over 64 classes: cross-entropy near ln(64)
-    assert abs(loss.item() - np.log(64)) < 0.5
+    # random codes under a random decoder: about ln(64); the preset's lm-head gain spreads its logits, which
+    # costs up to ~0.5 nat more on random targets
+    assert np.log(64) - 0.3 < loss.item() < np.log(64) + 1.0
     loss.backward()
     assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in gen.parameters())
@@ -202,9 +203,10 @@ def test_inputs_embeds_entry_and_text_prompt(preset_root):
     cond, mask = _cond(a)
     ha, _ = a.condition(cond, mask)
     hb, _ = b.condition(cond, mask)
-    assert ha.shape == hb.shape == (2, 6, 64) and not torch.allclose(ha, hb)
+    width = a.model.decoder.config.hidden_size  # the condition reaches the decoder at its width
+    assert ha.shape == hb.shape == (2, 6, width) and not torch.allclose(ha, hb)
     ht, mt = t.condition(cond, mask)
-    assert ht.shape == (2, 6 + 5, 64)  # "solo violin , slow </s>" + 6 tokens
+    assert ht.shape == (2, 6 + 5, width)  # "solo violin , slow </s>" + 6 tokens
     assert torch.equal(mt[:, :5], torch.ones(2, 5, dtype=torch.long)) and torch.equal(mt[:, 5:], mask)
     assert torch.allclose(ht[:, 5:], hb)
     cond = cond.clone().requires_grad_(True)
@@ -223,7 +225,7 @@ def test_melody_path_shapes_and_chroma(melody):
     assert torch.all(chroma.argmax(-1) == 9)  # A is pitch class 9 counting from C
     cond, mask = _cond(melody)
     h, m = melody.condition(cond, mask, chroma)
-    assert h.shape == (2, 40 + 6, 64) and m.shape == (2, 46)
+    assert h.shape == (2, 40 + 6, melody.model.decoder.config.hidden_size) and m.shape == (2, 46)
     h0, _ = melody.condition(cond, mask)
     assert not torch.allclose(h[:, :40], h0[:, :40])
     codes = melody.generate(cond, mask, num_frames=5, chroma=chroma, guidance_scale=3.0, seed=0)
