@@ -441,6 +441,19 @@ def load_cache(folder: str | os.PathLike, split: str | None = None):
     return ds.with_format("numpy")
 
 
+def load_train_val(folder: str | os.PathLike, train_split: str, val_split: str):
+    """The train and val splits of a cache, and the one to read shapes from (train, else val).
+
+    Raises:
+        DataError: neither split holds a clip.
+    """
+    train, val = load_cache(folder, train_split), load_cache(folder, val_split)
+    ref = train if len(train) else val
+    if len(ref) == 0:
+        raise DataError(f"cache {folder} holds no clip of split '{train_split}'")
+    return train, val, ref
+
+
 class FeatureDataset(torch.utils.data.Dataset):
     """Torch view of a cached split: items ``{"embeds" [T, D], "mask" [T], "codes" [K, T_a], "clip_id"}``.
 

@@ -24,7 +24,13 @@ from torch import nn
 
 from vitmusic.config import Config
 from vitmusic.errors import ConfigError, DataError
-from vitmusic.training.features import FeatureDataset, collate_features, extract_features, load_cache
+from vitmusic.training.features import (
+    FeatureDataset,
+    collate_features,
+    extract_features,
+    load_cache,
+    load_train_val,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +157,7 @@ class VideoMusicGenTask:
 
         self.config, self.generator, self.cache = config, generator, Path(cache)
         self.encoder_fingerprint = encoder_fingerprint
-        self._train = load_cache(cache, config.data.train_split)
-        self._val = load_cache(cache, config.data.val_split)
-        ref = self._train if len(self._train) else self._val
-        if len(ref) == 0:
-            raise DataError(f"cache {cache} holds no clip of split '{config.data.train_split}'")
+        self._train, self._val, ref = load_train_val(cache, config.data.train_split, config.data.val_split)
         frames = "pixels" in ref.column_names
         if frames != (encoder is not None and encoder.is_trainable):
             raise ConfigError(

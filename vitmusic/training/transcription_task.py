@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from vitmusic.config import Config
-from vitmusic.errors import ConfigError, DataError
+from vitmusic.errors import ConfigError
 from vitmusic.generators.transcription import (
     SLOT_LAYOUT,
     HeadConfig,
@@ -252,16 +252,12 @@ class TranscriptionTask:
     def __init__(
         self, config: Config, cache: Path, clips: list[dict[str, Any]], encoder_fingerprint: dict[str, Any]
     ):
-        from vitmusic.training.features import load_cache
+        from vitmusic.training.features import load_train_val
 
         self.config, self.cache = config, Path(cache)
         self.clips = {str(c["clip_id"]): c for c in clips}
         self.encoder_fingerprint = encoder_fingerprint
-        self._train = load_cache(cache, config.data.train_split)
-        self._val = load_cache(cache, config.data.val_split)
-        ref = self._train if len(self._train) else self._val
-        if len(ref) == 0:
-            raise DataError(f"feature cache {cache} holds no clip of split '{config.data.train_split}'")
+        self._train, self._val, ref = load_train_val(cache, config.data.train_split, config.data.val_split)
         in_dim = int(np.asarray(ref[0]["embeds"]).shape[-1])
         torch.manual_seed(config.train.seed)  # the head's init is part of the run's seed
         self.head = TranscriptionHead(head_config(config, in_dim))
