@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vitmusic.generators.decoder_cache import cache_kwargs, output_cache
+
 N_FFT = 16384
 HOP_LENGTH = 4096
 
@@ -102,7 +104,7 @@ def prefix_decoder_sample(
     seq, pattern = decoder.build_delay_pattern_mask(ids.reshape(B * K, -1), pad_token_id=pad, max_length=max_length)
     x = decoder.apply_delay_pattern_mask(seq, pattern)
     out = decoder(input_ids=x.repeat(2, 1) if guided else x, encoder_hidden_states=hidden,
-                  past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()), use_cache=True)
+                  use_cache=True, **cache_kwargs(decoder, EncoderDecoderCache(DynamicCache(), DynamicCache())))
     while True:
         logits = out.logits[:, -1].float()  # [(2 x) B*K, V]
         if guided:
@@ -120,6 +122,7 @@ def prefix_decoder_sample(
         if seq.shape[-1] >= max_length:
             break
         x = decoder.apply_delay_pattern_mask(seq, pattern)[:, -1:]
-        out = decoder(input_ids=x.repeat(2, 1) if guided else x, past_key_values=out.past_key_values, use_cache=True)
+        out = decoder(input_ids=x.repeat(2, 1) if guided else x, use_cache=True,
+                      **cache_kwargs(decoder, output_cache(out)))
     seq = decoder.apply_delay_pattern_mask(seq, pattern)
     return seq[seq != pad].reshape(B, K, -1)

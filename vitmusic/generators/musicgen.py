@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from vitmusic.errors import ConfigError, VitmusicError
+from vitmusic.generators.decoder_cache import cache_kwargs
 from vitmusic.generators.melody import prefix_decoder_sample
 from vitmusic.generators.presets import TINY_PRESETS, materialize_tiny_generator
 
@@ -469,7 +470,8 @@ class MusicGenGenerator(nn.Module):
                 cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
                 if P:
                     self._prefill(cache, kwargs["input_ids"], hidden, mask, guided)
-                kwargs.update(encoder_hidden_states=hidden, encoder_attention_mask=mask, past_key_values=cache)
+                kwargs.update(encoder_hidden_states=hidden, encoder_attention_mask=mask,
+                              **cache_kwargs(self.model.decoder, cache))
                 out = self.model.decoder.generate(**kwargs)  # [B, K, P + num_frames]
         return out[:, :, P:P + wanted]
 
@@ -483,7 +485,7 @@ class MusicGenGenerator(nn.Module):
                                                     max_length=ids.shape[-1] + 2 * K)
         x = dec.apply_delay_pattern_mask(seq, pattern)[:, :-1]
         dec(input_ids=x.repeat(2, 1) if guided else x, encoder_hidden_states=hidden, encoder_attention_mask=mask,
-            past_key_values=cache, use_cache=True)
+            use_cache=True, **cache_kwargs(dec, cache))
 
     def generate_long(
         self,
