@@ -92,3 +92,19 @@ def test_cli_missing_manifest_is_one_line(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("vitmusic extract: error: manifest not found") and "\n" not in err
+
+
+@pytest.mark.parametrize("value", ["no", "fp16", "bf16", "'no'", '"no"'])
+def test_choice_overrides_take_the_spelling_the_help_names(value):
+    # YAML 1.1 (OmegaConf's dotlist parser) reads a bare `no` as False; a choice value is taken verbatim
+    cfg = load_config(overrides=[f"train.mixed_precision={value}"])
+    assert cfg.train.mixed_precision == value.strip("'\"")
+
+
+def test_choice_no_in_a_yaml_file(tmp_path):
+    path = tmp_path / "mp.yaml"
+    path.write_text("train:\n  mixed_precision: no\n  log_with: none\n")
+    assert load_config(path).train.mixed_precision == "no"
+    path.write_text("projection:\n  kind: no\n")  # a boolean where `no` is no choice stays an error
+    with pytest.raises(ConfigError, match="'projection.kind' must be one of"):
+        load_config(path)

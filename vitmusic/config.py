@@ -12,6 +12,7 @@ are reported as one-line :class:`~vitmusic.errors.ConfigError` messages, e.g. ``
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -277,6 +278,32 @@ def _one_line(e: Exception) -> str:
     return f"invalid value for config key '{key}': {first}" if key else f"invalid config: {first}"
 
 
+def _quote_choice(override: str) -> str:
+    """``train.mixed_precision=no`` keeps the string ``no``: a choice value is taken verbatim, not as YAML.
+
+    (YAML 1.1, which OmegaConf parses dotlist values with, reads ``no``/``off``/``yes`` as booleans.)
+    """
+    key, _, value = override.partition("=")
+    if key.strip() in _CHOICES and value and value[0] not in "'\"":
+        return f"{key}={json.dumps(value)}"
+    return override
+
+
+def _yaml_bools_as_choices(layer: Any) -> Any:
+    """In a YAML file, ``mixed_precision: no`` parses as ``False``: map it back to the choice ``no``.
+
+    Only for keys with a fixed set of string choices that contain ``no`` (``False``) or ``yes`` (``True``);
+    any other boolean there is left for :func:`validate` to reject.
+    """
+    from omegaconf import OmegaConf
+
+    for key, choices in _CHOICES.items():
+        value = OmegaConf.select(layer, key, default=None)
+        if isinstance(value, bool) and ("yes" if value else "no") in choices:
+            OmegaConf.update(layer, key, "yes" if value else "no", merge=False)
+    return layer
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
     """Build a :class:`Config`: schema defaults, then the YAML preset at ``path``, then dotlist overrides.
 
@@ -305,13 +332,13 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
             raise ConfigError(f"cannot parse config file {p}: {str(e).splitlines()[0]}") from e
         if layer is None or not OmegaConf.is_dict(layer):
             raise ConfigError(f"config file {p} must hold a mapping of sections (data:, train:, ...)")
-        layers.append((str(p), layer))
+        layers.append((str(p), _yaml_bools_as_choices(layer)))
     bad = [o for o in overrides if "=" not in o or o.startswith("=")]
     if bad:
         raise ConfigError(f"override {bad[0]!r} is not of the form key.sub=value")
     if overrides:
         try:
-            layers.append(("overrides", OmegaConf.from_dotlist(list(overrides))))
+            layers.append(("overrides", OmegaConf.from_dotlist([_quote_choice(o) for o in overrides])))
         except OmegaConfBaseException as e:
             raise ConfigError(f"cannot parse overrides: {_one_line(e)}") from e
     return _merge_layers(base, layers)
