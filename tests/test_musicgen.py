@@ -296,3 +296,17 @@ def test_librosa_chroma_matches_the_transformers_extractor_recipe():
     # and the melody is where it should be: frames in the middle of each note carry its pitch class
     mid = [int((i + 0.25) * sr / 2 / HOP_LENGTH) + 1 for i in range(len(notes_hz))]
     assert list(ours.argmax(-1)[mid]) == [0, 4, 7, 9, 11, 3]
+
+
+@pytest.mark.parametrize("which", ["gen", "melody"])
+def test_generation_raises_no_deprecation_warning(which, request):
+    # transformers 5.24 renamed MusicGen's cache keyword; the old one warns (and is removed in 5.40)
+    import warnings
+
+    g = request.getfixturevalue(which)
+    cond, mask = _cond(g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        full = g.generate(cond, mask, num_frames=6, do_sample=False, guidance_scale=3.0)
+        g.generate(cond, mask, num_frames=3, do_sample=False, guidance_scale=3.0, prompt_codes=full[:, :, :3])

@@ -14,6 +14,7 @@ import sys
 
 from vitmusic import __version__
 from vitmusic.errors import VitmusicError
+from vitmusic.hf_quiet import hf_progress
 
 # command name -> module under vitmusic.commands (pipeline order)
 COMMANDS: dict[str, str] = {
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(getattr(args, "_log_level", logging.INFO))
     try:
-        return int(args._run(args) or 0)
+        # --no-progress also hides the libraries' bars (transformers' "Loading weights", ...)
+        with hf_progress(not getattr(args, "no_progress", False)):
+            return int(args._run(args) or 0)
     except VitmusicError as e:
         print(f"vitmusic {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -31,7 +31,6 @@ diffusion); ``--instruments vn,vc`` names the performers left to right when the 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import sys
@@ -124,21 +123,6 @@ def load_path(path: str, checkpoint: str, device: str | None, **midi_options):
     from vitmusic.generators.pipeline import load_pipeline
 
     return load_pipeline(checkpoint, device=device)
-
-
-@contextlib.contextmanager
-def _quiet_loading(quiet: bool):
-    """Hide transformers' "Loading weights" bars under ``--no-progress`` (restored afterwards)."""
-    from transformers.utils import logging as tf_logging
-
-    was = tf_logging.is_progress_bar_enabled()
-    if quiet:
-        tf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if quiet and was:
-            tf_logging.enable_progress_bar()
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -242,8 +226,7 @@ def run(args: argparse.Namespace) -> int:
         from vitmusic.data.video import probe_video
 
         probe_video(args.video)  # a missing or corrupt video fails in one line before any model is loaded
-        with _quiet_loading(args.no_progress):
-            pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
+        pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
         return run_single(args, pipe)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -252,7 +235,6 @@ def run(args: argparse.Namespace) -> int:
         items = folder_items(Path(args.videos), out_dir)
     else:
         items = manifest_items(args.manifest, args.split, out_dir)
-    with _quiet_loading(args.no_progress):
-        pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
+    pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
     out_dir.mkdir(parents=True, exist_ok=True)
     return run_batch(args, pipe, items, out_dir)

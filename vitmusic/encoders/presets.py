@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from vitmusic.errors import ConfigError
+from vitmusic.hf_quiet import hf_progress
 
 PRESET_SEED = 0
 # Stored in each preset's config.json; a folder written by an older recipe is rebuilt (and the encoder's
@@ -199,8 +200,9 @@ def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) ->
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
+        with hf_progress(False):
+            model.save_pretrained(tmp, safe_serialization=True)
+            processor.save_pretrained(tmp)
         if folder.exists() and not _is_materialised(folder):
             shutil.rmtree(folder)  # an incomplete folder, or one from an older recipe: replace it
         try:

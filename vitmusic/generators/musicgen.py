@@ -35,6 +35,7 @@ from vitmusic.errors import ConfigError, VitmusicError
 from vitmusic.generators.decoder_cache import cache_kwargs
 from vitmusic.generators.melody import prefix_decoder_sample
 from vitmusic.generators.presets import TINY_PRESETS, materialize_tiny_generator
+from vitmusic.hf_quiet import filter_known_config_warnings
 
 __all__ = ["ENTRIES", "KINDS", "MusicGenGenerator", "load_generator", "materialize_tiny_generator"]
 
@@ -536,6 +537,7 @@ def load_generator(
         MusicgenMelodyForConditionalGeneration,
     )
 
+    filter_known_config_warnings()
     if entry not in ENTRIES:
         raise ConfigError(f"unknown conditioning entry {entry!r}; choose one of {', '.join(ENTRIES)}")
     if kind is not None and kind not in KINDS:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from vitmusic.atomic import atomic_path
 from vitmusic.errors import ConfigError
+from vitmusic.hf_quiet import filter_known_config_warnings, hf_progress
 
 if TYPE_CHECKING:
     import torch
@@ -204,8 +205,9 @@ def materialize_tiny_generator(name: str, root: str | os.PathLike | None = None)
             version = None
         if version == PRESET_VERSION:
             return out
+    filter_known_config_warnings()
     model = build_tiny_model(name)
-    with atomic_path(out, is_dir=True) as tmp:
+    with atomic_path(out, is_dir=True) as tmp, hf_progress(False):
         model.save_pretrained(tmp)
         _tiny_tokenizer().save_pretrained(tmp)
     return out
