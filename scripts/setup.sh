@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # One-time environment set-up for vitmusic (called by `make demo` / `make test`; safe to re-run).
-# - system packages (ffmpeg, fluidsynth + GM soundfont) through apt-get when run as root
-# - a virtualenv in $VENV (default .venv) with CPU torch installed FIRST (so nothing pulls a CUDA build),
-#   then vitmusic itself with its dev extras.
+# - system packages (ffmpeg, fluidsynth + GM soundfont, chromium for the browser test) through apt-get as root
+# - a virtualenv in $VENV (default .venv) with CPU torch installed FIRST (so nothing pulls a CUDA build), then
+#   vitmusic with its dev extras at exactly the locked versions:
+#       pip install -c scripts/requirements.lock -e ".[dev]"
+#   and the few packages that must be installed without their declared dependencies
+#   (scripts/requirements-nodeps.txt, pinned), then a check that the venv matches the lock.
+# LOCK=none installs the newest releases allowed by pyproject.toml instead (CI's second environment).
+# Refresh the lock after changing dependencies: bash scripts/lock.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+LOCK=${LOCK:-scripts/requirements.lock}
+NODEPS=scripts/requirements-nodeps.txt
 APT_PACKAGES="ffmpeg fluidsynth fluid-soundfont-gm chromium chromium-driver"
 
 missing=""
@@ -24,15 +31,32 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# re-install whenever what the venv is built from changes (pyproject, lock, --no-deps pins, torch, mode)
+if [ "$LOCK" = "none" ]; then mode="newest"; else mode="locked"; fi
+want=$({ cat pyproject.toml; [ ! -f "$NODEPS" ] || cat "$NODEPS"; [ "$mode" != locked ] || cat "$LOCK"
+         echo "$TORCH_SPEC $mode"; } | sha256sum | cut -d' ' -f1)
 stamp="$VENV/.vitmusic-installed"
-if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 echo "[setup] installing $TORCH_SPEC (first, so no CUDA build is pulled in)"
-"$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-echo "[setup] installing vitmusic and its dependencies"
-"$VENV/bin/python" -m pip install -q -e ".[dev]"
-touch "$stamp"
-echo "[setup] ready: $VENV"
+"${pip[@]}" install -q "$TORCH_SPEC"
+if [ "$mode" = locked ]; then
+  echo "[setup] installing vitmusic and its dependencies at the versions of $LOCK"
+  "${pip[@]}" install -q -c "$LOCK" -e ".[dev]"
+else
+  echo "[setup] installing vitmusic and the newest releases of its dependencies (no lock)"
+  # (meant for a fresh venv: an existing one keeps what it has; no --upgrade, which would replace torch)
+  "${pip[@]}" install -q -e ".[dev]"
+fi
+if [ -f "$NODEPS" ]; then
+  echo "[setup] installing the pinned --no-deps packages of $NODEPS"
+  "${pip[@]}" install -q --no-deps -r "$NODEPS"
+fi
+if [ "$mode" = locked ]; then
+  "$VENV/bin/python" scripts/check_lock.py "$LOCK" "$NODEPS"
+fi
+echo "$want" >"$stamp"
+echo "[setup] ready: $VENV ($mode)"

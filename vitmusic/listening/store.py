@@ -15,7 +15,7 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vitmusic.errors import DataError
@@ -90,7 +90,7 @@ class RatingStore:
 
     def submit(self, participant: str, trial: int, values: Mapping[str, tuple[str, float]]) -> None:
         """Store one trial's answers: ``values`` = stimulus_id -> (position, value), in one transaction."""
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         with self.connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
