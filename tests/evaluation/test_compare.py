@@ -7,8 +7,8 @@ import pytest
 from scipy.stats import wilcoxon
 
 from vitmusic import cli
-from vitmusic.metrics.report import compare_runs, write_per_clip_csv
-from vitmusic.metrics.runner import PER_CLIP_METRICS, SUMMARY_METRICS
+from vitmusic.evaluation.report import compare_runs, write_per_clip_csv
+from vitmusic.evaluation.runner import PER_CLIP_METRICS, SUMMARY_METRICS
 
 
 def make_run(path, values: dict[str, dict[str, float]], fad=None):

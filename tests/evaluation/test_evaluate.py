@@ -9,9 +9,9 @@ import soundfile as sf
 from metrics_signals import tone_sequence
 
 from vitmusic import __version__, cli
-from vitmusic.metrics import runner
-from vitmusic.metrics.report import compare_runs
-from vitmusic.metrics.runner import PER_CLIP_METRICS, SUMMARY_METRICS, MetricGroup
+from vitmusic.evaluation import runner
+from vitmusic.evaluation.report import compare_runs
+from vitmusic.evaluation.runner import PER_CLIP_METRICS, SUMMARY_METRICS, MetricGroup
 
 SR = 16000
 tone_seq = partial(tone_sequence, sample_rate=SR)  # this file's clips are 16 kHz
@@ -367,7 +367,7 @@ def test_very_short_and_silent_files_with_real_metrics(tmp_path):
 
 
 def test_outputs_are_atomic_on_failure(dirs, fake_metrics, monkeypatch):
-    from vitmusic.metrics import report
+    from vitmusic.evaluation import report
 
     rc, out = evaluate(dirs)
     assert rc == 0

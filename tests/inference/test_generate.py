@@ -15,7 +15,7 @@ from vitmusic import cli
 from vitmusic.config import config_from_dict, config_to_dict, load_config
 from vitmusic.errors import ConfigError, DataError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -40,9 +40,9 @@ def env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VITMUSIC_CACHE", str(root / "presets"))
         from vitmusic.data.audio import write_audio
-        from vitmusic.generators.pipeline import MusicGenPipeline
+        from vitmusic.inference.musicgen import MusicGenPipeline
         from vitmusic.training.features import extract_features
-        from vitmusic.training.tasks import VideoMusicGenTask, load_frozen_models, run_training
+        from vitmusic.training.tasks.musicgen import VideoMusicGenTask, load_frozen_models, run_training
 
         config = load_config(CONFIGS / "tiny.yaml", [
             f"train.output_dir={root / 'run'}", "train.log_with=none", "train.batch_size=2", "train.max_steps=3",
@@ -73,7 +73,7 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(env):
-    from vitmusic.generators.pipeline import load_pipeline
+    from vitmusic.inference.musicgen import load_pipeline
 
     return load_pipeline(env["run"])
 
@@ -103,7 +103,7 @@ def test_config_round_trips_through_a_dict():
 
 
 def test_checkpoint_folders_resolve(env, tmp_path):
-    from vitmusic.generators.pipeline import read_run, resolve_checkpoint
+    from vitmusic.inference.musicgen import read_run, resolve_checkpoint
 
     assert resolve_checkpoint(env["run"]) == env["final"]
     step = env["run"] / "checkpoints" / "step_2"
@@ -133,7 +133,7 @@ def test_loaded_run_generates_exactly_what_the_trained_modules_do(env, loaded):
 def test_step_checkpoint_loads_its_own_weights(env, loaded):
     from safetensors.torch import load_file
 
-    from vitmusic.generators.pipeline import load_pipeline
+    from vitmusic.inference.musicgen import load_pipeline
 
     step = env["run"] / "checkpoints" / "step_2"
     pipe = load_pipeline(step)
@@ -145,7 +145,7 @@ def test_step_checkpoint_loads_its_own_weights(env, loaded):
 
 
 def test_mismatched_frozen_model_is_refused(env, tmp_path, caplog):
-    from vitmusic.generators.pipeline import load_pipeline
+    from vitmusic.inference.musicgen import load_pipeline
 
     folder = tmp_path / "final"
     shutil.copytree(env["final"], folder)
@@ -161,7 +161,7 @@ def test_mismatched_frozen_model_is_refused(env, tmp_path, caplog):
 # ---------------------------------------------------------------------------- embedding and conditioning
 def test_streamed_embeddings_equal_one_piece_encoding(env, monkeypatch):
     """Windowed decoding gives the embeddings of decoding the whole span at once; times are frame pts."""
-    import vitmusic.generators.pipeline as pl
+    import vitmusic.inference.musicgen as pl
     from vitmusic.data.video import VideoReader
 
     pipe = env["memory"]
@@ -181,7 +181,7 @@ def test_streamed_embeddings_equal_one_piece_encoding(env, monkeypatch):
 
 
 def test_projection_chunks_and_token_times(env):
-    from vitmusic.generators.pipeline import MusicGenPipeline
+    from vitmusic.inference.musicgen import MusicGenPipeline
     from vitmusic.projection import build_projection
 
     mem = env["memory"]
@@ -209,7 +209,7 @@ def test_projection_chunks_and_token_times(env):
 def generate_calls(monkeypatch):
     """Spy on every window's MusicGenGenerator.generate call (the tiny random model barely reacts to its
     condition, so what reaches the generator is checked, not only the audio)."""
-    from vitmusic.generators.musicgen import MusicGenGenerator
+    from vitmusic.generators.musicgen.model import MusicGenGenerator
 
     calls, original = [], MusicGenGenerator.generate
 
@@ -278,7 +278,7 @@ def test_cli_seeds(env, tmp_path, loaded, generate_calls):
 
 
 def test_cli_batch_folder_skips_bad_files(env, tmp_path, capsys):
-    from vitmusic.generators.pipeline import item_seed
+    from vitmusic.inference.musicgen import item_seed
 
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -338,7 +338,7 @@ def test_cli_manifest_clips(env, tmp_path, capsys):
     assert [f["name"] for f in failures] == ["p_0001"] and "no such file" in failures[0]["error"]
     assert len(stderr_lines(capsys)) == 1
     # the clip's audio is generated from the clip's frames only
-    from vitmusic.generators.pipeline import item_seed
+    from vitmusic.inference.musicgen import item_seed
 
     expected = env["memory"].generate_video(good, t0_s=0.5, t1_s=1.75, seed=item_seed(0, "p_0000"))
     assert np.abs(np.clip(expected, -1, 1) - sf.read(str(out / "p_0000.wav"), dtype="float32")[0]).max() <= 1 / 32767

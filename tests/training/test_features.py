@@ -21,7 +21,7 @@ from vitmusic.training.features import (
     load_cache,
 )
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RATE_HZ = 4.0
 
 
@@ -34,7 +34,7 @@ def env(tmp_path_factory):
         from vitmusic.data.audio import write_audio
         from vitmusic.data.videowriter import write_video
         from vitmusic.encoders import load_encoder
-        from vitmusic.generators.musicgen import load_generator
+        from vitmusic.generators.musicgen.model import load_generator
 
         encoder = load_encoder("tiny-vit", rate_hz=RATE_HZ)
         generator = load_generator("tiny-musicgen")
@@ -200,7 +200,7 @@ def task_config(tmp_path, *overrides):
 
 
 def make_task(env, tmp_path, *overrides):
-    from vitmusic.training.tasks import VideoMusicGenTask
+    from vitmusic.training.tasks.musicgen import VideoMusicGenTask
 
     cfg = task_config(tmp_path, *overrides)
     folder = extract_features(env["clips"], env["encoder"], env["generator"], env["root"] / "cache",
@@ -246,7 +246,7 @@ def test_musicgen_task_trains_only_the_projection(env, tmp_path):
 
 @pytest.mark.parametrize("kind", ["linear", "transformer", "pca"])
 def test_other_projection_kinds(env, tmp_path, kind):
-    from vitmusic.training.tasks import run_training
+    from vitmusic.training.tasks.musicgen import run_training
 
     cfg, task = make_task(env, tmp_path, f"projection.kind={kind}", "projection.hidden_dim=32",
                           "train.max_steps=1", "train.warmup_steps=0", "projection.n_components=4")
@@ -260,7 +260,7 @@ def test_other_projection_kinds(env, tmp_path, kind):
 def test_lora_config_loads_trainable_adapters_and_a_frame_cache_kind():
     """encoder.lora.rank > 0: training gets fresh trainable adapters (a frame cache, tests/test_lora_training.py);
     load_frozen_models still gives the plain frozen encoder (feature caches, baselines)."""
-    from vitmusic.training.tasks import load_frozen_models, load_models
+    from vitmusic.training.tasks.musicgen import load_frozen_models, load_models
 
     cfg = load_config(CONFIGS / "tiny.yaml", ["encoder.lora.rank=4"])
     encoder, _ = load_models(cfg)
@@ -278,7 +278,7 @@ def test_training_learns_a_video_dependent_target(env, tmp_path):
 
     from vitmusic.training.features import DATA_DIR, FINGERPRINT_NAME, _features, embed_features
     from vitmusic.training.loop import train
-    from vitmusic.training.tasks import VideoMusicGenTask, conditioning_gap
+    from vitmusic.training.tasks.musicgen import VideoMusicGenTask, conditioning_gap
 
     gen = env["generator"]
     g = torch.Generator().manual_seed(0)

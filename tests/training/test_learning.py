@@ -2,7 +2,7 @@
 
 Seeded synthetic benchmark -> prepare (fixed piece-level split) -> feature cache -> train the projection with
 ``configs/tiny.yaml`` -> teacher-forced cross-entropy of the held-out clips' audio codes with their own video vs
-with another piece's video, through the same trained model (:func:`vitmusic.training.tasks.conditioning_gap`).
+with another piece's video, through the same trained model (:func:`vitmusic.training.tasks.musicgen.conditioning_gap`).
 The figures for several seeds: ``scripts/benchmarks/bench_conditioning_gap.py``.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 # Held-out gap (shuffled - true, nats per code, mean over the val and test pieces) observed with these settings
 # (scripts/benchmarks/bench_conditioning_gap.py --seeds 0 ... 9): +0.155 for seed 0, positive for all ten seeds
@@ -29,7 +29,7 @@ def _codes(generator, wavs: list[np.ndarray]) -> np.ndarray:
 def test_tiny_codec_codes_depend_on_the_audio():
     """Different pitches and timbres get different codes; silence and a tone differ; usage is spread."""
     from vitmusic.data.synth import render_notes
-    from vitmusic.generators.musicgen import load_generator
+    from vitmusic.generators.musicgen.model import load_generator
 
     gen = load_generator("tiny-musicgen")
     sr = gen.sample_rate
@@ -52,7 +52,7 @@ def test_held_out_ce_lower_with_the_true_video(tmp_path):
     from vitmusic.data.manifest import prepare_manifest
     from vitmusic.data.synth import generate_benchmark
     from vitmusic.data.urmp import discover_pieces
-    from vitmusic.training.tasks import build_task, conditioning_gap, run_training
+    from vitmusic.training.tasks.musicgen import build_task, conditioning_gap, run_training
 
     urmp, prep = tmp_path / "urmp", tmp_path / "prepared"
     generate_benchmark(urmp, 36, seed=0, duration_s=8.0, source="melodies", progress=False, plot=False,

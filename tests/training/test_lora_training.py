@@ -16,7 +16,7 @@ from vitmusic import cli
 from vitmusic.config import load_config
 from vitmusic.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 KINDS = ("tiny-vit", "tiny-clip", "tiny-videomae")
 
@@ -30,7 +30,7 @@ def env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VITMUSIC_CACHE", str(root / "presets"))
         from vitmusic.data.audio import write_audio
-        from vitmusic.generators.musicgen import load_generator
+        from vitmusic.generators.musicgen.model import load_generator
 
         sample_rate = load_generator("tiny-musicgen").sample_rate
         rng = np.random.default_rng(0)
@@ -60,7 +60,7 @@ def lora_config(env, run: Path, *overrides: str):
 
 
 def lora_task(config):
-    from vitmusic.training.tasks import build_task
+    from vitmusic.training.tasks.musicgen import build_task
 
     return build_task(config, progress=False)
 
@@ -103,7 +103,7 @@ def test_split_preprocessing_is_the_old_processor_path(name):
 # ---------------------------------------------------------------------------- frame cache
 def test_frame_cache_contents_and_key(env, tmp_path):
     from vitmusic.encoders import load_encoder
-    from vitmusic.generators.musicgen import load_generator
+    from vitmusic.generators.musicgen.model import load_generator
     from vitmusic.training.features import cache_key, extract_features, frame_cache_fingerprint, load_cache
 
     gen = load_generator("tiny-musicgen")
@@ -147,7 +147,7 @@ def test_frame_cache_contents_and_key(env, tmp_path):
 
 def test_frame_cache_resumes_from_finished_shards(env, tmp_path):
     from vitmusic.encoders import load_encoder
-    from vitmusic.generators.musicgen import load_generator
+    from vitmusic.generators.musicgen.model import load_generator
     from vitmusic.training.features import extract_features, read_clip_frames
 
     enc, gen = load_encoder("tiny-vit", rate_hz=4.0, lora={"r": 4}), load_generator("tiny-musicgen")
@@ -176,7 +176,7 @@ def test_frame_cache_resumes_from_finished_shards(env, tmp_path):
 # ---------------------------------------------------------------------------- training
 def test_lora_run_trains_adapters_only(env, tmp_path):
     from vitmusic.training.loop import check_frozen
-    from vitmusic.training.tasks import LoraConditioner, run_training
+    from vitmusic.training.tasks.musicgen import LoraConditioner, run_training
 
     config = lora_config(env, tmp_path / "run", "train.max_steps=2")
     task = lora_task(config)
@@ -243,7 +243,7 @@ def test_resume_gives_identical_projection_and_adapters(env, tmp_path):
 
 
 def test_conditioning_gap_and_pca_refusal(env, tmp_path):
-    from vitmusic.training.tasks import conditioning_gap
+    from vitmusic.training.tasks.musicgen import conditioning_gap
 
     task = lora_task(lora_config(env, tmp_path / "run"))
     gap = conditioning_gap(task, "val")
@@ -260,7 +260,7 @@ def test_conditioning_gap_and_pca_refusal(env, tmp_path):
 # ---------------------------------------------------------------------------- generation
 @pytest.fixture(scope="module")
 def trained(env, tmp_path_factory):
-    from vitmusic.training.tasks import run_training
+    from vitmusic.training.tasks.musicgen import run_training
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VITMUSIC_CACHE", str(env["root"] / "presets"))
@@ -272,7 +272,7 @@ def trained(env, tmp_path_factory):
 
 
 def test_save_load_round_trip_reproduces_generation(env, trained):
-    from vitmusic.generators.pipeline import MusicGenPipeline, load_pipeline
+    from vitmusic.inference.musicgen import MusicGenPipeline, load_pipeline
 
     task = trained["task"]
     memory = MusicGenPipeline(trained["config"], task.encoder, task.projection, task.generator)
@@ -285,7 +285,7 @@ def test_save_load_round_trip_reproduces_generation(env, trained):
     b = loaded.generate_video(env["video"], seed=3)
     assert a.dtype == np.float32 and np.array_equal(a, b)
     # the trained adapters matter: the frozen encoder gives other embeddings
-    from vitmusic.training.tasks import load_frozen_models
+    from vitmusic.training.tasks.musicgen import load_frozen_models
 
     frozen, _ = load_frozen_models(trained["config"])
     pixels = torch.from_numpy(np.asarray(task.train_dataset()[0]["pixels"]))[None]
@@ -296,7 +296,7 @@ def test_save_load_round_trip_reproduces_generation(env, trained):
 def test_missing_adapter_file_is_one_config_error(trained, tmp_path):
     import shutil
 
-    from vitmusic.generators.pipeline import load_pipeline, load_run_models
+    from vitmusic.inference.musicgen import load_pipeline, load_run_models
 
     copy = tmp_path / "final"
     shutil.copytree(trained["run"] / "final", copy)

@@ -286,7 +286,7 @@ def test_bad_mixed_precision_is_config_error(tmp_path):
 def test_synth_prepare_extract_train_end_to_end(tmp_path, monkeypatch, capsys):
     """synth-data -> prepare -> extract -> train (tiny, CLI in-process) -> held-out teacher-forced CE."""
     from vitmusic.training.features import find_cache
-    from vitmusic.training.tasks import VideoMusicGenTask, conditioning_gap, load_frozen_models
+    from vitmusic.training.tasks.musicgen import VideoMusicGenTask, conditioning_gap, load_frozen_models
 
     monkeypatch.setenv("VITMUSIC_CACHE", str(tmp_path / "presets"))
     urmp, prep, cache, run = (tmp_path / n for n in ("urmp", "prep", "cache", "run"))
@@ -294,7 +294,7 @@ def test_synth_prepare_extract_train_end_to_end(tmp_path, monkeypatch, capsys):
                      "--seed", "0", "--no-progress"]) == 0
     assert cli.main(["prepare", "--urmp", str(urmp), "--out", str(prep), "--clip-seconds", "1.5",
                      "--ratios", "0.5,0.17,0.33"]) == 0
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[2] / "configs"
     common = ["--config", str(configs / "tiny.yaml"), f"data.manifest={prep}", f"extract.cache_dir={cache}"]
     assert cli.main(["extract", *common, "--no-progress"]) == 0
     key = capsys.readouterr().out.strip().splitlines()[-1].rsplit("/", 1)[-1]

@@ -20,7 +20,7 @@ from vitmusic.workflow.baselines import (
 from vitmusic.workflow.experiments import load_experiment, parse_experiment, select_variants
 from vitmusic.workflow.results import RESULT_COLUMNS, TRAIN_METRICS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "experiments" / "tiny_projection.yaml"
 
 
@@ -105,8 +105,8 @@ def test_unconditional_ignores_the_video(tmp_path, monkeypatch):
     """With the real tiny MusicGen: the null condition gives the same audio whatever the video."""
     monkeypatch.setenv("VITMUSIC_CACHE", str(tmp_path / "presets"))
     from vitmusic.config import load_config
-    from vitmusic.generators.musicgen import load_generator
-    from vitmusic.generators.pipeline import MusicGenPipeline
+    from vitmusic.generators.musicgen.model import load_generator
+    from vitmusic.inference.musicgen import MusicGenPipeline
     from vitmusic.projection import build_projection
 
     class Enc:  # the pipeline only checks the width when generating from embeddings
@@ -249,7 +249,7 @@ def test_ablate_end_to_end_resume_and_only(prepared, tmp_path, monkeypatch, caps
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == RESULT_COLUMNS
-    from vitmusic.metrics.runner import SUMMARY_METRICS
+    from vitmusic.evaluation.runner import SUMMARY_METRICS
 
     metric_rows = [r for r in rows if r["metric"] in SUMMARY_METRICS]
     assert [r["variant"] for r in metric_rows[:: len(SUMMARY_METRICS)]] == ["mlp", "pca", "shuffled"]

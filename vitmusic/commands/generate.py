@@ -17,8 +17,8 @@ succeeded, 2 when all failed.
 ``--path`` picks the generation path. Each path provides ``load_pipeline(checkpoint, *, device=None)``
 returning an object with ``sample_rate``, ``default_seed``, ``describe() -> dict`` and
 ``generate_video(video, *, t0_s, t1_s, guidance_scale, seed, progress) -> float wav [N]`` (exactly the span's
-length): ``musicgen`` in :mod:`vitmusic.generators.pipeline`, ``midi`` in
-:mod:`vitmusic.generators.midi_pipeline`.
+length): ``musicgen`` in :mod:`vitmusic.inference.musicgen`, ``midi`` in
+:mod:`vitmusic.inference.midi`.
 
 The MIDI path (a run trained with ``task=transcription``) also writes the transcribed MIDI: ``--midi OUT.mid``
 (default: ``--out`` with a ``.mid`` suffix; in batch mode ``<name>.mid`` next to each ``.wav``) and renders it
@@ -118,10 +118,10 @@ def manifest_items(manifest: str, split: str, out_dir: Path) -> list[Item]:
 def load_path(path: str, checkpoint: str, device: str | None, **midi_options):
     """The pipeline of generation path ``path`` (see the module docstring); ``midi_options`` go to the MIDI path."""
     if path == "midi":
-        from vitmusic.generators import midi_pipeline
+        from vitmusic.inference import midi as midi_pipeline
 
         return midi_pipeline.load_pipeline(checkpoint, device=device, **midi_options)
-    from vitmusic.generators.pipeline import load_pipeline
+    from vitmusic.inference.musicgen import load_pipeline
 
     return load_pipeline(checkpoint, device=device)
 
@@ -195,7 +195,7 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
     from tqdm.auto import tqdm
 
     from vitmusic.atomic import atomic_write_text
-    from vitmusic.generators.pipeline import item_seed
+    from vitmusic.inference.musicgen import item_seed
 
     base_seed = pipe.default_seed if args.seed is None else args.seed
     if args.path == "midi":
@@ -235,7 +235,7 @@ def _midi_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.path == "musicgen":  # a bad checkpoint fails before the inputs are listed or models loaded
-        from vitmusic.generators.pipeline import resolve_checkpoint
+        from vitmusic.inference.musicgen import resolve_checkpoint
 
         resolve_checkpoint(args.checkpoint)
     if args.video is not None:

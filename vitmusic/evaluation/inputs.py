@@ -2,7 +2,7 @@
 (URMP folders or a prepared manifest) and the video frames the sync metric needs.
 
 The rules (pairing by relative path without extension, the trim rule, which annotations replace tracked
-references) are described in :mod:`vitmusic.metrics.runner` and ``eval/README.md``.
+references) are described in :mod:`vitmusic.evaluation.runner` and ``eval/README.md``.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from vitmusic.errors import ConfigError, DataError
-from vitmusic.metrics.inputs import (  # noqa: F401  (re-exported: the runner's public input helpers)
+from vitmusic.evaluation.inputs import (  # noqa: F401  (re-exported: the runner's public input helpers)
     AUDIO_EXTS,
     VIDEO_EXTS,
     Pairing,
@@ -397,7 +397,7 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
                         f"(first: {failures[0]['reason']})")
     if any(g.needs_video for g in groups) and n_video == 0:
         notes.append("sync metrics skipped: no video found (give --videos DIR with files named like the clips)")
-    from vitmusic.metrics.report import build_summary
+    from vitmusic.evaluation.report import build_summary
 
     summary = build_summary(rows, groups, embeds, cfg, failures, notes, pairing)
     return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref)
@@ -413,12 +413,12 @@ def run_evaluation(cfg: EvalConfig, out_dir: str | os.PathLike, *, progress: boo
     result = evaluate_dirs(cfg, progress=progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from vitmusic.metrics.report import write_per_clip_csv
+    from vitmusic.evaluation.report import write_per_clip_csv
 
     write_per_clip_csv(out / "per_clip.csv", result.rows)
     atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=2, allow_nan=False) + "\n")
     if report:
-        from vitmusic.metrics.report import write_report
+        from vitmusic.evaluation.report import write_report
 
         write_report(out, result)
     return result

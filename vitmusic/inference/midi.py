@@ -27,7 +27,7 @@ import torch
 
 from vitmusic.config import Config
 from vitmusic.errors import ConfigError, DataError
-from vitmusic.generators.transcription import (
+from vitmusic.generators.midi.transcription import (
     PartSlotEncoder,
     TranscriptionHead,
     decode_parts,
@@ -67,7 +67,7 @@ class Transcription:
     duration_s: float
 
     def to_midi(self):
-        from vitmusic.generators.midi import notes_to_midi
+        from vitmusic.generators.midi.export import notes_to_midi
 
         return notes_to_midi(self.parts, self.instruments, velocities=self.velocities)
 
@@ -78,7 +78,7 @@ class MidiPipeline:
     Args:
         config: the run's resolved config (encoder rate, decoding thresholds, synth defaults).
         encoder: the frozen :class:`~vitmusic.encoders.VisionEncoder`.
-        head: the trained :class:`~vitmusic.generators.transcription.TranscriptionHead`.
+        head: the trained :class:`~vitmusic.generators.midi.transcription.TranscriptionHead`.
         synth: ``"builtin"``, ``"fluidsynth"`` or ``"diffusion"`` (default ``transcription.synth``).
         soundfont: ``.sf2`` for fluidsynth (default ``transcription.soundfont`` or pretty_midi's bundled one).
         diffusion: a loaded diffusion synthesizer (``.sample_rate``,
@@ -91,7 +91,7 @@ class MidiPipeline:
     def __init__(self, config: Config, encoder, head: TranscriptionHead, *, synth: str | None = None,
                  soundfont: str | None = None, diffusion=None, instruments: list[str] | None = None,
                  checkpoint: Path | None = None) -> None:
-        from vitmusic.generators.midi import SYNTHS, check_fluidsynth
+        from vitmusic.generators.midi.export import SYNTHS, check_fluidsynth
 
         if head.in_dim != encoder.embed_dim:
             raise ConfigError(f"the head expects {head.in_dim}-dim embeddings, the encoder gives {encoder.embed_dim}")
@@ -205,7 +205,7 @@ class MidiPipeline:
     # ------------------------------------------------------------------ notes -> audio
     def render(self, pm, instruments: list[str], duration_s: float, *, seed: int = 0) -> np.ndarray:
         """Audio ``[round(duration_s * sample_rate)]`` of a MIDI performance with the pipeline's synthesizer."""
-        from vitmusic.generators.midi import render_midi
+        from vitmusic.generators.midi.export import render_midi
 
         n = int(round(duration_s * self.sample_rate))
         if self.synth == "diffusion":
@@ -223,7 +223,7 @@ class MidiPipeline:
         ``guidance_scale`` is accepted for the common ``generate`` interface and ignored (nothing is sampled
         by guidance on this path). The MIDI is kept in :attr:`last_midi`.
         """
-        from vitmusic.generators.midi import write_midi
+        from vitmusic.generators.midi.export import write_midi
 
         tr = self.transcribe_video(video, t0_s=t0_s, t1_s=t1_s, progress=progress)
         pm = tr.to_midi()
@@ -253,7 +253,7 @@ def load_pipeline(checkpoint: str | os.PathLike, *, device: str | torch.device |
     """
     from vitmusic.data.urmp import INSTRUMENTS
     from vitmusic.encoders import load_encoder
-    from vitmusic.generators.pipeline import _ENCODER_KEYS, _mismatches, read_run
+    from vitmusic.inference.musicgen import _ENCODER_KEYS, _mismatches, read_run
 
     if instruments:
         bad = [c for c in instruments if c not in INSTRUMENTS]
@@ -276,7 +276,7 @@ def load_pipeline(checkpoint: str | os.PathLike, *, device: str | torch.device |
     if (synth or config.transcription.synth) == "diffusion":
         if synth_checkpoint is None:
             raise ConfigError("--synth diffusion needs --synth-checkpoint DIR (a trained diffusion synthesizer)")
-        from vitmusic.generators.diffusion_synth import load_diffusion_synth
+        from vitmusic.generators.synth.diffusion import load_diffusion_synth
 
         diffusion = load_diffusion_synth(synth_checkpoint, device=device)
     e = config.encoder

@@ -145,7 +145,7 @@ class MusicGenPipeline:
         config: the run's resolved config (encoder rate, projection chunking, ``generate`` defaults).
         encoder: the frozen :class:`~vitmusic.encoders.VisionEncoder`.
         projection: the trained :class:`~vitmusic.projection.Projection` (switched to eval mode).
-        generator: the frozen :class:`~vitmusic.generators.musicgen.MusicGenGenerator`.
+        generator: the frozen :class:`~vitmusic.generators.musicgen.model.MusicGenGenerator`.
         checkpoint: the folder it was loaded from, if any (for :meth:`describe`).
     """
 
@@ -395,7 +395,7 @@ def load_run_models(
     """
     from vitmusic.encoders import load_encoder
     from vitmusic.encoders.lora import load_adapters
-    from vitmusic.generators.musicgen import load_generator
+    from vitmusic.generators.musicgen.model import load_generator
 
     e, g = config.encoder, config.generator
     lora = lora_options(config) if adapters is not False else None

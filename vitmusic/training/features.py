@@ -339,7 +339,7 @@ def extract_features(
             skipped with a warning.
         encoder: a :class:`~vitmusic.encoders.VisionEncoder` (``sample_fps``, ``encode_frames``,
             ``fingerprint``; for frames ``preprocess_frames``, ``preprocess_fingerprint``).
-        generator: a :class:`~vitmusic.generators.musicgen.MusicGenGenerator` (``encode_audio``,
+        generator: a :class:`~vitmusic.generators.musicgen.model.MusicGenGenerator` (``encode_audio``,
             ``sample_rate``, ``fingerprint``).
         cache_dir: root folder of caches.
         rate_hz: embedding rate; frames are decoded at ``encoder.sample_fps(rate_hz)``.

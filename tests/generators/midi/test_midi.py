@@ -14,7 +14,7 @@ import torch
 from vitmusic.cli import main
 from vitmusic.data.urmp import INSTRUMENTS
 from vitmusic.errors import ConfigError
-from vitmusic.generators.midi import (
+from vitmusic.generators.midi.export import (
     check_fluidsynth,
     midi_to_parts,
     notes_to_midi,
@@ -22,10 +22,10 @@ from vitmusic.generators.midi import (
     render_midi,
     write_midi,
 )
-from vitmusic.generators.midi_pipeline import instruments_from_name
+from vitmusic.inference.midi import instruments_from_name
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 A4, C4 = 440.0, 261.6255653005986
 
 
@@ -130,7 +130,7 @@ def test_generate_midi_end_to_end(midi_run, tmp_path, capsys):
 
 
 def test_pipeline_with_a_diffusion_synth_object(midi_run):
-    from vitmusic.generators.midi_pipeline import load_pipeline
+    from vitmusic.inference.midi import load_pipeline
 
     run, videos = midi_run
 

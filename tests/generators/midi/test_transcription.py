@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vitmusic.generators.transcription import (
+from vitmusic.generators.midi.transcription import (
     HeadConfig,
     PartSlotEncoder,
     TranscriptionHead,
@@ -180,7 +180,7 @@ class _ToyTask:
         return None
 
     def collate(self, items):
-        from vitmusic.training.transcription_task import collate_parts
+        from vitmusic.training.tasks.transcription import collate_parts
 
         return collate_parts(items)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vitmusic.errors import VitmusicError
-from vitmusic.generators.musicgen import MusicGenGenerator, load_generator
-from vitmusic.generators.presets import build_tiny_model, materialize_tiny_generator
+from vitmusic.generators.musicgen.model import MusicGenGenerator, load_generator
+from vitmusic.generators.musicgen.presets import build_tiny_model, materialize_tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -277,7 +277,7 @@ def test_unconditional_generation_ignores_the_tokens(gen):
 def test_librosa_chroma_matches_the_transformers_extractor_recipe():
     from transformers.audio_utils import chroma_filter_bank
 
-    from vitmusic.generators.melody import HOP_LENGTH, N_FFT, melody_chroma
+    from vitmusic.generators.musicgen.melody import HOP_LENGTH, N_FFT, melody_chroma
 
     sr = 32000
     rng = np.random.default_rng(0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitmusic.generators.musicgen import load_generator
-from vitmusic.generators.presets import materialize_tiny_generator
-from vitmusic.generators.windowed import Window, generate_long_codes, plan_windows
+from vitmusic.generators.musicgen.model import load_generator
+from vitmusic.generators.musicgen.presets import materialize_tiny_generator
+from vitmusic.generators.musicgen.windowed import Window, generate_long_codes, plan_windows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

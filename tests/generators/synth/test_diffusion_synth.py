@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from vitmusic import cli
 from vitmusic.config import DiffusionConfig, load_config
 from vitmusic.errors import ConfigError
-from vitmusic.generators.diffusion_synth import (
+from vitmusic.generators.synth.diffusion import (
     DiffusionSynth,
     GriffinLimVocoder,
     Vocoder,
@@ -25,10 +25,10 @@ from vitmusic.generators.diffusion_synth import (
     num_frames,
     piano_roll,
 )
-from vitmusic.generators.midi import notes_to_midi
-from vitmusic.generators.transcription import instrument_index
+from vitmusic.generators.midi.export import notes_to_midi
+from vitmusic.generators.midi.transcription import instrument_index
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 # small enough for a fast CPU test, same code paths as the presets
 TINY = DiffusionConfig(hidden_dim=32, num_layers=3, dilation_cycle=2, train_timesteps=100, sample_steps=5,
                        griffin_lim_iters=4, num_pitches=60, min_midi=30)
@@ -263,7 +263,7 @@ def test_train_through_the_loop_writes_checkpoints(prepared, tmp_path, capsys):
 
 
 def test_task_examples_and_crops(prepared):
-    from vitmusic.training.diffusion_task import build_task, collate_stems
+    from vitmusic.training.tasks.diffusion import build_task, collate_stems
 
     config = load_config(CONFIGS / "tiny-diffusion.yaml", [f"data.manifest={prepared}", "diffusion.segment_s=0.5"])
     task = build_task(config, progress=False)
@@ -291,7 +291,7 @@ def test_task_examples_and_crops(prepared):
 
 
 def test_resumed_training_matches_uninterrupted(prepared, tmp_path):
-    from vitmusic.training.diffusion_task import build_task
+    from vitmusic.training.tasks.diffusion import build_task
     from vitmusic.training.loop import train
 
     def config(run):

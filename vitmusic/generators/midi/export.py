@@ -7,8 +7,8 @@ Two synthesizers render a :class:`pretty_midi.PrettyMIDI`:
 - ``"fluidsynth"``: FluidSynth with a General MIDI soundfont (pyfluidsynth + libfluidsynth), by default the
   small TimGM6mb.sf2 bundled with pretty_midi; any ``.sf2`` can be given.
 
-A third one, the learned diffusion synthesizer, lives in :mod:`vitmusic.generators.diffusion_synth` and is
-called by :mod:`vitmusic.generators.midi_pipeline`.
+A third one, the learned diffusion synthesizer, lives in :mod:`vitmusic.generators.synth.diffusion` and is
+called by :mod:`vitmusic.inference.midi`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vitmusic.generators.decoder_cache import cache_kwargs, output_cache
+from vitmusic.generators.musicgen.decoder_cache import cache_kwargs, output_cache
 
 N_FFT = 16384
 HOP_LENGTH = 4096

@@ -16,7 +16,7 @@ Generation runs the decoder's own ``generate`` with ``[cond; null]`` and an expl
 ``MusicgenForConditionalGeneration.generate(encoder_outputs=..., guidance_scale>1)`` has no null branch, and the
 decoder without an explicit ``EncoderDecoderCache`` puts cross-attention keys in the self-attention cache
 (silently wrong codes). MusicGen-melody's decoder ``generate`` is broken with a prefix in transformers 5.23, so it
-runs the equivalent loop :func:`vitmusic.generators.melody.prefix_decoder_sample`.
+runs the equivalent loop :func:`vitmusic.generators.musicgen.melody.prefix_decoder_sample`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from vitmusic.errors import ConfigError, VitmusicError
-from vitmusic.generators.decoder_cache import cache_kwargs
-from vitmusic.generators.melody import prefix_decoder_sample
-from vitmusic.generators.presets import TINY_PRESETS, materialize_tiny_generator
+from vitmusic.generators.musicgen.decoder_cache import cache_kwargs
+from vitmusic.generators.musicgen.melody import prefix_decoder_sample
+from vitmusic.generators.musicgen.presets import TINY_PRESETS, materialize_tiny_generator
 
 __all__ = ["ENTRIES", "KINDS", "MusicGenGenerator", "load_generator", "materialize_tiny_generator"]
 
@@ -208,7 +208,7 @@ class MusicGenGenerator(nn.Module):
     # ------------------------------------------------------------------ conditioning
     def melody_features(self, audio: torch.Tensor | np.ndarray, sample_rate: int | None = None) -> torch.Tensor:
         """One-hot chroma ``[B, T, num_chroma]`` of melody audio ``[B, N]`` (MusicGen-melody only)."""
-        from vitmusic.generators.melody import melody_chroma
+        from vitmusic.generators.musicgen.melody import melody_chroma
 
         arr = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
         chroma = melody_chroma(arr if arr.ndim == 2 else arr[None], sample_rate or self.sample_rate,
@@ -501,8 +501,8 @@ class MusicGenGenerator(nn.Module):
         progress: bool = True,
         **generate_kwargs: Any,
     ) -> torch.Tensor:
-        """Windowed generation with continuation for any length; see :func:`vitmusic.generators.windowed.generate_long`."""
-        from vitmusic.generators.windowed import generate_long
+        """Windowed generation with continuation for any length; see :func:`vitmusic.generators.musicgen.windowed.generate_long`."""
+        from vitmusic.generators.musicgen.windowed import generate_long
 
         return generate_long(self, cond_tokens, cond_mask, cond_times_s, duration_s=duration_s, window_s=window_s,
                              context_s=context_s, guidance_scale=guidance_scale, seed=seed, progress=progress,

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
-    from vitmusic.generators.musicgen import MusicGenGenerator
+    from vitmusic.generators.musicgen.model import MusicGenGenerator
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def generate_long(
     """Generate ``duration_s`` seconds of audio for a video of any length.
 
     Args:
-        generator: a loaded :class:`~vitmusic.generators.musicgen.MusicGenGenerator`.
+        generator: a loaded :class:`~vitmusic.generators.musicgen.model.MusicGenGenerator`.
         cond_tokens: projected tokens of the whole video [1, S, cond_dim].
         cond_mask: [1, S] or None.
         cond_times_s: time in seconds of each token [S].

@@ -3,7 +3,7 @@
 The model (a DiffWave-style stack of gated, dilated 1-D convolutions over time, mel bins as channels)
 predicts the noise in a noisy log-mel spectrogram ``x_t [B, M, T]`` given the diffusion step ``t``
 (sinusoidal embedding), a piano roll of the part and its instrument (a learned embedding of the URMP code).
-The piano roll is ``[2 K, T]`` (frame and onset rows of :func:`vitmusic.generators.transcription.notes_to_roll`,
+The piano roll is ``[2 K, T]`` (frame and onset rows of :func:`vitmusic.generators.midi.transcription.notes_to_roll`,
 ``K`` pitches from ``min_midi``), sampled at the mel frame rate ``sample_rate / hop_length``; the model also
 turns the frame rows into an *ideal harmonic mel pattern* (a fixed ``[K, M]`` matrix: every pitch's
 harmonics with 1/h amplitudes, through the mel filterbank), so that a pitch rarely seen in training still
@@ -12,7 +12,7 @@ tells the network where its partials lie.
 Training is DDPM's noise-prediction objective (cosine or linear beta schedule, uniform steps, MSE masked
 to the valid frames); synthesis is DDIM with a configurable number of steps (``eta = 0`` and a seed make it
 deterministic). The log-mel frames are turned into a waveform by a :class:`Vocoder`, Griffin-Lim by default
-(features and vocoders: :mod:`vitmusic.generators.diffusion_features`, re-exported here). URMP notes carry
+(features and vocoders: :mod:`vitmusic.generators.synth.features`, re-exported here). URMP notes carry
 no velocity, so MIDI velocities are ignored.
 """
 
@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from vitmusic.config import DiffusionConfig
 from vitmusic.errors import ConfigError, DataError
-from vitmusic.generators.diffusion_features import (
+from vitmusic.generators.synth.features import (
     GriffinLimVocoder,
     Vocoder,
     harmonic_templates,
@@ -42,8 +42,8 @@ from vitmusic.generators.diffusion_features import (
     num_frames,
     piano_roll,
 )
-from vitmusic.generators.midi import PEAK
-from vitmusic.generators.transcription import INSTRUMENT_CODES, instrument_index
+from vitmusic.generators.midi.export import PEAK
+from vitmusic.generators.midi.transcription import INSTRUMENT_CODES, instrument_index
 
 __all__ = [
     "MODEL_KIND",
@@ -205,7 +205,7 @@ class DiffusionSynth(nn.Module):
         Args:
             mel: clean normalised log-mel frames ``[B, M, T]``.
             roll: ``[B, 2K, T]`` (:func:`piano_roll`).
-            instrument: ``[B]`` rows of :func:`vitmusic.generators.transcription.instrument_index`.
+            instrument: ``[B]`` rows of :func:`vitmusic.generators.midi.transcription.instrument_index`.
             mask: bool ``[B, T]`` valid frames (None: all).
         """
         B = mel.shape[0]
@@ -314,12 +314,12 @@ class DiffusionSynth(nn.Module):
 
         Args:
             midi: :class:`pretty_midi.PrettyMIDI`; each track's URMP instrument comes from its GM program
-                (:func:`vitmusic.generators.midi.instrument_code`) unless ``instruments`` is given.
+                (:func:`vitmusic.generators.midi.export.instrument_code`) unless ``instruments`` is given.
             duration_s: output length in seconds (later notes are dropped, tails cut).
             steps: DDIM steps (None: ``config.sample_steps``).
             seed: sampling seed (deterministic output for a given seed).
             instruments: URMP code per track, overriding the programs.
-            normalize: scale the mix to a peak of :data:`vitmusic.generators.midi.PEAK` (silence stays silent).
+            normalize: scale the mix to a peak of :data:`vitmusic.generators.midi.export.PEAK` (silence stays silent).
 
         Returns:
             float32 ``[round(duration_s * sample_rate)]`` mono waveform at :attr:`sample_rate`.
@@ -328,7 +328,7 @@ class DiffusionSynth(nn.Module):
             ConfigError: bad duration, track/instrument count mismatch, unknown code.
             DataError: a track whose program is no URMP instrument.
         """
-        from vitmusic.generators.midi import instrument_code, track_notes
+        from vitmusic.generators.midi.export import instrument_code, track_notes
 
         if isinstance(duration_s, (str, bytes)) or not isinstance(duration_s, (int, float, np.number)):
             raise ConfigError(f"duration_s must be a number of seconds, got {type(duration_s).__name__}")

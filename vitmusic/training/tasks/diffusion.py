@@ -23,8 +23,8 @@ from torch import nn
 
 from vitmusic.config import Config
 from vitmusic.errors import DataError
-from vitmusic.generators.diffusion_synth import DiffusionSynth, log_mel, piano_roll
-from vitmusic.generators.transcription import instrument_index
+from vitmusic.generators.synth.diffusion import DiffusionSynth, log_mel, piano_roll
+from vitmusic.generators.midi.transcription import instrument_index
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class DiffusionTask:
 
 def build_task(config: Config, *, progress: bool = True) -> DiffusionTask:
     """Read the manifest's train/val clips, compute their stems' log-mel frames and set up the task."""
-    from vitmusic.training.tasks import read_clips
+    from vitmusic.training.tasks.musicgen import read_clips
 
     clips = read_clips(config)
     by_split = {

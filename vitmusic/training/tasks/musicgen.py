@@ -65,14 +65,14 @@ def load_models(config: Config):
     Both are frozen, except that with ``encoder.lora.rank > 0`` the encoder carries fresh trainable LoRA
     adapters (seeded with ``train.seed``).
     """
-    from vitmusic.generators.pipeline import load_run_models
+    from vitmusic.inference.musicgen import load_run_models
 
     return load_run_models(config, adapters=True)
 
 
 def load_frozen_models(config: Config):
     """The configured encoder without any adapters and the generator, both frozen."""
-    from vitmusic.generators.pipeline import load_run_models
+    from vitmusic.inference.musicgen import load_run_models
 
     return load_run_models(config, adapters=False)
 
@@ -144,7 +144,7 @@ class VideoMusicGenTask:
 
     Args:
         config: resolved config.
-        generator: the frozen :class:`~vitmusic.generators.musicgen.MusicGenGenerator`.
+        generator: the frozen :class:`~vitmusic.generators.musicgen.model.MusicGenGenerator`.
         cache: the cache folder (from :func:`build_cache`): a feature cache, or a frame cache with ``encoder``.
         encoder_fingerprint: stored in checkpoints (``frozen_models.encoder``).
         encoder: the encoder whose LoRA adapters train (frame caches only); None trains the projection alone.

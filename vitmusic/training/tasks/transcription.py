@@ -3,7 +3,7 @@
 Per clip: the video is cut into ``P`` equal horizontal slots (part ``k`` = the ``k``-th performer from the
 left, ``P`` = the number of instruments of the piece) and every slot is encoded by the frozen encoder, so a
 clip gives ``embeds [P, T, D]``; the manifest's per-stem notes give the rolls ``[P, 4, T, K]``
-(:func:`vitmusic.generators.transcription.notes_to_roll`). Only the head trains.
+(:func:`vitmusic.generators.midi.transcription.notes_to_roll`). Only the head trains.
 
 The embeddings come from the shared feature cache (:func:`vitmusic.training.features.extract_features`):
 its frame reader hook returns a clip's slots one after the other in time (``[P * T_pad, H, W / P, 3]``,
@@ -25,7 +25,7 @@ from torch import nn
 
 from vitmusic.config import Config
 from vitmusic.errors import ConfigError
-from vitmusic.generators.transcription import (
+from vitmusic.generators.midi.transcription import (
     SLOT_LAYOUT,
     HeadConfig,
     PartSlotEncoder,
@@ -227,7 +227,7 @@ def load_encoder_for(config: Config):
 def build_cache(config: Config, encoder=None, progress: bool = True) -> Path:
     """Extract (or find) the per-part feature cache of the configured manifest and encoder."""
     from vitmusic.training.features import extract_features
-    from vitmusic.training.tasks import read_clips
+    from vitmusic.training.tasks.musicgen import read_clips
 
     clips = read_clips(config)
     if encoder is None:
@@ -318,7 +318,7 @@ class TranscriptionTask:
 
 def build_task(config: Config, *, progress: bool = True) -> TranscriptionTask:
     """Load the frozen encoder, find or build the per-part feature cache, and set up the task."""
-    from vitmusic.training.tasks import read_clips
+    from vitmusic.training.tasks.musicgen import read_clips
 
     clips = read_clips(config)  # fail fast on a bad manifest, before loading the encoder
     encoder = load_encoder_for(config)
