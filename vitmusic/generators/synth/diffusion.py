@@ -3,7 +3,7 @@
 The model (a DiffWave-style stack of gated, dilated 1-D convolutions over time, mel bins as channels)
 predicts the noise in a noisy log-mel spectrogram ``x_t [B, M, T]`` given the diffusion step ``t``
 (sinusoidal embedding), a piano roll of the part and its instrument (a learned embedding of the URMP code).
-The piano roll is ``[2 K, T]`` (frame and onset rows of :func:`vitmusic.generators.midi.transcription.notes_to_roll`,
+The piano roll is ``[2 K, T]`` (frame and onset rows of :func:`vitmusic.generators.midi.roll.notes_to_roll`,
 ``K`` pitches from ``min_midi``), sampled at the mel frame rate ``sample_rate / hop_length``; the model also
 turns the frame rows into an *ideal harmonic mel pattern* (a fixed ``[K, M]`` matrix: every pitch's
 harmonics with 1/h amplitudes, through the mel filterbank), so that a pitch rarely seen in training still
@@ -19,7 +19,6 @@ no velocity, so MIDI velocities are ignored.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -33,6 +32,8 @@ from torch.nn import functional as F
 
 from vitmusic.config import DiffusionConfig
 from vitmusic.errors import ConfigError, DataError
+from vitmusic.generators.midi.export import PEAK
+from vitmusic.generators.midi.transcription import INSTRUMENT_CODES, instrument_index
 from vitmusic.generators.synth.features import (
     GriffinLimVocoder,
     Vocoder,
@@ -42,8 +43,14 @@ from vitmusic.generators.synth.features import (
     num_frames,
     piano_roll,
 )
-from vitmusic.generators.midi.export import PEAK
-from vitmusic.generators.midi.transcription import INSTRUMENT_CODES, instrument_index
+from vitmusic.runs import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_weights,
+    read_model_config,
+    resolve_checkpoint,
+    save_module,
+)
 
 __all__ = [
     "MODEL_KIND",
@@ -61,8 +68,6 @@ __all__ = [
 ]
 
 MODEL_KIND = "diffusion_synth"
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 
 
 # ---------------------------------------------------------------------------------------------- schedule
@@ -353,33 +358,9 @@ class DiffusionSynth(nn.Module):
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, out_dir: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``model.safetensors`` + ``config.json`` (``kind``, ``model`` = the config, then ``extra``)."""
-        from safetensors.torch import save_file
-
-        from vitmusic.atomic import atomic_path, atomic_write_text
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(out / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp))
+        """Write ``model.safetensors`` + ``config.json`` (``kind``, ``model`` = the config, then ``extra``), atomically."""
         meta = {"kind": MODEL_KIND, "model": dataclasses.asdict(self.config), **(extra or {})}
-        atomic_write_text(out / CONFIG_NAME, json.dumps(meta, indent=1, default=str))
-        return out
-
-
-def _model_folder(path: Path) -> Path:
-    """``path`` itself, or ``RUN/final``, or the latest ``RUN/checkpoints/step_<n>``."""
-    if (path / WEIGHTS_NAME).is_file():
-        return path
-    if (path / "final" / WEIGHTS_NAME).is_file():
-        return path / "final"
-    from vitmusic.training.checkpoint import list_checkpoints
-
-    found = list_checkpoints(path)
-    if found and (found[-1] / WEIGHTS_NAME).is_file():
-        return found[-1]
-    raise ConfigError(f"no diffusion synthesizer in {path} (expected {WEIGHTS_NAME} + {CONFIG_NAME})")
+        return save_module(self, out_dir, meta)
 
 
 def load_diffusion_synth(
@@ -396,28 +377,23 @@ def load_diffusion_synth(
         ConfigError: missing folder/files, not a diffusion synthesizer, an invalid stored config.
         DataError: unreadable or mismatching weights.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     p = Path(path)
     if not p.is_dir():
         raise ConfigError(f"diffusion synthesizer folder not found: {p}")
-    folder = _model_folder(p)
+    folder = resolve_checkpoint(p, latest_step=True, what="diffusion synthesizer")
     try:
-        meta = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        meta = read_model_config(folder, what="diffusion synthesizer")
+    except DataError as e:
         raise ConfigError(f"{folder / CONFIG_NAME}: cannot read the model config ({e})") from e
-    if not isinstance(meta, dict) or meta.get("kind") != MODEL_KIND:
-        kind = meta.get("kind") if isinstance(meta, dict) else None
-        raise ConfigError(f"{folder}: not a diffusion synthesizer (kind {kind!r})")
+    if meta.get("kind") != MODEL_KIND:
+        raise ConfigError(f"{folder}: not a diffusion synthesizer (kind {meta.get('kind')!r})")
     try:
         config = DiffusionConfig(**meta["model"])
     except (KeyError, TypeError) as e:
         raise ConfigError(f"{folder / CONFIG_NAME}: invalid model config ({e})") from e
     model = DiffusionSynth(config, vocoder=vocoder)
     try:
-        state = load_file(str(folder / WEIGHTS_NAME))
-        model.load_state_dict(state, strict=True)
-    except (OSError, SafetensorError, RuntimeError) as e:
+        model.load_state_dict(load_weights(folder, what="diffusion synthesizer"), strict=True)
+    except (DataError, RuntimeError) as e:
         raise DataError(f"{folder / WEIGHTS_NAME}: cannot load the weights ({str(e).splitlines()[0]})") from e
     return model.to(device or "cpu").eval()
