@@ -38,13 +38,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from vitmusic.data.media import VIDEO_EXTS
 from vitmusic.errors import ConfigError, DataError, VitmusicError
 
 HELP = "generate music for videos with a trained run (any length; single video, folder or manifest split)"
 LOG_LEVEL = logging.WARNING  # progress bars carry the news
 
 PATHS = ("musicgen", "midi")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,9 +95,9 @@ def folder_items(folder: Path, out_dir: Path) -> list[Item]:
     """Video files of ``folder`` (by suffix, sorted), each to ``out_dir/<stem>.wav``."""
     if not folder.is_dir():
         raise ConfigError(f"--videos: not a folder: {folder}")
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
     if not videos:
-        raise DataError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+        raise DataError(f"{folder}: no video files ({', '.join(VIDEO_EXTS)})")
     stems = [p.stem for p in videos]
     # a.mp4 and a.mov would both become a.wav: keep the suffix for those
     names = [p.stem if stems.count(p.stem) == 1 else p.name for p in videos]
@@ -195,7 +195,7 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
     from tqdm.auto import tqdm
 
     from vitmusic.atomic import atomic_write_text
-    from vitmusic.inference.musicgen import item_seed
+    from vitmusic.inference.base import item_seed
 
     base_seed = pipe.default_seed if args.seed is None else args.seed
     if args.path == "midi":
@@ -235,7 +235,7 @@ def _midi_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.path == "musicgen":  # a bad checkpoint fails before the inputs are listed or models loaded
-        from vitmusic.inference.musicgen import resolve_checkpoint
+        from vitmusic.runs import resolve_checkpoint
 
         resolve_checkpoint(args.checkpoint)
     if args.video is not None:

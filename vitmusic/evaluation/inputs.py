@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vitmusic.data.media import AUDIO_EXTS, VIDEO_EXTS
 from vitmusic.errors import DataError, VitmusicError
-
-AUDIO_EXTS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-VIDEO_EXTS: tuple[str, ...] = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 
 
 def list_media(folder: str | os.PathLike, exts: Sequence[str]) -> dict[str, Path]:

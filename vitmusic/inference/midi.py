@@ -26,21 +26,17 @@ import numpy as np
 import torch
 
 from vitmusic.config import Config
+from vitmusic.encoders.video import embed_video
 from vitmusic.errors import ConfigError, DataError
-from vitmusic.generators.midi.transcription import (
-    PartSlotEncoder,
-    TranscriptionHead,
-    decode_parts,
-    frame_unit,
-    instrument_index,
-    load_head,
-)
+from vitmusic.generators.midi.roll import decode_parts
+from vitmusic.generators.midi.slots import PartSlotEncoder
+from vitmusic.generators.midi.transcription import TranscriptionHead, instrument_index, load_head
+from vitmusic.inference.models import ENCODER_KEYS, load_run_encoder, mismatches
+from vitmusic.runs import read_run
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MidiPipeline", "Transcription", "instruments_from_name", "load_pipeline"]
-
-ENCODE_WINDOW_S = 4.0  # seconds of frames decoded at a time (rounded to whole encoder clips)
 
 
 def instruments_from_name(video: str | os.PathLike) -> list[str] | None:
@@ -146,38 +142,12 @@ class MidiPipeline:
         Raises:
             DataError: missing, empty or corrupt video, or a range outside it.
         """
-        from tqdm.auto import tqdm
-
-        from vitmusic.data.video import VideoReader
-        slots = PartSlotEncoder(self.encoder, num_parts)
-        fps = self.encoder.sample_fps(self.rate_hz)
-        unit = frame_unit(self.encoder)
-        window_s = unit * max(1, round(ENCODE_WINDOW_S * fps / unit)) / fps
-        with VideoReader(video) as reader:
-            end = reader.info.duration_s
-            t1 = end if t1_s is None else min(float(t1_s), end)
-            if not 0.0 <= t0_s < t1:
-                raise DataError(f"{video}: empty or negative time range [{t0_s:.3f}, {t1:.3f}) s")
-            n_win = int(np.ceil((t1 - t0_s) / window_s - 1e-9))
-            embeds, masks = [], []
-            for w in tqdm(range(n_win), desc="encode video", unit="window", disable=not progress, leave=False):
-                frames = reader.read(t0_s + w * window_s, min(t0_s + (w + 1) * window_s, t1), fps=fps).data
-                if len(frames) == 0:
-                    continue
-                pad = -len(frames) % unit  # whole encoder clips, as the cache encoded them
-                valid = np.r_[np.ones(len(frames), bool), np.zeros(pad, bool)]
-                if pad:
-                    frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
-                e, m = slots.encode_frames(frames[None], valid[None])  # [1, T', P*D], [1, T']
-                embeds.append(e.float().cpu())
-                masks.append(m.cpu())
-        if not embeds:
-            raise DataError(f"{video}: no frames in [{t0_s:.3f}, {t1:.3f}) s")
-        e = torch.cat(embeds, 1)
-        T = e.shape[1]
-        e = e.reshape(1, T, num_parts, -1).permute(0, 2, 1, 3)  # [1, P, T, D]
-        m = torch.cat(masks, 1).bool()[:, None].expand(1, num_parts, T).clone()
-        return e, m, float(t1 - t0_s)
+        emb = embed_video(PartSlotEncoder(self.encoder, num_parts), video, rate_hz=self.rate_hz, t0_s=t0_s,
+                          t1_s=t1_s, clip_to_video=True, progress=progress)  # embeds [1, T, P * D]
+        T = emb.embeds.shape[1]
+        e = emb.embeds.reshape(1, T, num_parts, -1).permute(0, 2, 1, 3)  # [1, P, T, D]
+        m = emb.mask[:, None].expand(1, num_parts, T).clone()
+        return e, m, emb.duration_s
 
     @torch.no_grad()
     def transcribe_video(self, video: str | os.PathLike, *, t0_s: float = 0.0, t1_s: float | None = None,
@@ -252,8 +222,6 @@ def load_pipeline(checkpoint: str | os.PathLike, *, device: str | torch.device |
         ConfigError: no checkpoint, not a transcription run, a mismatching encoder, an unavailable synth.
     """
     from vitmusic.data.urmp import INSTRUMENTS
-    from vitmusic.encoders import load_encoder
-    from vitmusic.inference.musicgen import _ENCODER_KEYS, _mismatches, read_run
 
     if instruments:
         bad = [c for c in instruments if c not in INSTRUMENTS]
@@ -279,9 +247,8 @@ def load_pipeline(checkpoint: str | os.PathLike, *, device: str | torch.device |
         from vitmusic.generators.synth.diffusion import load_diffusion_synth
 
         diffusion = load_diffusion_synth(synth_checkpoint, device=device)
-    e = config.encoder
-    encoder = load_encoder(e.name, kind=e.kind, revision=e.revision, rate_hz=e.rate_hz, device=device)
-    diffs = _mismatches(stored.get("encoder", {}), encoder.fingerprint(), _ENCODER_KEYS)
+    encoder = load_run_encoder(config, device, adapters=False)
+    diffs = mismatches(stored.get("encoder", {}), encoder.fingerprint(), ENCODER_KEYS)
     if diffs:
         msg = f"{folder}: the encoder differs from the one the head was trained with ({'; '.join(diffs)})"
         if strict:

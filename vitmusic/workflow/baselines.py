@@ -159,7 +159,7 @@ def generate_system(
         sources = retrieval_sources(test, train)
     else:
         raise ConfigError(f"unknown system {system!r}")
-    from vitmusic.inference.musicgen import item_seed
+    from vitmusic.inference.base import item_seed
 
     records = []
     rows = {str(r["clip_id"]): r for r in manifest}
