@@ -91,8 +91,8 @@ def main() -> None:
         log_mel,
         mel_from_log,
     )
-    from vitmusic.training.tasks.diffusion import build_task
     from vitmusic.training.loop import train
+    from vitmusic.training.tasks.diffusion import build_task
 
     tmp = tempfile.TemporaryDirectory() if args.out is None else None
     out = Path(tmp.name if tmp else args.out)

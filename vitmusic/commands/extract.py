@@ -31,11 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vitmusic.config import load_config
-    from vitmusic.training.tasks.musicgen import build_cache
+    from vitmusic.training.tasks import build_cache
 
     config = load_config(args.config, args.overrides)
-    if config.task == "transcription":  # per-part video embeddings, no audio codes
-        from vitmusic.training.tasks.transcription import build_cache
     folder = build_cache(config, progress=not args.no_progress)
     print(folder)
     return 0

@@ -26,16 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vitmusic.config import load_config
-    from vitmusic.training.tasks.musicgen import build_task, run_training
+    from vitmusic.training.tasks import build_task, run_training
 
     overrides, resume = list(args.overrides), args.resume
     if resume is not None and "=" in resume:  # `--resume key=value`: argparse took an override as CKPT
         overrides, resume = [resume, *overrides], "latest"
     config = load_config(args.config, overrides)
-    if config.task == "transcription":  # video -> notes head (vitmusic.training.tasks.transcription)
-        from vitmusic.training.tasks.transcription import build_task
-    elif config.task == "diffusion":  # notes -> audio synthesizer (vitmusic.training.tasks.diffusion)
-        from vitmusic.training.tasks.diffusion import build_task
     task = build_task(config, progress=not args.no_progress)
     final = run_training(config, task, resume=resume, progress=not args.no_progress)
     print(final)

@@ -35,6 +35,7 @@ from typing import Any
 from vitmusic.atomic import atomic_write_text
 from vitmusic.config import Config, config_to_dict, config_to_yaml, save_config
 from vitmusic.errors import ConfigError, VitmusicError
+from vitmusic.runs import FINAL_DIR, WEIGHTS_NAME
 from vitmusic.workflow.experiments import TRAINED_SYSTEMS, Experiment, select_variants
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,8 @@ class AblationRun:
 
         model = self.exp.model_of(name)
         cfg = self.config(model)
-        final = Path(cfg.train.output_dir) / "final"
-        if (final / "model.safetensors").is_file():
+        final = Path(cfg.train.output_dir) / FINAL_DIR
+        if (final / WEIGHTS_NAME).is_file():
             return final
         owner = Path(cfg.train.output_dir).parent
         t0 = time.perf_counter()
@@ -248,7 +249,7 @@ def _val_loss(run_dir: Path) -> dict[str, float]:
 def _ce_gap(task, split: str) -> dict[str, float]:
     """Teacher-forced CE of the held-out clips with their own vs another clip's video (when available)."""
     try:
-        from vitmusic.training.tasks.musicgen import conditioning_gap
+        from vitmusic.evaluation.conditioning import conditioning_gap
     except ImportError:
         return {}
     try:

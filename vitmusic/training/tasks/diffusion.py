@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from vitmusic.config import Config
+from vitmusic.data.manifest import read_clips
 from vitmusic.errors import DataError
-from vitmusic.generators.synth.diffusion import DiffusionSynth, log_mel, piano_roll
 from vitmusic.generators.midi.transcription import instrument_index
+from vitmusic.generators.synth.diffusion import DiffusionSynth, log_mel, piano_roll
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,6 @@ class DiffusionTask:
 
 def build_task(config: Config, *, progress: bool = True) -> DiffusionTask:
     """Read the manifest's train/val clips, compute their stems' log-mel frames and set up the task."""
-    from vitmusic.training.tasks.musicgen import read_clips
-
     clips = read_clips(config)
     by_split = {
         split: [c for c in clips if c["split"] == split] for split in (config.data.train_split, config.data.val_split)

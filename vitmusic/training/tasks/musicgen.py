@@ -18,12 +18,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from vitmusic.config import Config
-from vitmusic.errors import ConfigError, DataError
+from vitmusic.data.manifest import read_clips
+from vitmusic.errors import ConfigError
+from vitmusic.runs import FINAL_DIR
 from vitmusic.training.features import (
     FeatureDataset,
     collate_features,
@@ -65,31 +66,16 @@ def load_models(config: Config):
     Both are frozen, except that with ``encoder.lora.rank > 0`` the encoder carries fresh trainable LoRA
     adapters (seeded with ``train.seed``).
     """
-    from vitmusic.inference.musicgen import load_run_models
+    from vitmusic.inference.models import load_run_models
 
     return load_run_models(config, adapters=True)
 
 
 def load_frozen_models(config: Config):
     """The configured encoder without any adapters and the generator, both frozen."""
-    from vitmusic.inference.musicgen import load_run_models
+    from vitmusic.inference.models import load_run_models
 
     return load_run_models(config, adapters=False)
-
-
-def read_clips(config: Config) -> list[dict[str, Any]]:
-    """All manifest rows of the configured train/val/test splits (``data.max_clips`` per split)."""
-    from vitmusic.data.manifest import read_manifest
-
-    if not config.data.manifest:
-        raise ConfigError("data.manifest is not set (the manifest.jsonl written by 'vitmusic prepare')")
-    clips = []
-    for split in dict.fromkeys((config.data.train_split, config.data.val_split, config.data.test_split)):
-        rows = read_manifest(config.data.manifest, split=split)
-        clips += rows if config.data.max_clips is None else rows[: config.data.max_clips]
-    if not clips:
-        raise DataError(f"{config.data.manifest}: no clips in splits train/val/test")
-    return clips
 
 
 def build_cache(config: Config, encoder=None, generator=None, progress: bool = True) -> Path:
@@ -273,53 +259,7 @@ def run_training(config: Config, task, *, resume=None, progress: bool = True) ->
         "frozen_models": task.describe(),
         "vitmusic_version": __version__,
     }
-    with atomic_path(run_dir / "final", is_dir=True) as tmp:
+    with atomic_path(run_dir / FINAL_DIR, is_dir=True) as tmp:
         task.save_pretrained(task.trainable(), tmp, meta)
     log.info("pca projection fitted on %d clips (nothing to train)", len(task.train_dataset()))
-    return run_dir / "final"
-
-
-@torch.no_grad()
-def conditioning_gap(
-    task: VideoMusicGenTask, split: str = "test", seed: int = 0, batch_size: int = 8
-) -> dict[str, float]:
-    """Teacher-forced cross-entropy of held-out clips with their own video vs with another piece's video.
-
-    The mismatched condition of clip ``i`` is the video of a clip drawn (seeded) from a *different* piece
-    when the split has several pieces, so a projection that learned nothing about the video scores the same
-    on both, and one that did scores lower with the true video.
-
-    Returns:
-        ``{"true": mean CE, "shuffled": mean CE, "clips": n}`` (NaN when the split is empty).
-    """
-    ds = task.split_dataset(split)
-    items = [ds[i] for i in range(len(ds))]
-    if not items:
-        return {"true": float("nan"), "shuffled": float("nan"), "clips": 0}
-    pieces = [str(p) for p in ds.ds["piece"]]
-    rng = np.random.default_rng(seed)
-    donors = []
-    for i, piece in enumerate(pieces):
-        others = (
-            [j for j, p in enumerate(pieces) if p != piece] or [j for j in range(len(items)) if j != i] or [i]
-        )
-        donors.append(int(rng.choice(others)))
-    model = task.trainable()
-    was_training = model.training
-    model.eval()
-
-    def mean_ce(pairs: list[tuple[int, int]]) -> float:
-        total = 0.0
-        for b in range(0, len(pairs), batch_size):
-            chunk = pairs[b : b + batch_size]
-            batch = task.collate([dict(items[v], codes=items[a]["codes"]) for a, v in chunk])
-            total += float(task.loss(model, batch)) * len(chunk)
-        return total / len(pairs)
-
-    out = {
-        "true": mean_ce([(i, i) for i in range(len(items))]),
-        "shuffled": mean_ce([(i, d) for i, d in enumerate(donors)]),
-        "clips": len(items),
-    }
-    model.train(was_training)
-    return out
+    return run_dir / FINAL_DIR

@@ -3,7 +3,7 @@
 Per clip: the video is cut into ``P`` equal horizontal slots (part ``k`` = the ``k``-th performer from the
 left, ``P`` = the number of instruments of the piece) and every slot is encoded by the frozen encoder, so a
 clip gives ``embeds [P, T, D]``; the manifest's per-stem notes give the rolls ``[P, 4, T, K]``
-(:func:`vitmusic.generators.midi.transcription.notes_to_roll`). Only the head trains.
+(:func:`vitmusic.generators.midi.roll.notes_to_roll`). Only the head trains.
 
 The embeddings come from the shared feature cache (:func:`vitmusic.training.features.extract_features`):
 its frame reader hook returns a clip's slots one after the other in time (``[P * T_pad, H, W / P, 3]``,
@@ -24,17 +24,15 @@ import torch
 from torch import nn
 
 from vitmusic.config import Config
+from vitmusic.data.manifest import read_clips
+from vitmusic.encoders.video import frame_unit
 from vitmusic.errors import ConfigError
+from vitmusic.generators.midi.roll import decode_parts, notes_to_roll
+from vitmusic.generators.midi.slots import SLOT_LAYOUT, PartSlotEncoder, split_slots
 from vitmusic.generators.midi.transcription import (
-    SLOT_LAYOUT,
     HeadConfig,
-    PartSlotEncoder,
     TranscriptionHead,
-    decode_parts,
-    frame_unit,
     instrument_index,
-    notes_to_roll,
-    split_slots,
     transcription_loss,
 )
 
@@ -213,21 +211,19 @@ def collate_parts(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_encoder_for(config: Config):
-    from vitmusic.encoders import load_encoder
+    from vitmusic.inference.models import load_run_encoder
 
     if config.encoder.lora.rank > 0:
         raise ConfigError(
             "encoder.lora.rank > 0 needs on-the-fly encoding, which training from the feature "
             "cache does not do; set encoder.lora.rank=0"
         )
-    e = config.encoder
-    return load_encoder(e.name, kind=e.kind, revision=e.revision, rate_hz=e.rate_hz)
+    return load_run_encoder(config, adapters=False)
 
 
 def build_cache(config: Config, encoder=None, progress: bool = True) -> Path:
     """Extract (or find) the per-part feature cache of the configured manifest and encoder."""
     from vitmusic.training.features import extract_features
-    from vitmusic.training.tasks.musicgen import read_clips
 
     clips = read_clips(config)
     if encoder is None:
@@ -318,8 +314,6 @@ class TranscriptionTask:
 
 def build_task(config: Config, *, progress: bool = True) -> TranscriptionTask:
     """Load the frozen encoder, find or build the per-part feature cache, and set up the task."""
-    from vitmusic.training.tasks.musicgen import read_clips
-
     clips = read_clips(config)  # fail fast on a bad manifest, before loading the encoder
     encoder = load_encoder_for(config)
     cache = build_cache(config, encoder, progress=progress)
