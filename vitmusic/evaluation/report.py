@@ -15,17 +15,23 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from vitmusic.atomic import atomic_path, atomic_write_text
 from vitmusic.errors import DataError, VitmusicError
+from vitmusic.evaluation.inputs import Pairing
+from vitmusic.evaluation.schema import (
+    CLIP_COLUMNS,
+    PER_CLIP_METRICS,
+    SET_LEVEL_METRICS,
+    SUMMARY_METRICS,
+    EvalConfig,
+    EvalResult,
+    MetricGroup,
+)
 from vitmusic.metrics import stats
-
-if TYPE_CHECKING:
-    from vitmusic.evaluation.inputs import Pairing
-    from vitmusic.evaluation.runner import EvalConfig, EvalResult, MetricGroup
 
 # metrics on a 0..1 "higher is better" scale share one panel; errors / unbounded values get their own
 BOUNDED_METRICS = frozenset({
@@ -254,9 +260,8 @@ def _set_metric(group: MetricGroup, ref_embs: list, gen_embs: list, n_boot: int,
 
 
 def build_summary(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairing: Pairing) -> dict:
-    """Build the ``summary.json`` dict: every name in ``runner.SUMMARY_METRICS``, config, version."""
+    """Build the ``summary.json`` dict: every name in ``schema.SUMMARY_METRICS``, config, version."""
     from vitmusic import __version__
-    from vitmusic.evaluation.runner import SET_LEVEL_METRICS, SUMMARY_METRICS
 
     metrics: OrderedDict[str, dict] = OrderedDict()
     by_name = {g.name: g for g in groups}
@@ -301,8 +306,7 @@ def write_table_csv(path: str | os.PathLike, columns: Sequence[str], rows: Itera
 
 
 def write_per_clip_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write ``per_clip.csv`` atomically: runner.CLIP_COLUMNS then runner.PER_CLIP_METRICS; NaN as ``nan``."""
-    from vitmusic.evaluation.runner import CLIP_COLUMNS, PER_CLIP_METRICS
+    """Write ``per_clip.csv`` atomically: schema.CLIP_COLUMNS then schema.PER_CLIP_METRICS; NaN as ``nan``."""
 
     return write_table_csv(path, list(CLIP_COLUMNS) + list(PER_CLIP_METRICS), rows)
 
@@ -317,7 +321,6 @@ def read_per_clip_csv(path: str | os.PathLike) -> tuple[list[str], dict[str, dic
     """Read a ``per_clip.csv``: (metric columns, {clip_id: {metric: value}}) with ``nan`` for undefined."""
     import csv
 
-    from vitmusic.evaluation.runner import CLIP_COLUMNS
 
     p = Path(path)
     if not p.is_file():
@@ -373,7 +376,6 @@ def compare_runs(
     Raises:
         VitmusicError: fewer than two runs, a missing folder / per_clip.csv, an unknown metric.
     """
-    from vitmusic.evaluation.runner import PER_CLIP_METRICS, SET_LEVEL_METRICS, SUMMARY_METRICS
 
     if len(run_dirs) < 2:
         raise VitmusicError("compare needs at least two evaluation folders")

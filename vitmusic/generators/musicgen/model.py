@@ -35,6 +35,7 @@ from vitmusic.errors import ConfigError, VitmusicError
 from vitmusic.generators.musicgen.decoder_cache import cache_kwargs
 from vitmusic.generators.musicgen.melody import prefix_decoder_sample
 from vitmusic.generators.musicgen.presets import TINY_PRESETS, materialize_tiny_generator
+from vitmusic.generators.musicgen.windowed import generate_long
 
 __all__ = ["ENTRIES", "KINDS", "MusicGenGenerator", "load_generator", "materialize_tiny_generator"]
 
@@ -487,26 +488,8 @@ class MusicGenGenerator(nn.Module):
         dec(input_ids=x.repeat(2, 1) if guided else x, encoder_hidden_states=hidden, encoder_attention_mask=mask,
             use_cache=True, **cache_kwargs(dec, cache))
 
-    def generate_long(
-        self,
-        cond_tokens: torch.Tensor,
-        cond_mask: torch.Tensor | None,
-        cond_times_s: torch.Tensor | np.ndarray,
-        *,
-        duration_s: float,
-        window_s: float = 10.0,
-        context_s: float = 2.0,
-        guidance_scale: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-        **generate_kwargs: Any,
-    ) -> torch.Tensor:
-        """Windowed generation with continuation for any length; see :func:`vitmusic.generators.musicgen.windowed.generate_long`."""
-        from vitmusic.generators.musicgen.windowed import generate_long
-
-        return generate_long(self, cond_tokens, cond_mask, cond_times_s, duration_s=duration_s, window_s=window_s,
-                             context_s=context_s, guidance_scale=guidance_scale, seed=seed, progress=progress,
-                             **generate_kwargs)
+    # windowed generation with continuation for any length (vitmusic.generators.musicgen.windowed)
+    generate_long = generate_long
 
 
 def load_generator(

@@ -4,20 +4,21 @@ Window 0 generates ``window_s`` seconds; every later window is prompted with the
 codes generated so far and adds ``window_s - context_s`` new seconds. Each window is conditioned only on the
 tokens whose times fall inside its span (prompt included). All codes are decoded in one pass, so the audio is
 contiguous, and cut to exactly ``round(duration_s * sample_rate)`` samples.
+
+It needs of the generator only ``frame_rate``, ``sample_rate``, ``hop_length``, ``num_codebooks``, ``device``,
+``generate`` and ``decode`` (so this module does not import the model; the model imports it:
+``MusicGenGenerator.generate_long`` is :func:`generate_long`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
-if TYPE_CHECKING:
-    from vitmusic.generators.musicgen.model import MusicGenGenerator
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _select_tokens(times_s: np.ndarray, valid: np.ndarray, t0_s: float, t1_s: fl
 
 
 def generate_long_codes(
-    generator: MusicGenGenerator,
+    generator: MusicGenGenerator,  # noqa: F821  (vitmusic.generators.musicgen.model, not imported)
     cond_tokens: torch.Tensor,
     cond_mask: torch.Tensor | None,
     cond_times_s: torch.Tensor | np.ndarray,
@@ -118,7 +119,7 @@ def generate_long_codes(
 
 
 def generate_long(
-    generator: MusicGenGenerator,
+    generator: MusicGenGenerator,  # noqa: F821  (vitmusic.generators.musicgen.model, not imported)
     cond_tokens: torch.Tensor,
     cond_mask: torch.Tensor | None,
     cond_times_s: torch.Tensor | np.ndarray,
