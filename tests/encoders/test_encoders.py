@@ -14,12 +14,6 @@ from vitmusic.errors import ConfigError, VitmusicError
 KINDS = {"tiny-vit": "vit", "tiny-clip": "clip", "tiny-videomae": "videomae"}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    # One preset cache per test session, never the user's ~/.cache.
-    monkeypatch.setenv("VITMUSIC_CACHE", str(tmp_path_factory.getbasetemp() / "vitmusic-cache"))
-
-
 def _frames(b: int, t: int, seed: int = 0, h: int = 40, w: int = 56) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (b, t, h, w, 3), dtype=np.uint8)
 

@@ -37,38 +37,36 @@ def moving_square_video(path: Path, num_frames: int, fps, seed: int = 0, size=(4
 def env(tmp_path_factory):
     """A tiny run (tiny-vit -> MLP projection -> tiny-musicgen) trained for 3 steps, plus test videos."""
     root = tmp_path_factory.mktemp("generate")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VITMUSIC_CACHE", str(root / "presets"))
-        from vitmusic.data.audio import write_audio
-        from vitmusic.inference.musicgen import MusicGenPipeline
-        from vitmusic.training.features import extract_features
-        from vitmusic.training.tasks.musicgen import VideoMusicGenTask, load_frozen_models, run_training
+    from vitmusic.data.audio import write_audio
+    from vitmusic.inference.musicgen import MusicGenPipeline
+    from vitmusic.training.features import extract_features
+    from vitmusic.training.tasks.musicgen import VideoMusicGenTask, load_frozen_models, run_training
 
-        config = load_config(CONFIGS / "tiny.yaml", [
-            f"train.output_dir={root / 'run'}", "train.log_with=none", "train.batch_size=2", "train.max_steps=3",
-            "train.warmup_steps=0", "train.eval_every=3", "train.save_every=2",
-        ])
-        encoder, generator = load_frozen_models(config)
-        rng = np.random.default_rng(0)
-        clips = []
-        for v in range(2):
-            video = moving_square_video(root / f"train{v}.mp4", 60, 30, seed=v)
-            mix = root / f"train{v}.wav"
-            write_audio(mix, (0.1 * rng.standard_normal(2 * generator.sample_rate)).astype(np.float32),
-                        generator.sample_rate)
-            for i in range(3):
-                clips.append({"clip_id": f"t{v}_{i}", "piece": f"t{v}", "split": ["train", "train", "val"][i],
-                              "start_s": 0.5 * i, "end_s": 0.5 * i + 1.0, "video": str(video), "mix": str(mix)})
-        cache = extract_features(clips, encoder, generator, root / "cache", rate_hz=config.encoder.rate_hz,
-                                 progress=False)
-        task = VideoMusicGenTask(config, generator, cache, encoder.fingerprint())
-        final = run_training(config, task, progress=False)
-        # 29.97 fps, 95 frames: 3.17 s, an odd length that needs two generation windows (2 s, context 1 s)
-        video = moving_square_video(root / "in.mp4", 95, "29.97", seed=5)
-        yield {
-            "root": root, "config": config, "run": root / "run", "final": final, "video": video,
-            "memory": MusicGenPipeline(config, encoder, task.projection, generator),
-        }
+    config = load_config(CONFIGS / "tiny.yaml", [
+        f"train.output_dir={root / 'run'}", "train.log_with=none", "train.batch_size=2", "train.max_steps=3",
+        "train.warmup_steps=0", "train.eval_every=3", "train.save_every=2",
+    ])
+    encoder, generator = load_frozen_models(config)
+    rng = np.random.default_rng(0)
+    clips = []
+    for v in range(2):
+        video = moving_square_video(root / f"train{v}.mp4", 60, 30, seed=v)
+        mix = root / f"train{v}.wav"
+        write_audio(mix, (0.1 * rng.standard_normal(2 * generator.sample_rate)).astype(np.float32),
+                    generator.sample_rate)
+        for i in range(3):
+            clips.append({"clip_id": f"t{v}_{i}", "piece": f"t{v}", "split": ["train", "train", "val"][i],
+                          "start_s": 0.5 * i, "end_s": 0.5 * i + 1.0, "video": str(video), "mix": str(mix)})
+    cache = extract_features(clips, encoder, generator, root / "cache", rate_hz=config.encoder.rate_hz,
+                             progress=False)
+    task = VideoMusicGenTask(config, generator, cache, encoder.fingerprint())
+    final = run_training(config, task, progress=False)
+    # 29.97 fps, 95 frames: 3.17 s, an odd length that needs two generation windows (2 s, context 1 s)
+    video = moving_square_video(root / "in.mp4", 95, "29.97", seed=5)
+    yield {
+        "root": root, "config": config, "run": root / "run", "final": final, "video": video,
+        "memory": MusicGenPipeline(config, encoder, task.projection, generator),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +101,7 @@ def test_config_round_trips_through_a_dict():
 
 
 def test_checkpoint_folders_resolve(env, tmp_path):
-    from vitmusic.inference.musicgen import read_run, resolve_checkpoint
+    from vitmusic.runs import read_run, resolve_checkpoint
 
     assert resolve_checkpoint(env["run"]) == env["final"]
     step = env["run"] / "checkpoints" / "step_2"
@@ -161,7 +159,7 @@ def test_mismatched_frozen_model_is_refused(env, tmp_path, caplog):
 # ---------------------------------------------------------------------------- embedding and conditioning
 def test_streamed_embeddings_equal_one_piece_encoding(env, monkeypatch):
     """Windowed decoding gives the embeddings of decoding the whole span at once; times are frame pts."""
-    import vitmusic.inference.musicgen as pl
+    import vitmusic.encoders.video as pl
     from vitmusic.data.video import VideoReader
 
     pipe = env["memory"]
@@ -278,7 +276,7 @@ def test_cli_seeds(env, tmp_path, loaded, generate_calls):
 
 
 def test_cli_batch_folder_skips_bad_files(env, tmp_path, capsys):
-    from vitmusic.inference.musicgen import item_seed
+    from vitmusic.inference.base import item_seed
 
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -338,7 +336,7 @@ def test_cli_manifest_clips(env, tmp_path, capsys):
     assert [f["name"] for f in failures] == ["p_0001"] and "no such file" in failures[0]["error"]
     assert len(stderr_lines(capsys)) == 1
     # the clip's audio is generated from the clip's frames only
-    from vitmusic.inference.musicgen import item_seed
+    from vitmusic.inference.base import item_seed
 
     expected = env["memory"].generate_video(good, t0_s=0.5, t1_s=1.75, seed=item_seed(0, "p_0000"))
     assert np.abs(np.clip(expected, -1, 1) - sf.read(str(out / "p_0000.wav"), dtype="float32")[0]).max() <= 1 / 32767

@@ -29,33 +29,31 @@ RATE_HZ = 4.0
 def env(tmp_path_factory):
     """Tiny encoder + generator (presets materialised in a temp cache) and two short videos with audio."""
     root = tmp_path_factory.mktemp("features")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VITMUSIC_CACHE", str(root / "presets"))
-        from vitmusic.data.audio import write_audio
-        from vitmusic.data.videowriter import write_video
-        from vitmusic.encoders import load_encoder
-        from vitmusic.generators.musicgen.model import load_generator
+    from vitmusic.data.audio import write_audio
+    from vitmusic.data.videowriter import write_video
+    from vitmusic.encoders import load_encoder
+    from vitmusic.generators.musicgen.model import load_generator
 
-        encoder = load_encoder("tiny-vit", rate_hz=RATE_HZ)
-        generator = load_generator("tiny-musicgen")
-        rng = np.random.default_rng(0)
-        clips = []
-        for v in range(2):
-            video, mix = root / f"v{v}.mp4", root / f"v{v}.wav"
-            # a bright square moving differently per video, so embeddings differ between clips
-            frames = np.full((60, 48, 64, 3), 20, np.uint8)
-            for t in range(60):
-                x = (t * (v + 1) * 2) % 48
-                frames[t, 10:30, x : x + 16] = 230
-            write_video(video, frames, 30)
-            write_audio(mix, (0.1 * rng.standard_normal(2 * generator.sample_rate)).astype(np.float32),
-                        generator.sample_rate)
-            for i in range(4):
-                clips.append({
-                    "clip_id": f"v{v}_{i:04d}", "piece": f"v{v}", "split": ["train", "train", "val", "test"][i],
-                    "start_s": 0.5 * i, "end_s": 0.5 * i + 0.5, "video": str(video), "mix": str(mix),
-                })
-        yield {"root": root, "encoder": encoder, "generator": generator, "clips": clips}
+    encoder = load_encoder("tiny-vit", rate_hz=RATE_HZ)
+    generator = load_generator("tiny-musicgen")
+    rng = np.random.default_rng(0)
+    clips = []
+    for v in range(2):
+        video, mix = root / f"v{v}.mp4", root / f"v{v}.wav"
+        # a bright square moving differently per video, so embeddings differ between clips
+        frames = np.full((60, 48, 64, 3), 20, np.uint8)
+        for t in range(60):
+            x = (t * (v + 1) * 2) % 48
+            frames[t, 10:30, x : x + 16] = 230
+        write_video(video, frames, 30)
+        write_audio(mix, (0.1 * rng.standard_normal(2 * generator.sample_rate)).astype(np.float32),
+                    generator.sample_rate)
+        for i in range(4):
+            clips.append({
+                "clip_id": f"v{v}_{i:04d}", "piece": f"v{v}", "split": ["train", "train", "val", "test"][i],
+                "start_s": 0.5 * i, "end_s": 0.5 * i + 0.5, "video": str(video), "mix": str(mix),
+            })
+    yield {"root": root, "encoder": encoder, "generator": generator, "clips": clips}
 
 
 class Counting:
@@ -276,9 +274,10 @@ def test_training_learns_a_video_dependent_target(env, tmp_path):
     projection gives a lower held-out cross-entropy with the true video than with the other piece's."""
     from datasets import Dataset
 
+    from vitmusic.evaluation.conditioning import conditioning_gap
     from vitmusic.training.features import DATA_DIR, FINGERPRINT_NAME, _features, embed_features
     from vitmusic.training.loop import train
-    from vitmusic.training.tasks.musicgen import VideoMusicGenTask, conditioning_gap
+    from vitmusic.training.tasks.musicgen import VideoMusicGenTask
 
     gen = env["generator"]
     g = torch.Generator().manual_seed(0)

@@ -2,7 +2,7 @@
 
 Seeded synthetic benchmark -> prepare (fixed piece-level split) -> feature cache -> train the projection with
 ``configs/tiny.yaml`` -> teacher-forced cross-entropy of the held-out clips' audio codes with their own video vs
-with another piece's video, through the same trained model (:func:`vitmusic.training.tasks.musicgen.conditioning_gap`).
+with another piece's video, through the same trained model (:func:`vitmusic.evaluation.conditioning.conditioning_gap`).
 The figures for several seeds: ``scripts/benchmarks/bench_conditioning_gap.py``.
 """
 
@@ -52,7 +52,8 @@ def test_held_out_ce_lower_with_the_true_video(tmp_path):
     from vitmusic.data.manifest import prepare_manifest
     from vitmusic.data.synth import generate_benchmark
     from vitmusic.data.urmp import discover_pieces
-    from vitmusic.training.tasks.musicgen import build_task, conditioning_gap, run_training
+    from vitmusic.evaluation.conditioning import conditioning_gap
+    from vitmusic.training.tasks.musicgen import build_task, run_training
 
     urmp, prep = tmp_path / "urmp", tmp_path / "prepared"
     generate_benchmark(urmp, 36, seed=0, duration_s=8.0, source="melodies", progress=False, plot=False,

@@ -27,28 +27,21 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def env(tmp_path_factory):
     """Two short videos with a soundtrack each, cut into 6 clips (4 train, 2 val) in a manifest."""
     root = tmp_path_factory.mktemp("lora")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VITMUSIC_CACHE", str(root / "presets"))
-        from vitmusic.data.audio import write_audio
-        from vitmusic.generators.musicgen.model import load_generator
+    from vitmusic.data.audio import write_audio
+    from vitmusic.generators.musicgen.model import load_generator
 
-        sample_rate = load_generator("tiny-musicgen").sample_rate
-        rng = np.random.default_rng(0)
-        clips = []
-        for v in range(2):
-            video = moving_square_video(root / f"v{v}.mp4", 60, 30, seed=v)
-            mix = root / f"v{v}.wav"
-            write_audio(mix, (0.1 * rng.standard_normal(2 * sample_rate)).astype(np.float32), sample_rate)
-            for i in range(3):
-                clips.append({"clip_id": f"v{v}_{i}", "piece": f"v{v}", "split": ["train", "train", "val"][i],
-                              "start_s": 0.5 * i, "end_s": 0.5 * i + 1.0, "video": str(video), "mix": str(mix)})
-        (root / "manifest.jsonl").write_text("".join(json.dumps(c) + "\n" for c in clips))
-        yield {"root": root, "clips": clips, "video": moving_square_video(root / "in.mp4", 40, 30, seed=5)}
-
-
-@pytest.fixture(autouse=True)
-def _presets(env, monkeypatch):
-    monkeypatch.setenv("VITMUSIC_CACHE", str(env["root"] / "presets"))
+    sample_rate = load_generator("tiny-musicgen").sample_rate
+    rng = np.random.default_rng(0)
+    clips = []
+    for v in range(2):
+        video = moving_square_video(root / f"v{v}.mp4", 60, 30, seed=v)
+        mix = root / f"v{v}.wav"
+        write_audio(mix, (0.1 * rng.standard_normal(2 * sample_rate)).astype(np.float32), sample_rate)
+        for i in range(3):
+            clips.append({"clip_id": f"v{v}_{i}", "piece": f"v{v}", "split": ["train", "train", "val"][i],
+                          "start_s": 0.5 * i, "end_s": 0.5 * i + 1.0, "video": str(video), "mix": str(mix)})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(c) + "\n" for c in clips))
+    yield {"root": root, "clips": clips, "video": moving_square_video(root / "in.mp4", 40, 30, seed=5)}
 
 
 def lora_config(env, run: Path, *overrides: str):
@@ -243,7 +236,7 @@ def test_resume_gives_identical_projection_and_adapters(env, tmp_path):
 
 
 def test_conditioning_gap_and_pca_refusal(env, tmp_path):
-    from vitmusic.training.tasks.musicgen import conditioning_gap
+    from vitmusic.evaluation.conditioning import conditioning_gap
 
     task = lora_task(lora_config(env, tmp_path / "run"))
     gap = conditioning_gap(task, "val")
@@ -262,13 +255,11 @@ def test_conditioning_gap_and_pca_refusal(env, tmp_path):
 def trained(env, tmp_path_factory):
     from vitmusic.training.tasks.musicgen import run_training
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VITMUSIC_CACHE", str(env["root"] / "presets"))
-        run = tmp_path_factory.mktemp("lora_run") / "run"
-        config = lora_config(env, run)
-        task = lora_task(config)
-        run_training(config, task, progress=False)
-        yield {"run": run, "task": task, "config": config}
+    run = tmp_path_factory.mktemp("lora_run") / "run"
+    config = lora_config(env, run)
+    task = lora_task(config)
+    run_training(config, task, progress=False)
+    yield {"run": run, "task": task, "config": config}
 
 
 def test_save_load_round_trip_reproduces_generation(env, trained):
@@ -296,7 +287,8 @@ def test_save_load_round_trip_reproduces_generation(env, trained):
 def test_missing_adapter_file_is_one_config_error(trained, tmp_path):
     import shutil
 
-    from vitmusic.inference.musicgen import load_pipeline, load_run_models
+    from vitmusic.inference.models import load_run_models
+    from vitmusic.inference.musicgen import load_pipeline
 
     copy = tmp_path / "final"
     shutil.copytree(trained["run"] / "final", copy)

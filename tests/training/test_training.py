@@ -285,10 +285,10 @@ def test_bad_mixed_precision_is_config_error(tmp_path):
 @pytest.mark.slow
 def test_synth_prepare_extract_train_end_to_end(tmp_path, monkeypatch, capsys):
     """synth-data -> prepare -> extract -> train (tiny, CLI in-process) -> held-out teacher-forced CE."""
+    from vitmusic.evaluation.conditioning import conditioning_gap
     from vitmusic.training.features import find_cache
-    from vitmusic.training.tasks.musicgen import VideoMusicGenTask, conditioning_gap, load_frozen_models
+    from vitmusic.training.tasks.musicgen import VideoMusicGenTask, load_frozen_models
 
-    monkeypatch.setenv("VITMUSIC_CACHE", str(tmp_path / "presets"))
     urmp, prep, cache, run = (tmp_path / n for n in ("urmp", "prep", "cache", "run"))
     assert cli.main(["synth-data", "--out", str(urmp), "--pieces", "6", "--duration", "4.5", "--source", "mixed",
                      "--seed", "0", "--no-progress"]) == 0

@@ -103,7 +103,6 @@ def test_systems_route_the_right_conditioning(tmp_path):
 
 def test_unconditional_ignores_the_video(tmp_path, monkeypatch):
     """With the real tiny MusicGen: the null condition gives the same audio whatever the video."""
-    monkeypatch.setenv("VITMUSIC_CACHE", str(tmp_path / "presets"))
     from vitmusic.config import load_config
     from vitmusic.generators.musicgen.model import load_generator
     from vitmusic.inference.musicgen import MusicGenPipeline
@@ -214,7 +213,6 @@ def _mtime(p):
 
 @pytest.mark.slow
 def test_ablate_end_to_end_resume_and_only(prepared, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("VITMUSIC_CACHE", str(prepared / "presets"))
     out = tmp_path / "abl"
     args = ["ablate", str(TINY), f"data.manifest={prepared / 'prepared'}", "train.max_steps=2",
             "train.warmup_steps=0", "evaluate.metrics=chroma", "evaluate.n_boot=50", "--out", str(out),

@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 from vitmusic import cli
 from vitmusic.config import DiffusionConfig, load_config
 from vitmusic.errors import ConfigError
+from vitmusic.generators.midi.export import notes_to_midi
+from vitmusic.generators.midi.transcription import instrument_index
 from vitmusic.generators.synth.diffusion import (
     DiffusionSynth,
     GriffinLimVocoder,
@@ -25,8 +27,6 @@ from vitmusic.generators.synth.diffusion import (
     num_frames,
     piano_roll,
 )
-from vitmusic.generators.midi.export import notes_to_midi
-from vitmusic.generators.midi.transcription import instrument_index
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 # small enough for a fast CPU test, same code paths as the presets
@@ -291,8 +291,8 @@ def test_task_examples_and_crops(prepared):
 
 
 def test_resumed_training_matches_uninterrupted(prepared, tmp_path):
-    from vitmusic.training.tasks.diffusion import build_task
     from vitmusic.training.loop import train
+    from vitmusic.training.tasks.diffusion import build_task
 
     def config(run):
         return load_config(CONFIGS / "tiny-diffusion.yaml", [
