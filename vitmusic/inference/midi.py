@@ -28,9 +28,13 @@ import torch
 from vitmusic.config import Config
 from vitmusic.encoders.video import embed_video
 from vitmusic.errors import ConfigError, DataError
-from vitmusic.generators.midi.roll import decode_parts
 from vitmusic.generators.midi.slots import PartSlotEncoder
-from vitmusic.generators.midi.transcription import TranscriptionHead, instrument_index, load_head
+from vitmusic.generators.midi.transcription import (
+    TranscriptionHead,
+    decode_parts,
+    instrument_index,
+    load_head,
+)
 from vitmusic.inference.models import ENCODER_KEYS, load_run_encoder, mismatches
 from vitmusic.runs import read_run
 

@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from vitmusic.generators.midi.roll import decode_notes, decode_parts, midi_to_hz, notes_to_roll
 from vitmusic.generators.midi.slots import PartSlotEncoder, split_slots
 from vitmusic.generators.midi.transcription import (
     HeadConfig,
     TranscriptionHead,
+    decode_notes,
+    decode_parts,
     instrument_index,
     load_head,
+    midi_to_hz,
+    notes_to_roll,
     transcription_loss,
 )
 from vitmusic.metrics import notes as notes_metrics

@@ -3,7 +3,7 @@
 The model (a DiffWave-style stack of gated, dilated 1-D convolutions over time, mel bins as channels)
 predicts the noise in a noisy log-mel spectrogram ``x_t [B, M, T]`` given the diffusion step ``t``
 (sinusoidal embedding), a piano roll of the part and its instrument (a learned embedding of the URMP code).
-The piano roll is ``[2 K, T]`` (frame and onset rows of :func:`vitmusic.generators.midi.roll.notes_to_roll`,
+The piano roll is ``[2 K, T]`` (frame and onset rows of :func:`vitmusic.generators.midi.transcription.notes_to_roll`,
 ``K`` pitches from ``min_midi``), sampled at the mel frame rate ``sample_rate / hop_length``; the model also
 turns the frame rows into an *ideal harmonic mel pattern* (a fixed ``[K, M]`` matrix: every pitch's
 harmonics with 1/h amplitudes, through the mel filterbank), so that a pitch rarely seen in training still

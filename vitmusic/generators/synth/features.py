@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from vitmusic.config import DiffusionConfig
-from vitmusic.generators.midi.roll import notes_to_roll
+from vitmusic.generators.midi.transcription import notes_to_roll
 
 __all__ = [
     "GriffinLimVocoder",

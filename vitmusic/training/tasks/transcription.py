@@ -3,7 +3,7 @@
 Per clip: the video is cut into ``P`` equal horizontal slots (part ``k`` = the ``k``-th performer from the
 left, ``P`` = the number of instruments of the piece) and every slot is encoded by the frozen encoder, so a
 clip gives ``embeds [P, T, D]``; the manifest's per-stem notes give the rolls ``[P, 4, T, K]``
-(:func:`vitmusic.generators.midi.roll.notes_to_roll`). Only the head trains.
+(:func:`vitmusic.generators.midi.transcription.notes_to_roll`). Only the head trains.
 
 The embeddings come from the shared feature cache (:func:`vitmusic.training.features.extract_features`):
 its frame reader hook returns a clip's slots one after the other in time (``[P * T_pad, H, W / P, 3]``,
@@ -27,12 +27,13 @@ from vitmusic.config import Config
 from vitmusic.data.manifest import read_clips
 from vitmusic.encoders.video import frame_unit
 from vitmusic.errors import ConfigError
-from vitmusic.generators.midi.roll import decode_parts, notes_to_roll
 from vitmusic.generators.midi.slots import SLOT_LAYOUT, PartSlotEncoder, split_slots
 from vitmusic.generators.midi.transcription import (
     HeadConfig,
     TranscriptionHead,
+    decode_parts,
     instrument_index,
+    notes_to_roll,
     transcription_loss,
 )
 
