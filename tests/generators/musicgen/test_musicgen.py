@@ -188,6 +188,16 @@ def test_save_load_round_trip_identical_codes(tmp_path, gen):
     assert saved.fingerprint()["config_sha256"] == gen.fingerprint()["config_sha256"]
 
 
+def test_the_session_cache_is_not_the_users(vitmusic_cache, tmp_path_factory):
+    """tests/conftest.py points VITMUSIC_CACHE into the session's temp folder: no test writes ~/.cache."""
+    import os
+
+    from vitmusic.generators.musicgen.presets import cache_root
+
+    assert os.environ["VITMUSIC_CACHE"] == str(vitmusic_cache)
+    assert cache_root() == vitmusic_cache and vitmusic_cache.is_relative_to(tmp_path_factory.getbasetemp())
+
+
 def test_preset_name_uses_vitmusic_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VITMUSIC_CACHE", str(tmp_path))
     g = load_generator("tiny-musicgen", entry="inputs_embeds")
