@@ -6,7 +6,6 @@ the session's base temp folder, later calls find its ``report.md`` and reuse it 
 
 import contextlib
 import io
-import os
 from pathlib import Path
 
 from vitmusic import cli
@@ -17,17 +16,9 @@ def demo_output(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.getbasetemp() / "vitmusic_demo"
     log = out.parent / "vitmusic_demo.stdout"
     if not (out / "report.md").is_file():
-        old = os.environ.get("VITMUSIC_CACHE")
-        os.environ["VITMUSIC_CACHE"] = str(out.parent / "vitmusic_demo_presets")
-        buf = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(buf):
-                code = cli.main(["demo", "--out", str(out), "--no-progress"])
-        finally:
-            if old is None:
-                os.environ.pop("VITMUSIC_CACHE", None)
-            else:
-                os.environ["VITMUSIC_CACHE"] = old
+        buf = io.StringIO()  # presets go to the session's VITMUSIC_CACHE (tests/conftest.py)
+        with contextlib.redirect_stdout(buf):
+            code = cli.main(["demo", "--out", str(out), "--no-progress"])
         assert code == 0, buf.getvalue()
         log.write_text(buf.getvalue())
     return out, log.read_text()

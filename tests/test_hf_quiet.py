@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from vitmusic.generators.decoder_cache import cache_keyword, cache_kwargs, output_cache
+from vitmusic.generators.musicgen.decoder_cache import cache_keyword, cache_kwargs, output_cache
 from vitmusic.hf_quiet import _MusicgenTokenIdFilter
 
 
@@ -34,8 +34,8 @@ def test_tiny_model_loads_print_no_config_warning_and_no_bars_when_asked(tmp_pat
         import sys
         from vitmusic.encoders import load_encoder
         from vitmusic.encoders.presets import materialize_tiny_preset
-        from vitmusic.generators.musicgen import load_generator
-        from vitmusic.generators.presets import materialize_tiny_generator
+        from vitmusic.generators.musicgen.model import load_generator
+        from vitmusic.generators.musicgen.presets import materialize_tiny_generator
         from vitmusic.hf_quiet import hf_progress
         materialize_tiny_generator("tiny-musicgen")   # internal step: never a bar, even with progress on
         materialize_tiny_preset("tiny-vit")

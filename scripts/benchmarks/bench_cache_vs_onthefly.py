@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from vitmusic.config import load_config
-    from vitmusic.training.tasks import VideoMusicGenTask, build_cache, load_models, read_clips
+    from vitmusic.data.manifest import read_clips
+    from vitmusic.training.tasks.musicgen import VideoMusicGenTask, build_cache, load_models
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_cache_"))
     manifest = args.manifest or make_data(work, args.pieces, args.duration, args.clip_seconds)

@@ -1,7 +1,7 @@
 """Does the video -> MusicGen path learn? Held-out teacher-forced CE with the true vs a shuffled video.
 
 The synthetic benchmark (seeded) -> prepare (fixed piece-level split) -> extract the feature cache -> train the
-projection on the train pieces -> :func:`vitmusic.training.tasks.conditioning_gap` on the held-out val and test
+projection on the train pieces -> :func:`vitmusic.evaluation.conditioning.conditioning_gap` on the held-out val and test
 pieces: cross-entropy of each clip's audio codes with its own video vs with another piece's video, through
 the same trained model. Also prints how informative the tiny preset's codec is (codes per codebook).
 
@@ -48,7 +48,8 @@ def measure(work: Path, seed: int, *, config: Path, overrides: list[str], pieces
             duration_s: float = 8.0, clip_s: float = 2.0) -> dict[str, float]:
     """One seeded run: data, cache, training; returns CE true/shuffled on the val and test splits."""
     from vitmusic.config import load_config
-    from vitmusic.training.tasks import build_task, conditioning_gap, run_training
+    from vitmusic.evaluation.conditioning import conditioning_gap
+    from vitmusic.training.tasks.musicgen import build_task, run_training
 
     prep = make_data(work, seed, pieces, duration_s, clip_s)
     cfg = load_config(config, [f"data.manifest={prep}", f"train.seed={seed}", "train.log_with=none",
@@ -69,7 +70,7 @@ def measure(work: Path, seed: int, *, config: Path, overrides: list[str], pieces
 def codec_usage(name: str = "tiny-musicgen") -> None:
     """Distinct codes and usage entropy per codebook of the tiny codec on a few instruments and pitches."""
     from vitmusic.data.synth import render_notes
-    from vitmusic.generators.musicgen import load_generator
+    from vitmusic.generators.musicgen.model import load_generator
 
     gen = load_generator(name)
     sr = gen.sample_rate

@@ -85,14 +85,14 @@ def main() -> None:
     from vitmusic.data.audio import load_audio
     from vitmusic.data.manifest import prepare_manifest
     from vitmusic.data.synth.writer import generate_benchmark
-    from vitmusic.generators.diffusion_synth import (
+    from vitmusic.generators.synth.diffusion import (
         GriffinLimVocoder,
         load_diffusion_synth,
         log_mel,
         mel_from_log,
     )
-    from vitmusic.training.diffusion_task import build_task
     from vitmusic.training.loop import train
+    from vitmusic.training.tasks.diffusion import build_task
 
     tmp = tempfile.TemporaryDirectory() if args.out is None else None
     out = Path(tmp.name if tmp else args.out)

@@ -27,7 +27,8 @@ _CHILD = r"""
 import json, os, sys, torch
 torch.set_num_threads(int(sys.argv[3]))
 from vitmusic.config import load_config
-from vitmusic.generators.pipeline import MusicGenPipeline, load_run_models
+from vitmusic.inference.models import load_run_models
+from vitmusic.inference.musicgen import MusicGenPipeline
 from vitmusic.projection import build_projection
 
 def rss_mb():
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from vitmusic.config import load_config
-    from vitmusic.generators.pipeline import MusicGenPipeline, load_run_models
+    from vitmusic.inference.models import load_run_models
+    from vitmusic.inference.musicgen import MusicGenPipeline
     from vitmusic.projection import build_projection
 
     torch.set_num_threads(args.threads)

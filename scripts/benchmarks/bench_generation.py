@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from vitmusic.generators.musicgen import load_generator
-from vitmusic.generators.presets import materialize_tiny_generator
+from vitmusic.generators.musicgen.model import load_generator
+from vitmusic.generators.musicgen.presets import materialize_tiny_generator
 
 
 def _best_of(fn, repeats: int) -> float:

@@ -26,7 +26,7 @@ def main() -> None:
 
     from vitmusic.data.audio import write_audio
     from vitmusic.data.videowriter import write_video
-    from vitmusic.metrics import runner
+    from vitmusic.evaluation import runner
 
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from vitmusic.cli import main as cli
     from vitmusic.config import load_config
     from vitmusic.training.loop import train
-    from vitmusic.training.transcription_task import build_task, evaluate_split
+    from vitmusic.training.tasks.transcription import build_task, evaluate_split
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vitmusic.atomic import atomic_write_text
     from vitmusic.errors import ConfigError
-    from vitmusic.metrics.report import compare_markdown, compare_runs, plot_compare, write_compare_csv
+    from vitmusic.evaluation.report import compare_markdown, compare_runs, plot_compare, write_compare_csv
 
     for out in args.out:
         if out.suffix.lower() not in (".md", ".csv", ".png"):

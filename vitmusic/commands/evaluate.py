@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vitmusic.errors import ConfigError
-    from vitmusic.metrics.runner import EvalConfig, resolve_metrics, run_evaluation
+    from vitmusic.evaluation.runner import EvalConfig, resolve_metrics, run_evaluation
 
     if args.sample_rate < 4000:
         raise ConfigError(f"--sample-rate must be >= 4000 Hz, got {args.sample_rate}")

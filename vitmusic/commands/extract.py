@@ -34,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from vitmusic.training.tasks import build_cache
 
     config = load_config(args.config, args.overrides)
-    if config.task == "transcription":  # per-part video embeddings, no audio codes
-        from vitmusic.training.transcription_task import build_cache
     folder = build_cache(config, progress=not args.no_progress)
     print(folder)
     return 0

@@ -17,8 +17,8 @@ succeeded, 2 when all failed.
 ``--path`` picks the generation path. Each path provides ``load_pipeline(checkpoint, *, device=None)``
 returning an object with ``sample_rate``, ``default_seed``, ``describe() -> dict`` and
 ``generate_video(video, *, t0_s, t1_s, guidance_scale, seed, progress) -> float wav [N]`` (exactly the span's
-length): ``musicgen`` in :mod:`vitmusic.generators.pipeline`, ``midi`` in
-:mod:`vitmusic.generators.midi_pipeline`.
+length): ``musicgen`` in :mod:`vitmusic.inference.musicgen`, ``midi`` in
+:mod:`vitmusic.inference.midi`.
 
 The MIDI path (a run trained with ``task=transcription``) also writes the transcribed MIDI: ``--midi OUT.mid``
 (default: ``--out`` with a ``.mid`` suffix; in batch mode ``<name>.mid`` next to each ``.wav``) and renders it
@@ -37,13 +37,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from vitmusic.data.media import VIDEO_EXTS
 from vitmusic.errors import ConfigError, DataError, VitmusicError
 
 HELP = "generate music for videos with a trained run (any length; single video, folder or manifest split)"
 LOG_LEVEL = logging.WARNING  # progress bars carry the news
 
 PATHS = ("musicgen", "midi")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,9 +94,9 @@ def folder_items(folder: Path, out_dir: Path) -> list[Item]:
     """Video files of ``folder`` (by suffix, sorted), each to ``out_dir/<stem>.wav``."""
     if not folder.is_dir():
         raise ConfigError(f"--videos: not a folder: {folder}")
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
     if not videos:
-        raise DataError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+        raise DataError(f"{folder}: no video files ({', '.join(VIDEO_EXTS)})")
     stems = [p.stem for p in videos]
     # a.mp4 and a.mov would both become a.wav: keep the suffix for those
     names = [p.stem if stems.count(p.stem) == 1 else p.name for p in videos]
@@ -117,10 +117,10 @@ def manifest_items(manifest: str, split: str, out_dir: Path) -> list[Item]:
 def load_path(path: str, checkpoint: str, device: str | None, **midi_options):
     """The pipeline of generation path ``path`` (see the module docstring); ``midi_options`` go to the MIDI path."""
     if path == "midi":
-        from vitmusic.generators import midi_pipeline
+        from vitmusic.inference import midi as midi_pipeline
 
         return midi_pipeline.load_pipeline(checkpoint, device=device, **midi_options)
-    from vitmusic.generators.pipeline import load_pipeline
+    from vitmusic.inference.musicgen import load_pipeline
 
     return load_pipeline(checkpoint, device=device)
 
@@ -179,7 +179,7 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
     from tqdm.auto import tqdm
 
     from vitmusic.atomic import atomic_write_text
-    from vitmusic.generators.pipeline import item_seed
+    from vitmusic.inference.base import item_seed
 
     base_seed = pipe.default_seed if args.seed is None else args.seed
     if args.path == "midi":
@@ -219,7 +219,7 @@ def _midi_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.path == "musicgen":  # a bad checkpoint fails before the inputs are listed or models loaded
-        from vitmusic.generators.pipeline import resolve_checkpoint
+        from vitmusic.runs import resolve_checkpoint
 
         resolve_checkpoint(args.checkpoint)
     if args.video is not None:

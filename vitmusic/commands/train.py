@@ -32,10 +32,6 @@ def run(args: argparse.Namespace) -> int:
     if resume is not None and "=" in resume:  # `--resume key=value`: argparse took an override as CKPT
         overrides, resume = [resume, *overrides], "latest"
     config = load_config(args.config, overrides)
-    if config.task == "transcription":  # video -> notes head (vitmusic.training.transcription_task)
-        from vitmusic.training.transcription_task import build_task
-    elif config.task == "diffusion":  # notes -> audio synthesizer (vitmusic.training.diffusion_task)
-        from vitmusic.training.diffusion_task import build_task
     task = build_task(config, progress=not args.no_progress)
     final = run_training(config, task, resume=resume, progress=not args.no_progress)
     print(final)

@@ -40,13 +40,15 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vitmusic.atomic import atomic_path
+from vitmusic.config import Config
 from vitmusic.data.splits import SPLITS, split_counts, split_pieces
 from vitmusic.data.urmp import Piece, discover_pieces, read_f0, read_notes
-from vitmusic.errors import DataError, VitmusicError
+from vitmusic.errors import ConfigError, DataError, VitmusicError
 
 __all__ = [
     "MANIFEST_NAME",
@@ -451,4 +453,17 @@ def read_manifest(path_or_dir: str | os.PathLike, split: str | None = None) -> l
                 raise DataError(f"{path}:{i}: not a clip record (needs clip_id, piece, split)")
             if split is None or clip["split"] == split:
                 clips.append(clip)
+    return clips
+
+
+def read_clips(config: Config) -> list[dict[str, Any]]:
+    """All manifest rows of the configured train/val/test splits (``data.max_clips`` per split)."""
+    if not config.data.manifest:
+        raise ConfigError("data.manifest is not set (the manifest.jsonl written by 'vitmusic prepare')")
+    clips = []
+    for split in dict.fromkeys((config.data.train_split, config.data.val_split, config.data.test_split)):
+        rows = read_manifest(config.data.manifest, split=split)
+        clips += rows if config.data.max_clips is None else rows[: config.data.max_clips]
+    if not clips:
+        raise DataError(f"{config.data.manifest}: no clips in splits train/val/test")
     return clips

@@ -1,40 +1,143 @@
-"""Encode a whole video file in bounded memory: decode in windows, encode, concatenate.
+"""Encode a video in bounded memory: decode in windows, encode, concatenate (the one windowed loop).
 
-Windows are whole multiples of the encoder's input clip (``num_frames`` F for VideoMAE, 1 frame
-otherwise) at the decoding rate, so VideoMAE chunks never straddle a window boundary and the result equals
-encoding all frames at once (only the final, shorter window is padded; its padding slots are dropped).
+Windows are whole multiples of the encoder's input unit (:func:`frame_unit`: ``num_frames`` F for VideoMAE, the
+frames of one step otherwise) at the decoding rate, about :data:`ENCODE_WINDOW_S` seconds long, so VideoMAE
+chunks never straddle a window boundary and the result equals encoding all frames at once (only the final,
+shorter window is padded, by the encoder, repeating its last frame; its padding slots are masked).
+
+Both generation paths (:mod:`vitmusic.inference`) encode through :func:`embed_video`; the MIDI path passes
+its part-slot view of the encoder (:class:`~vitmusic.generators.midi.slots.PartSlotEncoder`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from vitmusic.encoders.base import VisionEncoder
+__all__ = ["ENCODE_WINDOW_S", "VideoEmbeddings", "embed_video", "encode_video", "frame_unit", "window_frames"]
+
+ENCODE_WINDOW_S = 4.0  # seconds of frames decoded at a time (rounded to whole encoder units)
+
+
+def frame_unit(encoder) -> int:
+    """Frames of one whole encoder input (1 for per-frame encoders, VideoMAE: its clip length)."""
+    return math.lcm(int(getattr(encoder, "clip_frames", 1)), int(encoder.frames_per_step))
+
+
+def window_frames(encoder, fps: float, window_s: float | None = None) -> int:
+    """Frames decoded per window: whole :func:`frame_unit` multiples, about ``window_s`` seconds at ``fps``."""
+    unit = frame_unit(encoder)
+    window_s = ENCODE_WINDOW_S if window_s is None else window_s
+    return unit * max(1, round(window_s * fps / unit))
+
+
+@dataclass
+class VideoEmbeddings:
+    """Encoder output for one video (or a span of it).
+
+    Attributes:
+        embeds: float ``[1, T, D]`` (CPU).
+        mask: bool ``[1, T]``.
+        times_s: float64 ``[T]``: presentation time of each step's first frame, seconds from the span start.
+        duration_s: length of the music to generate for it (the video's, or ``t1_s - t0_s``).
+    """
+
+    embeds: torch.Tensor
+    mask: torch.Tensor
+    times_s: np.ndarray
+    duration_s: float
+
+
+def _frame_windows(reader, t0_s: float, t1_s: float, fps: float, n_frames: int):
+    window_s = n_frames / fps
+    if t0_s == 0.0 and t1_s >= reader.info.duration_s:
+        yield from reader.iter_windows(window_s, fps=fps)  # one sequential pass, bounded memory
+        return
+    k = 0
+    while t0_s + k * window_s < t1_s - 1e-9:
+        yield reader.read(t0_s + k * window_s, min(t0_s + (k + 1) * window_s, t1_s), fps=fps)
+        k += 1
+
+
+@torch.no_grad()
+def embed_video(
+    encoder,
+    video: str | os.PathLike,
+    *,
+    rate_hz: float | None = None,
+    t0_s: float = 0.0,
+    t1_s: float | None = None,
+    window_s: float | None = None,
+    clip_to_video: bool = False,
+    progress: bool = False,
+) -> VideoEmbeddings:
+    """Encoder embeddings of a video's ``[t0_s, t1_s)`` (default: all of it), decoded window by window.
+
+    Frames are decoded at ``encoder.sample_fps(rate_hz)`` on ticks ``k / fps`` from ``t0_s`` (the frame on
+    screen at each tick).
+
+    Args:
+        encoder: a loaded :class:`~vitmusic.encoders.VisionEncoder`, or anything with its ``sample_fps``,
+            ``frames_per_step``, ``clip_frames`` and ``encode_frames``.
+        video: video file.
+        rate_hz: embedding rate; defaults to the encoder's own.
+        t0_s, t1_s: span in seconds (``t1_s`` None: the end of the video).
+        window_s: decoding window (default :data:`ENCODE_WINDOW_S`; rounded to whole encoder units).
+        clip_to_video: a ``t1_s`` past the end of the video means its end (else it is an error, unless within a
+            frame of the end, and ``duration_s`` keeps the span asked for).
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        :class:`VideoEmbeddings` (``embeds [1, T, D]``, ``mask [1, T]``, step times from ``t0_s``).
+
+    Raises:
+        DataError: missing, empty or corrupt video, or a range outside it.
+    """
+    from tqdm.auto import tqdm
+
+    from vitmusic.data.video import VideoReader
+    from vitmusic.errors import DataError
+
+    fps = encoder.sample_fps(rate_hz)
+    step_frames = int(encoder.frames_per_step)
+    with VideoReader(video) as reader:
+        end = reader.info.duration_s
+        t1 = end if t1_s is None else min(float(t1_s), end) if clip_to_video else float(t1_s)
+        if not 0.0 <= t0_s < t1:
+            raise DataError(f"{video}: empty or negative time range [{t0_s:.3f}, {t1:.3f}) s")
+        n_win = window_frames(encoder, fps, window_s)
+        total = math.ceil((min(t1, end) - t0_s) * fps / n_win - 1e-9)
+        embeds, masks, times = [], [], []
+        bar = tqdm(total=total, desc="encode video", unit="window", disable=not progress, leave=False)
+        for frames in _frame_windows(reader, float(t0_s), t1, fps, n_win):
+            if len(frames) == 0:
+                continue
+            e, m = encoder.encode_frames(frames.data[None])  # [1, T', D], [1, T']
+            first = np.minimum(np.arange(e.shape[1]) * step_frames, len(frames) - 1)
+            embeds.append(e.float().cpu())
+            masks.append(m.cpu())
+            times.append(frames.times_s[first] - t0_s)
+            bar.update(1)
+        bar.close()
+    if not embeds:
+        raise DataError(f"{video}: no frames in [{t0_s:.3f}, {t1:.3f}) s")
+    return VideoEmbeddings(torch.cat(embeds, 1), torch.cat(masks, 1).bool(), np.concatenate(times),
+                           float(t1 - t0_s))
 
 
 def encode_video(
-    encoder: VisionEncoder,
+    encoder,
     path: str | os.PathLike,
     *,
     rate_hz: float | None = None,
-    window_s: float = 32.0,
+    window_s: float | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of a whole video at ``rate_hz`` steps/s.
-
-    Frames are decoded at ``encoder.sample_fps(rate_hz)`` on ticks ``k / fps`` from the video's start
-    (the frame on screen at each tick), one window at a time.
-
-    Args:
-        encoder: a loaded :class:`VisionEncoder`.
-        path: video file.
-        rate_hz: embedding rate; defaults to the encoder's own ``rate_hz``.
-        window_s: decoding window (rounded to whole encoder clips); bounds memory.
-        progress: show a tqdm bar on stderr.
+    """Embeddings of a whole video at ``rate_hz`` steps/s, valid steps only (see :func:`embed_video`).
 
     Returns:
         ``(embeds float32 [T', D], times_s float64 [T'])``: step ``j`` starts at ``times_s[j] = j / rate_hz``.
@@ -42,24 +145,7 @@ def encode_video(
     Raises:
         DataError: missing or unreadable video.
     """
-    from tqdm.auto import tqdm
-
-    from vitmusic.data.video import VideoReader
-
-    fps = encoder.sample_fps(rate_hz)
-    clip = int(getattr(encoder, "clip_frames", 1))
-    frames_per_window = max(1, round(window_s * fps / clip)) * clip
-    window_s = frames_per_window / fps
-    chunks: list[np.ndarray] = []
-    with VideoReader(path) as reader:
-        total = math.ceil(reader.info.duration_s / window_s - 1e-9)
-        bar = tqdm(total=total, desc=f"encode {os.fspath(path)}", unit="window", disable=not progress)
-        with torch.no_grad(), bar:
-            for frames in reader.iter_windows(window_s, fps=fps):
-                if len(frames.data):
-                    embeds, mask = encoder.encode_frames(frames.data[None])
-                    chunks.append(embeds[0][mask[0]].float().cpu().numpy())
-                bar.update(1)
-    embeds = np.concatenate(chunks) if chunks else np.zeros((0, encoder.embed_dim), np.float32)
-    times_s = np.arange(len(embeds), dtype=np.float64) * encoder.frames_per_step / fps
+    emb = embed_video(encoder, path, rate_hz=rate_hz, window_s=window_s, progress=progress)
+    embeds = emb.embeds[0][emb.mask[0]].numpy().astype(np.float32)
+    times_s = np.arange(len(embeds), dtype=np.float64) * encoder.frames_per_step / encoder.sample_fps(rate_hz)
     return embeds, times_s

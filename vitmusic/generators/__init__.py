@@ -1,1 +1,1 @@
-"""Generators: MusicGen conditioning and generation; the MIDI path (video -> notes -> synthesizers)."""
+"""Generators: musicgen/ (video-conditioned MusicGen), midi/ (video -> notes -> MIDI), synth/ (notes -> audio)."""

@@ -115,7 +115,8 @@ def _check_config(cfg: StimuliConfig) -> None:
 
 def pair_items(cfg: StimuliConfig) -> tuple[list[_Item], dict[str, list[str]]]:
     """Items present in every input folder, and the names missing from some folder (name -> folders)."""
-    from vitmusic.metrics.inputs import AUDIO_EXTS, VIDEO_EXTS, list_media
+    from vitmusic.data.media import AUDIO_EXTS, VIDEO_EXTS
+    from vitmusic.evaluation.inputs import list_media
 
     def listing(folder: Path, exts, what: str) -> dict[str, Path]:
         if not Path(folder).is_dir():

@@ -10,7 +10,6 @@ dims, hyperparameters, and the caller's ``extra`` dict, e.g. encoder/generator i
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -19,12 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitmusic.atomic import atomic_path, atomic_write_text
 from vitmusic.errors import ConfigError
+from vitmusic.runs import save_module
 
 FORMAT_VERSION = 1
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 
 
 def pool_time(embeds: torch.Tensor, mask: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,14 +132,4 @@ class Projection(nn.Module):
             save_dir: destination folder (created).
             extra: JSON-able dict stored under ``config["extra"]`` (ids/revisions of frozen models, ...).
         """
-        from safetensors.torch import save_file
-
-        folder = Path(save_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = self.config_dict(extra)
-        text = json.dumps(config, indent=2, sort_keys=True)  # fails early on a non-JSON-able extra
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(folder / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"kind": self.kind, "format": "pt"})
-        atomic_write_text(folder / CONFIG_NAME, text + "\n")
-        return folder
+        return save_module(self, save_dir, self.config_dict(extra), metadata={"kind": self.kind, "format": "pt"})

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from vitmusic.errors import ConfigError, DataError
-from vitmusic.projection.base import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, Projection
+from vitmusic.projection.base import FORMAT_VERSION, Projection
 from vitmusic.projection.layers import LinearProjection, MLPProjection
 from vitmusic.projection.pca import PCAProjection
 from vitmusic.projection.transformer import TransformerProjection
+from vitmusic.runs import CONFIG_NAME, WEIGHTS_NAME, load_weights, read_model_config
 
 PROJECTIONS: dict[str, type[Projection]] = {
     "linear": LinearProjection,
@@ -44,13 +44,8 @@ def build_projection(kind: str, in_dim: int, out_dim: int, **kwargs: Any) -> Pro
 def read_projection_config(load_dir: str | os.PathLike) -> dict[str, Any]:
     """The ``config.json`` of a saved projection (``extra`` included)."""
     path = Path(load_dir) / CONFIG_NAME
-    if not path.is_file():
-        raise DataError(f"{path}: projection config not found")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable projection config ({exc})") from exc
-    if not isinstance(config, dict) or not {"kind", "in_dim", "out_dim"} <= set(config):
+    config = read_model_config(load_dir, what="projection")
+    if not {"kind", "in_dim", "out_dim"} <= set(config):
         raise DataError(f"{path}: not a projection config (needs kind, in_dim, out_dim)")
     if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
         raise DataError(f"{path}: projection format {config['format_version']} is newer than this vitmusic")
@@ -63,9 +58,6 @@ def load_projection(load_dir: str | os.PathLike, device: str | None = None) -> P
     Raises:
         DataError: missing/corrupt files or weights that do not match the config.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(load_dir)
     config = read_projection_config(folder)
     try:
@@ -75,12 +67,7 @@ def load_projection(load_dir: str | os.PathLike, device: str | None = None) -> P
     except ConfigError as exc:
         raise DataError(f"{folder / CONFIG_NAME}: {exc}") from exc
     weights = folder / WEIGHTS_NAME
-    if not weights.is_file():
-        raise DataError(f"{weights}: projection weights not found")
-    try:
-        state = load_file(str(weights), device=device or "cpu")
-    except (OSError, SafetensorError) as exc:
-        raise DataError(f"{weights}: unreadable safetensors file ({exc})") from exc
+    state = load_weights(folder, device, what="projection")
     try:
         projection.load_state_dict(state, strict=True)
     except RuntimeError as exc:

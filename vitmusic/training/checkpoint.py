@@ -1,45 +1,30 @@
-"""Checkpoint folders: exported trainable weights + resume state, written atomically.
+"""Resume state of a run: training checkpoints (exported weights + trainer and accelerate state), written atomically.
 
-Layout of a run folder ``RUN`` (= ``train.output_dir``)::
+The folder layout (``RUN/checkpoints/step_<n>/``, ``RUN/final/``) and the exported model files are the run
+format of :mod:`vitmusic.runs`; this module adds what only resuming needs::
 
-    RUN/config.yaml                    resolved config of the run
-    RUN/checkpoints/step_<n>/          every ``train.save_every`` optimizer steps
-        model.safetensors, config.json   the trainable modules (``Task.save_pretrained``), no pickles
-        encoder_adapters.safetensors     runs with encoder LoRA adapters (``encoder.lora.rank > 0``) only
-        trainer_state.json               step, data position, loss history
-        accelerate/                      optimizer, scheduler, RNG states (``Accelerator.save_state``)
-    RUN/final/                         the exported files (no trainer/accelerate state) at the end of training
-    RUN/history.json, RUN/loss.png     losses and learning rate per logged step
+    RUN/checkpoints/step_<n>/trainer_state.json   step, data position, loss history
+    RUN/checkpoints/step_<n>/accelerate/          optimizer, scheduler, RNG states (``Accelerator.save_state``)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from vitmusic.errors import ConfigError
+from vitmusic.runs import list_steps
 
 STATE_FILE = "trainer_state.json"
 ACCELERATE_DIR = "accelerate"
-_STEP_RE = re.compile(r"^step_(\d+)$")
-
-
-def checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:
-    """``RUN/checkpoints/step_<step>``."""
-    return Path(run_dir) / "checkpoints" / f"step_{step}"
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     """Complete checkpoints of a run, oldest first (unfinished temporary folders are ignored)."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_RE.match(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found) if (p / STATE_FILE).is_file()]
+    return list_steps(run_dir, containing=STATE_FILE)
 
 
 def resolve_resume(run_dir: str | os.PathLike, resume: str | os.PathLike | bool | None) -> Path | None:

@@ -279,20 +279,6 @@ def find_cache(cache_dir: str | os.PathLike, key: str) -> Path | None:
     return folder if (folder / FINGERPRINT_NAME).is_file() and (folder / DATA_DIR).is_dir() else None
 
 
-def usable_clips(clips: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The manifest rows that have a video (the others are skipped with a warning).
-
-    Raises:
-        DataError: no clip has a video.
-    """
-    usable = [c for c in clips if c.get("video")]
-    if len(usable) < len(clips):
-        log.warning("skipping %d clip(s) without a video", len(clips) - len(usable))
-    if not usable:
-        raise DataError("no clip with a video to extract features from")
-    return usable
-
-
 def _video_store(store: str, clips: list[dict[str, Any]], encoder, generator, rate_hz: float, fps: float):
     """(fingerprint, clips -> video columns, video columns -> Arrow types) of a cache kind."""
     if store == "embeddings":
@@ -339,7 +325,7 @@ def extract_features(
             skipped with a warning.
         encoder: a :class:`~vitmusic.encoders.VisionEncoder` (``sample_fps``, ``encode_frames``,
             ``fingerprint``; for frames ``preprocess_frames``, ``preprocess_fingerprint``).
-        generator: a :class:`~vitmusic.generators.musicgen.MusicGenGenerator` (``encode_audio``,
+        generator: a :class:`~vitmusic.generators.musicgen.model.MusicGenGenerator` (``encode_audio``,
             ``sample_rate``, ``fingerprint``).
         cache_dir: root folder of caches.
         rate_hz: embedding rate; frames are decoded at ``encoder.sample_fps(rate_hz)``.

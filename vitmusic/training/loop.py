@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from vitmusic import __version__
 from vitmusic.config import Config, config_to_dict, flat_config, save_config
 from vitmusic.errors import ConfigError
+from vitmusic.runs import FINAL_DIR, step_dir
 from vitmusic.training.checkpoint import (
     ACCELERATE_DIR,
-    checkpoint_dir,
     list_checkpoints,
     read_trainer_state,
     resolve_resume,
@@ -286,7 +286,7 @@ def train(
             "history": history,
             "running": [running, running_n],
         }
-        save_checkpoint(accelerator, task, model, checkpoint_dir(run_dir, at), {**meta, "step": at}, state)
+        save_checkpoint(accelerator, task, model, step_dir(run_dir, at), {**meta, "step": at}, state)
         write_history()
 
     bar = tqdm(
@@ -350,7 +350,7 @@ def train(
                 break
     bar.close()
     write_history()
-    final = run_dir / "final"
+    final = run_dir / FINAL_DIR
     if stop_after is None or step >= tc.max_steps:
         save_final(accelerator, task, model, final, {**meta, "step": step})
         if accelerator.is_main_process and history:

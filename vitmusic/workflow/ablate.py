@@ -9,7 +9,7 @@ Layout of ``OUT`` (default ``runs/ablate/<experiment name>``)::
                                      ``generate.*`` share the first one's run)
     OUT/<variant>/train.json         validation loss, teacher-forced CE with the true vs a shuffled video
     OUT/<variant>/generated/         <clip_id>.wav per test clip + systems.json (sources, seeds)
-    OUT/<variant>/eval/              per_clip.csv, summary.json, report.md (vitmusic.metrics.runner)
+    OUT/<variant>/eval/              per_clip.csv, summary.json, report.md (vitmusic.evaluation.runner)
     OUT/<variant>/timings.json       seconds spent training (0 when reused), generating, evaluating
     OUT/<variant>/DONE               written last, atomically: the variant is skipped on the next run
     OUT/<variant>/FAILED             the one-line error of a variant that failed (removed when it succeeds)
@@ -35,6 +35,7 @@ from typing import Any
 from vitmusic.atomic import atomic_write_text
 from vitmusic.config import Config, config_to_dict, config_to_yaml, save_config
 from vitmusic.errors import ConfigError, VitmusicError
+from vitmusic.runs import FINAL_DIR, WEIGHTS_NAME
 from vitmusic.workflow.experiments import TRAINED_SYSTEMS, Experiment, select_variants
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,12 @@ class AblationRun:
     # ------------------------------------------------------------------ stages
     def ensure_trained(self, name: str) -> Path:
         """Train the run ``name`` uses unless its ``final/`` exists; returns that folder."""
-        from vitmusic.training.tasks import build_task, run_training
+        from vitmusic.training.tasks.musicgen import build_task, run_training
 
         model = self.exp.model_of(name)
         cfg = self.config(model)
-        final = Path(cfg.train.output_dir) / "final"
-        if (final / "model.safetensors").is_file():
+        final = Path(cfg.train.output_dir) / FINAL_DIR
+        if (final / WEIGHTS_NAME).is_file():
             return final
         owner = Path(cfg.train.output_dir).parent
         t0 = time.perf_counter()
@@ -119,7 +120,7 @@ class AblationRun:
     def generate(self, name: str) -> Path:
         """Write the variant's test-split audio into ``OUT/<variant>/generated``."""
         from vitmusic.data.manifest import read_manifest
-        from vitmusic.training.tasks import build_cache, load_frozen_models
+        from vitmusic.training.tasks.musicgen import build_cache, load_frozen_models
         from vitmusic.workflow.baselines import cached_clips, generate_system
 
         v = self.exp.variants[name]
@@ -129,7 +130,7 @@ class AblationRun:
         if v.system == "retrieval":
             encoder, generator = load_frozen_models(cfg)
         else:
-            from vitmusic.generators.pipeline import load_pipeline
+            from vitmusic.inference.musicgen import load_pipeline
 
             pipe = load_pipeline(self.ensure_trained(name))
             # sampling settings are the variant's own (a guidance ablation shares the trained run)
@@ -150,7 +151,7 @@ class AblationRun:
 
     def evaluate(self, name: str) -> Path:
         """Score the generated clips against the manifest's ground truth into ``OUT/<variant>/eval``."""
-        from vitmusic.metrics.runner import EvalConfig, resolve_metrics, run_evaluation
+        from vitmusic.evaluation.runner import EvalConfig, resolve_metrics, run_evaluation
 
         cfg = self.config(name)
         s = self.exp.evaluate
@@ -248,7 +249,7 @@ def _val_loss(run_dir: Path) -> dict[str, float]:
 def _ce_gap(task, split: str) -> dict[str, float]:
     """Teacher-forced CE of the held-out clips with their own vs another clip's video (when available)."""
     try:
-        from vitmusic.training.tasks import conditioning_gap
+        from vitmusic.evaluation.conditioning import conditioning_gap
     except ImportError:
         return {}
     try:

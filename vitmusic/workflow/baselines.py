@@ -1,7 +1,7 @@
 """Systems that generate audio for the held-out clips: the trained model and the baselines.
 
 Every system writes one ``<clip_id>.wav`` per test clip (exactly the clip's length), so they are all scored by
-the same ``vitmusic.metrics.runner`` against the same ground truth:
+the same ``vitmusic.evaluation.runner`` against the same ground truth:
 
 * ``model`` -- the trained projection conditions MusicGen on the clip's own video embeddings.
 * ``shuffled`` -- the same model, but clip ``i`` is conditioned on the video of clip ``perm[i]`` with
@@ -129,7 +129,7 @@ def generate_system(
         system: "model", "shuffled", "unconditional" or "retrieval".
         out_dir: output folder (created).
         test: cached test clips (:func:`cached_clips`).
-        pipe: a :class:`~vitmusic.generators.pipeline.MusicGenPipeline` (all systems but retrieval).
+        pipe: a :class:`~vitmusic.inference.musicgen.MusicGenPipeline` (all systems but retrieval).
         train: cached training clips (retrieval).
         manifest: manifest rows of the training clips (retrieval: where their audio is).
         seed: base seed; clip ``c`` samples with ``item_seed(seed, c)`` (the derangement uses ``seed``).
@@ -159,7 +159,7 @@ def generate_system(
         sources = retrieval_sources(test, train)
     else:
         raise ConfigError(f"unknown system {system!r}")
-    from vitmusic.generators.pipeline import item_seed
+    from vitmusic.inference.base import item_seed
 
     records = []
     rows = {str(r["clip_id"]): r for r in manifest}

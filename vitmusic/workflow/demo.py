@@ -137,7 +137,7 @@ def write_videos(run, out_dir: Path, variants: tuple[str, ...] = ("model", "shuf
 
 def _verdict(rows: list[dict[str, Any]], ce: dict[str, float]) -> list[str]:
     """Plain sentences on what the trained model achieved against the control (computed, not assumed)."""
-    from vitmusic.metrics.report import BOUNDED_METRICS
+    from vitmusic.evaluation.report import BOUNDED_METRICS
 
     lines = []
     if "train.ce_true_video" in ce and "train.ce_shuffled_video" in ce:

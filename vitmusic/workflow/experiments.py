@@ -48,7 +48,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 @dataclasses.dataclass
 class EvaluateSettings:
-    """How the variants' generated test clips are scored (see :class:`vitmusic.metrics.runner.EvalConfig`)."""
+    """How the variants' generated test clips are scored (see :class:`vitmusic.evaluation.runner.EvalConfig`)."""
 
     metrics: str | None = None  # comma-separated metric groups; None = all
     sample_rate: int = 22050
@@ -156,7 +156,7 @@ def _evaluate_settings(value: Any, where: str) -> EvaluateSettings:
     if s.sample_rate < 4000 or s.n_boot < 1:
         raise ConfigError(f"{where}: evaluate.sample_rate must be >= 4000 and evaluate.n_boot >= 1")
     if s.metrics is not None:
-        from vitmusic.metrics.runner import resolve_metrics
+        from vitmusic.evaluation.runner import resolve_metrics
 
         try:
             s.metrics = ",".join(resolve_metrics(str(s.metrics)))

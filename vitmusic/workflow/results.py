@@ -1,7 +1,7 @@
 """Results of an experiment: variants x metrics with CIs and paired differences against the baseline.
 
 The numbers come from the evaluation folders (``per_clip.csv`` + ``summary.json``, written by
-:func:`vitmusic.metrics.runner.run_evaluation`) through :func:`vitmusic.metrics.report.compare_runs`, which
+:func:`vitmusic.evaluation.runner.run_evaluation`) through :func:`vitmusic.evaluation.report.compare_runs`, which
 pairs clips by id and computes the paired bootstrap CI and Wilcoxon p of ``variant - baseline``; each
 variant's own mean CI is the one its ``summary.json`` reports. Written as ``results.csv`` (long format, one row
 per variant and metric: :data:`RESULT_COLUMNS`), ``results.md`` and ``results.png``.
@@ -53,9 +53,9 @@ def collect_results(
         systems: ``{variant: system}``.
         baseline: the variant the differences are taken against (absent from ``eval_dirs``: no differences).
         train_info: ``{variant: {"train.val_loss": ..., ...}}`` (see :data:`TRAIN_METRICS`).
-        metrics: summary metric names to keep (default: all of :data:`vitmusic.metrics.runner.SUMMARY_METRICS`).
+        metrics: summary metric names to keep (default: all of :data:`vitmusic.evaluation.runner.SUMMARY_METRICS`).
     """
-    from vitmusic.metrics.report import compare_runs
+    from vitmusic.evaluation.report import compare_runs
 
     names = list(eval_dirs)
     if baseline in eval_dirs:
@@ -93,7 +93,7 @@ def collect_results(
 
 
 def rows_metrics(metrics: Sequence[str] | None) -> list[str]:
-    from vitmusic.metrics.runner import SUMMARY_METRICS
+    from vitmusic.evaluation.runner import SUMMARY_METRICS
 
     return list(metrics) if metrics else list(SUMMARY_METRICS)
 
@@ -108,7 +108,7 @@ def _summary(eval_dir: Path) -> dict[str, Any]:
 
 def write_results_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
     """``results.csv`` (columns :data:`RESULT_COLUMNS`, ``nan`` where undefined), atomically."""
-    from vitmusic.metrics.report import write_table_csv  # the format of per_clip.csv and the compare CSV
+    from vitmusic.evaluation.report import write_table_csv  # the format of per_clip.csv and the compare CSV
 
     return write_table_csv(path, RESULT_COLUMNS, rows)
 
@@ -220,7 +220,7 @@ def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, bas
 
 def _finish(fig, axes, n_used: int, title: str, path: str | os.PathLike) -> Path:
     """Blank the unused panels, title the figure and save it (atomically, as every report figure)."""
-    from vitmusic.metrics.report import _save
+    from vitmusic.evaluation.report import _save
 
     for ax in list(axes.flat)[n_used:]:
         ax.axis("off")
@@ -251,7 +251,7 @@ def find_eval_dirs(root: str | os.PathLike) -> dict[str, Path]:
 
 def read_per_clip(eval_dirs: Mapping[str, str | os.PathLike]) -> dict[str, dict[str, dict[str, float]]]:
     """``{variant: {clip_id: {metric: value}}}`` from each folder's ``per_clip.csv``."""
-    from vitmusic.metrics.report import read_per_clip_csv
+    from vitmusic.evaluation.report import read_per_clip_csv
 
     return {v: read_per_clip_csv(Path(d) / "per_clip.csv")[1] for v, d in eval_dirs.items()}
 

@@ -1,0 +1,212 @@
+"""Evaluation inputs: pair generated files with references, load and trim audio, read reference annotations
+(URMP folders or a prepared manifest) and the video frames the sync metric needs.
+
+The rules (pairing by relative path without extension, the trim rule, which annotations replace tracked
+references) are described in :mod:`vitmusic.evaluation.runner` and ``eval/README.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vitmusic.data.media import AUDIO_EXTS, VIDEO_EXTS
+from vitmusic.errors import DataError, VitmusicError
+
+
+def list_media(folder: str | os.PathLike, exts: Sequence[str]) -> dict[str, Path]:
+    """Media files under ``folder`` keyed by relative path without extension (hidden files skipped).
+
+    When two files share a key (``x.wav`` and ``x.flac``) the extension listed first in ``exts`` wins.
+    """
+    root = Path(folder)
+    found: dict[str, Path] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        ext = p.suffix.lower()
+        if ext not in exts:
+            continue
+        key = rel.with_suffix("").as_posix()
+        if key not in found or exts.index(ext) < exts.index(found[key].suffix.lower()):
+            found[key] = p
+    return found
+
+
+@dataclasses.dataclass
+class Pairing:
+    """Result of :func:`pair_files`: ``pairs`` as (clip_id, ref, gen) plus the unmatched keys per side."""
+
+    pairs: list[tuple[str, Path, Path]]
+    missing_gen: list[str]  # references without a generated partner
+    missing_ref: list[str]  # generated files without a reference
+
+
+def check_dir(path: str | os.PathLike, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{what} folder does not exist: {p}")
+    if not p.is_dir():
+        raise DataError(f"{what} is not a folder: {p}")
+    return p
+
+
+def pair_files(ref_dir: str | os.PathLike, gen_dir: str | os.PathLike) -> Pairing:
+    """Pair audio (or video-with-audio) files of two folders by relative path without extension.
+
+    Raises:
+        DataError: a folder is missing or holds no media file.
+    """
+    exts = AUDIO_EXTS + VIDEO_EXTS
+    refs = list_media(check_dir(ref_dir, "reference"), exts)
+    gens = list_media(check_dir(gen_dir, "generated"), exts)
+    if not refs:
+        raise DataError(f"no audio files ({', '.join(AUDIO_EXTS)}) in reference folder {ref_dir}")
+    if not gens:
+        raise DataError(f"no audio files ({', '.join(AUDIO_EXTS)}) in generated folder {gen_dir}")
+    pairs = [(k, refs[k], gens[k]) for k in sorted(refs) if k in gens]
+    return Pairing(pairs, sorted(set(refs) - set(gens)), sorted(set(gens) - set(refs)))
+
+
+# ------------------------------------------------------------------------------------ loading / trimming
+def load_mono(path: str | os.PathLike, sample_rate: int, t0: float = 0.0, t1: float | None = None) -> np.ndarray:
+    """Load ``path`` mono at ``sample_rate`` as float32 [N]; DataError when empty or non-finite."""
+    from vitmusic.data.audio import load_audio
+
+    try:
+        y, _ = load_audio(path, sample_rate=sample_rate, mono=True, t0=t0, t1=t1)
+    except VitmusicError:
+        raise
+    except Exception as e:  # a decoder error on a user file is a data problem, not a bug here
+        raise DataError(f"cannot read audio {path}: {type(e).__name__}: {e}") from e
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    if y.size == 0:
+        raise DataError(f"audio file has no samples: {path}")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"audio file contains NaN/inf samples: {path}")
+    return y
+
+
+def trim_pair(ref: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Trim both signals to the shorter; returns them and the relative length mismatch (of the longer)."""
+    n = min(len(ref), len(gen))
+    longest = max(len(ref), len(gen))
+    mismatch = (longest - n) / longest if longest else 0.0
+    return ref[:n], gen[:n], mismatch
+
+
+def trim_annotations(
+    f0: tuple[np.ndarray, np.ndarray] | None, notes: np.ndarray | None, duration_s: float
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """Apply the trim rule to reference annotations: keep what lies inside ``[0, duration_s)``."""
+    if f0 is not None:
+        t, hz = (np.asarray(a, dtype=np.float64) for a in f0)
+        keep = (t >= 0) & (t < duration_s)
+        f0 = (t[keep], hz[keep])
+    if notes is not None:
+        notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
+        notes = notes[(notes[:, 0] >= 0) & (notes[:, 0] < duration_s)].copy()
+        notes[:, 2] = np.minimum(notes[:, 2], duration_s - notes[:, 0])
+    return f0, notes
+
+
+def skyline_f0(tracks: Sequence[tuple[np.ndarray, np.ndarray]], hop_s: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-stem f0 tracks into one melody: the highest voiced f0 per frame on a ``hop_s`` grid.
+
+    URMP pieces are ensembles; the generated audio is a mix, so the pitch metrics compare it with the top
+    voice (the usual melody definition for ensemble music). Returns ``(times_s [F], f0_hz [F])``.
+    """
+    tracks = [(np.asarray(t, float), np.asarray(f, float)) for t, f in tracks if len(t)]
+    if not tracks:
+        return np.zeros(0), np.zeros(0)
+    end = max(float(t[-1]) for t, _ in tracks)
+    grid = np.arange(0.0, end + hop_s / 2, hop_s)
+    out = np.zeros_like(grid)
+    for t, f in tracks:
+        # nearest annotated frame within one hop; an unvoiced frame stays 0
+        idx = np.clip(np.searchsorted(t, grid), 1, len(t) - 1) if len(t) > 1 else np.zeros(len(grid), int)
+        if len(t) > 1:
+            left = idx - 1
+            idx = np.where(np.abs(t[left] - grid) <= np.abs(t[idx] - grid), left, idx)
+        near = np.abs(t[idx] - grid) <= hop_s
+        out = np.maximum(out, np.where(near, f[idx], 0.0))
+    return grid, out
+
+
+@dataclasses.dataclass
+class Reference:
+    """Reference annotations (and optionally the audio source) of one clip from URMP or a manifest."""
+
+    f0: tuple[np.ndarray, np.ndarray] | None = None
+    notes: np.ndarray | None = None
+    audio: Path | None = None
+    video: Path | None = None
+    t0: float = 0.0
+    t1: float | None = None
+    n_voices: int = 1
+
+
+def urmp_references(root: str | os.PathLike) -> dict[str, Reference]:
+    """References keyed by URMP piece folder name (whole pieces; f0 = skyline of the stems, notes = union)."""
+    from vitmusic.data import urmp
+
+    refs: dict[str, Reference] = {}
+    for piece in urmp.discover_pieces(check_dir(root, "URMP")):
+        f0s = [urmp.read_f0(s.f0) for s in piece.stems if s.f0 is not None]
+        notes = [urmp.read_notes(s.notes) for s in piece.stems if s.notes is not None]
+        refs[piece.id] = Reference(
+            f0=skyline_f0(f0s) if f0s else None,
+            notes=np.concatenate(notes, 0) if notes else None,
+            audio=piece.mix,
+            video=piece.video,
+            n_voices=len(piece.stems),
+        )
+    return refs
+
+
+def manifest_references(path: str | os.PathLike) -> dict[str, Reference]:
+    """References keyed by manifest ``clip_id`` (annotations relative to the clip start)."""
+    from vitmusic.data.manifest import read_manifest
+
+    refs: dict[str, Reference] = {}
+    for clip in read_manifest(path):
+        f0s = [(np.asarray(d["times_s"], float), np.asarray(d["f0_hz"], float)) for d in clip.get("f0") or []]
+        notes = [np.asarray(n, float).reshape(-1, 3) for n in clip.get("notes") or []]
+        refs[str(clip["clip_id"])] = Reference(
+            f0=skyline_f0(f0s) if f0s else None,
+            notes=np.concatenate(notes, 0) if notes else None,
+            audio=Path(clip["mix"]) if clip.get("mix") else None,
+            video=Path(clip["video"]) if clip.get("video") else None,
+            t0=float(clip["start_s"]),
+            t1=float(clip["end_s"]),
+            n_voices=len(clip.get("stems") or clip.get("instruments") or []),
+        )
+    return refs
+
+
+def read_motion_frames(video: Path, t0: float, t1: float, size: int = 64, max_fps: float = 30.0,
+                       chunk_s: float = 4.0) -> tuple[np.ndarray, float]:
+    """Decode ``video`` in ``[t0, t1)`` downscaled to ``size`` x ``size`` (motion needs no detail).
+
+    Returns:
+        ``(frames uint8 [T, size, size, 3], fps)``.
+    """
+    from vitmusic.data.video import VideoReader
+
+    chunks = []
+    with VideoReader(video, size=(size, size)) as reader:
+        fps = min(float(reader.info.fps), max_fps)
+        t1 = min(t1, reader.info.duration_s)
+        # decode in short windows: frames are resized after decoding, so one long read would hold the whole
+        # range at full resolution in memory
+        t = t0
+        while t1 - t > 0.5 / fps:
+            chunks.append(reader.read(t, min(t + chunk_s, t1), fps=fps).data)
+            t += chunk_s
+    frames = np.concatenate(chunks, 0) if chunks else np.zeros((0, size, size, 3), np.uint8)
+    return frames, fps

@@ -1,0 +1,199 @@
+"""The run / checkpoint format, one place for every model kind (projection, transcription head, diffusion synth).
+
+Layout of a run folder ``RUN`` (= ``train.output_dir``)::
+
+    RUN/config.yaml                    resolved config of the run
+    RUN/checkpoints/step_<n>/          every ``train.save_every`` optimizer steps
+        model.safetensors, config.json   the trainable modules (``Task.save_pretrained``), no pickles
+        encoder_adapters.safetensors     runs with encoder LoRA adapters (``encoder.lora.rank > 0``) only
+        trainer_state.json               step, data position, loss history (:mod:`vitmusic.training.checkpoint`)
+        accelerate/                      optimizer, scheduler, RNG states (``Accelerator.save_state``)
+    RUN/final/                         the exported files (no trainer/accelerate state) at the end of training
+    RUN/history.json, RUN/loss.png     losses and learning rate per logged step
+
+A *model folder* holds ``model.safetensors`` (a module's state dict) + ``config.json`` (what rebuilds the module,
+its ``kind``, and what training stored with it, e.g. ``extra.config``: the resolved run config, and
+``extra.frozen_models``: the fingerprints of the frozen pretrained models). Both files are written atomically
+by :func:`save_module`; other files already in the folder (a training checkpoint's own) are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from vitmusic.errors import ConfigError, DataError
+
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "CONFIG_NAME",
+    "FINAL_DIR",
+    "WEIGHTS_NAME",
+    "has_model",
+    "list_steps",
+    "load_weights",
+    "read_model_config",
+    "read_run",
+    "resolve_checkpoint",
+    "save_module",
+    "step_dir",
+    "step_of",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+FINAL_DIR = "final"
+CHECKPOINTS_DIR = "checkpoints"
+_STEP_RE = re.compile(r"^step_(\d+)$")
+
+
+# ---------------------------------------------------------------------------------------------- folders
+
+
+def step_dir(run_dir: str | os.PathLike, step: int) -> Path:
+    """``RUN/checkpoints/step_<step>``."""
+    return Path(run_dir) / CHECKPOINTS_DIR / f"step_{step}"
+
+
+def step_of(path: str | os.PathLike) -> int | None:
+    """The step of a ``step_<n>`` folder name, None for any other name (e.g. an unfinished ``.step_5.tmp``)."""
+    m = _STEP_RE.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def list_steps(run_dir: str | os.PathLike, *, containing: str | None = None) -> list[Path]:
+    """The ``step_<n>`` folders of a run, oldest first.
+
+    Args:
+        run_dir: the run folder.
+        containing: a file name every listed folder must hold (``trainer_state.json`` for complete training
+            checkpoints, :data:`WEIGHTS_NAME` for exported models); None lists every step folder.
+    """
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = [(n, p) for p in root.iterdir() if (n := step_of(p)) is not None and p.is_dir()]
+    return [p for _, p in sorted(found) if containing is None or (p / containing).is_file()]
+
+
+def has_model(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds an exported model (``model.safetensors`` + ``config.json``)."""
+    folder = Path(folder)
+    return (folder / WEIGHTS_NAME).is_file() and (folder / CONFIG_NAME).is_file()
+
+
+def resolve_checkpoint(path: str | os.PathLike, *, latest_step: bool = False, what: str = "trained model") -> Path:
+    """The model folder a ``--checkpoint`` value names.
+
+    Args:
+        path: a model folder, a run folder (its ``final/``) or ``RUN/checkpoints/step_<n>``.
+        latest_step: a run without ``final/`` (training interrupted) gives its latest step folder holding a
+            model; otherwise the error names that folder.
+        what: what is looked for, for the error message.
+
+    Raises:
+        ConfigError: missing path, or no model in it (one line, naming what was looked for).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"checkpoint not found: {p}")
+    for folder in (p, p / FINAL_DIR):
+        if has_model(folder):
+            return folder
+    steps = [s for s in list_steps(p, containing=WEIGHTS_NAME) if has_model(s)]
+    if latest_step and steps:
+        return steps[-1]
+    hint = f"; the latest checkpoint is {steps[-1]}" if steps else ""
+    raise ConfigError(
+        f"no {what} in {p}: expected {WEIGHTS_NAME} + {CONFIG_NAME} in it or in {p / FINAL_DIR}{hint}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def save_module(
+    module, save_dir: str | os.PathLike, config: dict[str, Any], *, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write a module's state dict (``model.safetensors``) and ``config`` (``config.json``), each atomically.
+
+    Args:
+        module: a ``torch.nn.Module``; its parameters and buffers are saved (on CPU, contiguous).
+        save_dir: destination folder (created); other files in it are left alone.
+        config: JSON-able dict (a non-JSON-able value raises ``TypeError`` before anything is written).
+        metadata: string metadata of the safetensors file.
+    """
+    from safetensors.torch import save_file
+
+    from vitmusic.atomic import atomic_path, atomic_write_text
+
+    folder = Path(save_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config, indent=2, sort_keys=True)  # fails early on a non-JSON-able value
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    atomic_write_text(folder / CONFIG_NAME, text + "\n")
+    return folder
+
+
+def read_model_config(folder: str | os.PathLike, *, what: str = "model") -> dict[str, Any]:
+    """The ``config.json`` of a model folder, as a dict.
+
+    Raises:
+        DataError: missing, unreadable, or not a JSON object.
+    """
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise DataError(f"{path}: {what} config not found")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable {what} config ({exc})") from exc
+    if not isinstance(config, dict):
+        raise DataError(f"{path}: not a {what} config (not a JSON object)")
+    return config
+
+
+def load_weights(folder: str | os.PathLike, device: str | None = None, *, what: str = "model") -> dict[str, Any]:
+    """The state dict in a model folder's ``model.safetensors``.
+
+    Raises:
+        DataError: missing or unreadable weights.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = Path(folder) / WEIGHTS_NAME
+    if not weights.is_file():
+        raise DataError(f"{weights}: {what} weights not found")
+    try:
+        return load_file(str(weights), device=device or "cpu")
+    except (OSError, SafetensorError) as exc:
+        raise DataError(f"{weights}: unreadable safetensors file ({exc})") from exc
+
+
+def read_run(checkpoint: str | os.PathLike):
+    """Resolve ``checkpoint`` and read what training stored with its model.
+
+    Returns:
+        (the model folder, the resolved run :class:`~vitmusic.config.Config`, the frozen models' fingerprints
+        ``{"encoder": {...}, "generator": {...}, ...}``).
+
+    Raises:
+        ConfigError: no checkpoint, or a ``config.json`` without a run config (not written by training).
+    """
+    from vitmusic.config import config_from_dict
+
+    folder = resolve_checkpoint(checkpoint)
+    try:
+        extra = read_model_config(folder).get("extra") or {}
+    except DataError as e:
+        raise ConfigError(str(e)) from e
+    if not isinstance(extra, dict) or "config" not in extra:
+        raise ConfigError(f"{folder / CONFIG_NAME}: no run config stored (not exported by 'vitmusic train')")
+    config = config_from_dict(extra["config"], where=str(folder / CONFIG_NAME))
+    return folder, config, dict(extra.get("frozen_models") or {})
