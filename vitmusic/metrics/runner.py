@@ -73,10 +73,17 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "emotion.quadrant_agreement",
     "sync.offset_s",
     "sync.correlation",
+    "multipitch.precision",
+    "multipitch.recall",
+    "multipitch.accuracy",
+    "multipitch.chroma_accuracy",
     "fad",
 )
 SET_LEVEL_METRICS: tuple[str, ...] = ("fad",)
 PER_CLIP_METRICS: tuple[str, ...] = tuple(m for m in SUMMARY_METRICS if m not in SET_LEVEL_METRICS)
+# what the referee (tracker / transcriber) achieves on the reference audio against the annotations
+REFEREE_METRICS: tuple[str, ...] = tuple(
+    "referee." + m for m in SUMMARY_METRICS if m.split(".")[0] in ("pitch", "notes", "multipitch"))
 # per_clip.csv columns ahead of the metric columns
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "ref", "gen", "duration_s", "ref_duration_s", "gen_duration_s")
 
@@ -111,6 +118,10 @@ class ClipInput:
     video: Path | None = None
     video_t0: float = 0.0
     cache: dict = dataclasses.field(default_factory=dict)
+    n_voices: int = 1
+    stem_f0s: list | None = None  # per stem (times_s, f0_hz) or None, for the ensemble metrics
+    stem_notes: list | None = None  # per stem notes [M_k, 3] or None
+    stem_problems: list = dataclasses.field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -169,19 +180,26 @@ def _score_pitch(clip, opts, art):
     gen_f0 = _f0(clip, "gen", opts)
     if art is not None:
         art["ref_f0"], art["gen_f0"] = ref_f0, gen_f0
-    return pitch.evaluate(None, clip.gen_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=gen_f0)
+    scores = dict(pitch.evaluate(None, clip.gen_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=gen_f0))
+    if clip.ref_f0 is not None:  # referee ceiling: the tracker on the reference audio vs the annotation
+        ceiling = pitch.evaluate(None, clip.ref_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=_f0(clip, "ref", opts))
+        scores.update({"referee." + k: v for k, v in ceiling.items()})
+    return scores
 
 
 def _score_notes(clip, opts, art):
     notes = _lazy("notes")
     backend = opts.get("pitch_backend", "pyin")
-    ref = clip.ref_notes
-    if ref is None:
-        ref = notes.transcribe(clip.ref_audio, clip.sample_rate, f0=_f0(clip, "ref", opts), backend=backend)
-    est = notes.transcribe(clip.gen_audio, clip.sample_rate, f0=_f0(clip, "gen", opts), backend=backend)
-    if art is not None:
-        art["ref_notes"], art["gen_notes"] = np.asarray(ref), np.asarray(est)
-    return notes.evaluate(np.asarray(ref, dtype=float).reshape(-1, 3), np.asarray(est, dtype=float).reshape(-1, 3))
+
+    def mono(side: str) -> np.ndarray:  # the monophonic transcriber (f0 track + onsets) of one side
+        audio = clip.ref_audio if side == "ref" else clip.gen_audio
+        return notes.transcribe(audio, clip.sample_rate, f0=_f0(clip, side, opts), backend=backend)
+
+    return _lazy("ensemble").score_notes(clip, opts, art, mono)
+
+
+def _score_multipitch(clip, opts, art):
+    return _lazy("ensemble").score_multipitch(clip, opts, art)
 
 
 def _score_chroma(clip, opts, art):
@@ -189,7 +207,8 @@ def _score_chroma(clip, opts, art):
 
 
 def _score_emotion(clip, opts, art):
-    return _lazy("emotion").evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate)
+    return _lazy("emotion").evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate,
+                                     estimator=opts.get("emotion_estimator"))
 
 
 def _score_sync(clip, opts, art):
@@ -221,6 +240,7 @@ METRICS: dict[str, MetricGroup] = {
     "chroma": MetricGroup("chroma", SUMMARY_METRICS[13:15], score=_score_chroma),
     "emotion": MetricGroup("emotion", SUMMARY_METRICS[15:18], score=_score_emotion),
     "sync": MetricGroup("sync", SUMMARY_METRICS[18:20], score=_score_sync, needs_video=True),
+    "multipitch": MetricGroup("multipitch", SUMMARY_METRICS[20:24], score=_score_multipitch),
     "fad": MetricGroup("fad", ("fad",), embed=_embed_fad, aggregate=_aggregate_fad),
 }
 
@@ -261,6 +281,8 @@ class EvalConfig:
     urmp_root: Path | None = None
     manifest: Path | None = None
     pitch_backend: str = "pyin"
+    notes_backend: str = "auto"  # "auto": basic-pitch for ensembles, the f0-based transcriber for one voice
+    emotion_model: str | None = None  # transformers audio model (hub id / folder) replacing the proxy
     annotations: str = "solo"
     n_boot: int = 1000
     set_n_boot: int = 100  # FAD: each resample recomputes two covariances and a matrix square root
@@ -338,7 +360,13 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             f"no file pairs: {len(pairing.missing_gen)} reference(s) and {len(pairing.missing_ref)} generated "
             f"file(s) share no name (files are paired by name without extension)"
         )
-    opts = {"pitch_backend": cfg.pitch_backend}
+    opts: dict[str, Any] = {"pitch_backend": cfg.pitch_backend, "notes_backend": cfg.notes_backend}
+    if cfg.emotion_model and "emotion" in {g.name for g in groups}:
+        try:
+            opts["emotion_estimator"] = _lazy("emotion").TransformersEmotionEstimator(cfg.emotion_model)
+        except Exception as e:  # a wrong id / folder is the user's: one line
+            raise ConfigError(f"cannot load --emotion-model {cfg.emotion_model}: {type(e).__name__}: {e}") from e
+    reasons: dict[str, dict[str, int]] = {}  # metric group -> reason -> clips
     rows: list[dict] = []
     failures: list[dict] = []
     notes: list[str] = []
@@ -364,11 +392,17 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         video, video_t0 = _video_for(videos, clip_id, ref)
         n_video += video is not None
         clip = ClipInput(clip_id, ref_audio, gen_audio, cfg.sample_rate, f0, ann, video, video_t0)
+        if ref is not None and cfg.annotations != "never":
+            clip.n_voices = ref.n_voices
+            clip.stem_f0s = [None if t is None else trim_annotations(t, None, duration_s)[0] for t in ref.stem_f0s or []]
+            clip.stem_notes = [None if n is None else trim_annotations(None, n, duration_s)[1]
+                               for n in ref.stem_notes or []]
+            clip.stem_problems = list(ref.stem_problems)
         art = {} if len(artifacts) < cfg.n_plot_clips else None
         row: dict[str, Any] = {"clip_id": clip_id, "ref": str(ref_path), "gen": str(gen_path),
                                "duration_s": duration_s, "ref_duration_s": ref_n / cfg.sample_rate,
                                "gen_duration_s": gen_n / cfg.sample_rate}
-        row.update({m: float("nan") for m in PER_CLIP_METRICS})
+        row.update({m: float("nan") for m in PER_CLIP_METRICS + REFEREE_METRICS})
         for group in groups:
             if group.needs_video and clip.video is None:
                 continue
@@ -379,12 +413,18 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
                     embeds[group.name][1].append(np.asarray(g_emb, np.float64))
                     continue
                 scores = group.score(clip, opts, art)
+            except _lazy("referees").MetricUndefinedError as e:  # null with the reason, not a failure
+                reasons.setdefault(group.name, {}).setdefault(str(e), 0)
+                reasons[group.name][str(e)] += 1
+                continue
             except Exception as e:  # one clip's metric failure must not lose the other clips' results
                 if cfg.strict:
                     raise
                 notes.append(f"{clip_id}: {group.name} failed: {type(e).__name__}: {e}")
+                why = reasons.setdefault(group.name, {})
+                why[f"{type(e).__name__}: {e}"] = why.get(f"{type(e).__name__}: {e}", 0) + 1
                 continue
-            for name in group.names:
+            for name in group.names + tuple("referee." + n for n in group.names):
                 if name in scores:
                     value = float(scores[name])
                     row[name] = value if math.isfinite(value) else float("nan")
@@ -397,9 +437,15 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
                         f"(first: {failures[0]['reason']})")
     if any(g.needs_video for g in groups) and n_video == 0:
         notes.append("sync metrics skipped: no video found (give --videos DIR with files named like the clips)")
+    for group_name, why in reasons.items():
+        notes.extend(f"{group_name} undefined for {n} clip(s): {r}" for r, n in why.items()
+                     if not any(w.endswith(f"{group_name} failed: {r}") for w in notes))
     from vitmusic.metrics.report import build_summary
 
     summary = build_summary(rows, groups, embeds, cfg, failures, notes, pairing)
+    for group_name, why in reasons.items():  # the reason next to each metric of the group
+        for name in METRICS[group_name].names:
+            summary["metrics"][name]["undefined_reasons"] = dict(why)
     return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref)
 
 
