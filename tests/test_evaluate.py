@@ -429,7 +429,8 @@ def test_runner_tracks_f0_once_per_signal_and_equals_the_modules(tmp_path, monke
     real_pyin, calls = librosa.pyin, []
     monkeypatch.setattr(librosa, "pyin", lambda y, **kw: calls.append(y.size) or real_pyin(y, **kw))
     cfg = runner.EvalConfig(gen_dir=tmp_path / "gen", ref_dir=tmp_path / "ref", sample_rate=SR,
-                            metrics=("tempo", "pitch", "notes", "chroma", "emotion"), n_plot_clips=1)
+                            metrics=("tempo", "pitch", "notes", "chroma", "emotion"), n_plot_clips=1,
+                            pitch_backend="pyin")
     res = runner.evaluate_dirs(cfg, progress=False)
     # pitch metrics, both transcriptions and the f0/piano-roll plots share one pYIN pass per signal
     assert len(calls) == 2

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated groups (tempo,pitch,notes,chroma,emotion,fad,sync) or metric "
                         "names; default: all")
     parser.add_argument("--sample-rate", type=int, default=22050, help="common analysis rate in Hz")
-    parser.add_argument("--pitch-backend", default="pyin",
+    parser.add_argument("--pitch-backend", default="swift",
                         help="single-voice f0 tracker of the pitch metrics: pyin, swift, pesto or crepe")
     parser.add_argument("--notes-backend", choices=("auto", "basic-pitch", "mono"), default="auto",
                         help="note transcriber: auto = basic-pitch for ensembles, the f0-based one for one voice")
