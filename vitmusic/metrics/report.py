@@ -235,6 +235,12 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
                            art["gen_beats_s"], out / f"beats_{i:02d}.png", clip_id)
             lines.append(f"![beats {clip_id}]({p.name})")
         lines.append("")
+    if result.parts:
+        lines += ["", "## Per part (generated MIDI parts vs their instrument-matched stems, `per_part.csv`)", "",
+                  "| metric | mean | 95% CI (t) | n |", "|---|---|---|---|"]
+        for name, m in s.get("per_part", {}).items():
+            ci = "—" if m["ci95"][0] is None else f"[{_cell(m['ci95'][0])}, {_cell(m['ci95'][1])}]"
+            lines.append(f"| {name} | {_cell(m['mean'])} | {ci} | {_n_cell(m['n'])} |")
     if result.failures:
         lines += ["", "## Failures (skipped)", ""]
         lines += [f"- `{f['clip_id']}`: {f['reason']}" for f in result.failures]

@@ -310,6 +310,7 @@ class EvalResult:
     warnings: list[str]
     missing_gen: list[str]
     missing_ref: list[str]
+    parts: list[dict] = dataclasses.field(default_factory=list)  # per_part.csv rows (MIDI parts vs stems)
 
 
 def _collect_jobs(cfg: EvalConfig) -> tuple[list[tuple[str, Path, Path, Reference | None]], Pairing]:
@@ -370,6 +371,7 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         except Exception as e:  # a wrong id / folder is the user's: one line
             raise ConfigError(f"cannot load --emotion-model {cfg.emotion_model}: {type(e).__name__}: {e}") from e
     reasons: dict[str, dict[str, int]] = {}  # metric group -> reason -> clips
+    part_rows: list[dict] = []
     rows: list[dict] = []
     failures: list[dict] = []
     notes: list[str] = []
@@ -435,6 +437,9 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             art.update(ref_audio=ref_audio, gen_audio=gen_audio, sample_rate=cfg.sample_rate)
             artifacts[clip_id] = art
         rows.append(row)
+        midi = Path(gen_path).with_suffix(".mid")
+        if midi.is_file() and ref is not None and clip.stem_notes:
+            part_rows.extend(_score_parts(clip, ref, midi, notes))
     if not rows:
         raise DataError(f"nothing could be evaluated: all {len(jobs)} pair(s) failed to load "
                         f"(first: {failures[0]['reason']})")
@@ -449,7 +454,28 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     for group_name, why in reasons.items():  # the reason next to each metric of the group
         for name in METRICS[group_name].names:
             summary["metrics"][name]["undefined_reasons"] = dict(why)
-    return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref)
+    if part_rows:
+        from vitmusic.metrics import stats
+        from vitmusic.metrics.parts import PART_METRICS
+
+        summary["per_part"] = {m: stats.summarize([r[m] for r in part_rows]) for m in PART_METRICS}
+    return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref,
+                      part_rows)
+
+
+def _score_parts(clip: ClipInput, ref: Reference, midi: Path, notes: list[str]) -> list[dict]:
+    """per_part.csv rows of one clip: the generated MIDI's parts against their instrument-matched stems."""
+    from vitmusic.data.urmp import INSTRUMENTS
+
+    parts_mod = _lazy("parts")
+    try:
+        parts = parts_mod.read_parts(midi)
+    except ValueError as e:
+        notes.append(f"{clip.clip_id}: per-part scores skipped: {e}")
+        return []
+    programs = [INSTRUMENTS[c].gm_program if c in INSTRUMENTS else -1 for c in ref.instruments]
+    return parts_mod.score_parts(clip.clip_id, parts, ref.instruments, programs, clip.stem_notes,
+                                 clip.stem_f0s or [], clip.duration_s)
 
 
 def run_evaluation(cfg: EvalConfig, out_dir: str | os.PathLike, *, progress: bool = True,
@@ -465,6 +491,11 @@ def run_evaluation(cfg: EvalConfig, out_dir: str | os.PathLike, *, progress: boo
     from vitmusic.metrics.report import write_per_clip_csv
 
     write_per_clip_csv(out / "per_clip.csv", result.rows)
+    if result.parts:
+        from vitmusic.metrics.parts import PART_COLUMNS
+        from vitmusic.metrics.report import write_table_csv
+
+        write_table_csv(out / "per_part.csv", PART_COLUMNS, result.parts)
     atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=2, allow_nan=False) + "\n")
     if report:
         from vitmusic.metrics.report import write_report
