@@ -103,3 +103,32 @@ def test_union_notes_merges_unisons():
     u = ensemble.union_notes([a, b])
     assert u.shape == (3, 3) and u[0, 2] == 1.0
     assert ensemble.union_notes([]).shape == (0, 3)
+
+
+def test_runner_reports_a_missing_referee_as_null_with_reason(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from vitmusic import cli
+    from vitmusic.data import urmp
+    from vitmusic.data.synth import generate_benchmark
+
+    generate_benchmark(tmp_path / "urmp", 1, 0, duration_s=3.0, source="chorales", sample_rate=SR,
+                       width_per_player=64, height=96, progress=False, plot=False)
+    piece = urmp.discover_pieces(tmp_path / "urmp")[0]
+    (tmp_path / "gen").mkdir()
+    shutil.copy(piece.mix, tmp_path / "gen" / f"{piece.id}.wav")
+
+    def unavailable():
+        raise referees.RefereeUnavailableError("the polyphonic transcriber basic-pitch is not installed")
+
+    monkeypatch.setattr(ensemble, "basic_pitch", unavailable)
+    piece.stems[1].f0.write_text("0.0\tnot-a-number\n")  # a malformed stem annotation
+    out = tmp_path / "out"
+    assert cli.main(["evaluate", "--urmp", str(tmp_path / "urmp"), "--gen", str(tmp_path / "gen"), "--out",
+                     str(out), "--metrics", "notes,multipitch", "--quiet"]) == 0
+    m = json.loads((out / "summary.json").read_text())["metrics"]
+    assert m["notes.f1"]["mean"] is None
+    assert any("not installed" in r for r in m["notes.f1"]["undefined_reasons"])
+    assert m["multipitch.recall"]["mean"] is None
+    assert any("stem 2 F0s annotation unreadable" in r for r in m["multipitch.recall"]["undefined_reasons"])
