@@ -132,3 +132,16 @@ def test_runner_reports_a_missing_referee_as_null_with_reason(tmp_path, monkeypa
     assert any("not installed" in r for r in m["notes.f1"]["undefined_reasons"])
     assert m["multipitch.recall"]["mean"] is None
     assert any("stem 2 F0s annotation unreadable" in r for r in m["multipitch.recall"]["undefined_reasons"])
+
+
+def test_manifest_stems_keep_per_stem_annotations_and_mark_unannotated_ones():
+    from vitmusic.metrics.inputs import _manifest_stems
+
+    clip = {"stems": [{"instrument": "vn", "f0": "/a/F0s_1", "notes": "/a/Notes_1"},
+                      {"instrument": "vc", "f0": None, "notes": "/a/Notes_2"}],
+            "f0": [{"times_s": [0.0, 0.01], "f0_hz": [440.0, 0.0]}, {"times_s": [], "f0_hz": []}],
+            "notes": [[[0.0, 440.0, 0.5]], []]}
+    got = _manifest_stems(clip)
+    assert got["instruments"] == ["vn", "vc"]
+    assert np.allclose(got["stem_f0s"][0][1], [440.0, 0.0]) and got["stem_f0s"][1] is None
+    assert got["stem_notes"][0].shape == (1, 3) and got["stem_notes"][1].shape == (0, 3)
