@@ -33,21 +33,66 @@ def test_proxy_directions():
     v_major, _ = est(major, SR)
     v_minor, _ = est(minor, SR)
     assert v_major > v_minor  # mode carries valence
-    _, a_quiet = est(0.05 * clicks_at_bpm(70.0, 6.0), SR)
-    _, a_loud = est(0.9 * clicks_at_bpm(160.0, 6.0), SR)
-    assert a_loud > a_quiet  # loudness, event rate and tempo carry arousal
-    for v, a in [est(major, SR), est(np.zeros(2 * SR, np.float32), SR)]:
-        assert -1.0 <= v <= 1.0 and -1.0 <= a <= 1.0
+    _, a_slow = est(0.05 * clicks_at_bpm(70.0, 6.0), SR)
+    _, a_fast = est(0.05 * clicks_at_bpm(160.0, 6.0), SR)
+    assert a_fast > a_slow  # event rate and tempo carry arousal
+    v, a = est(major, SR)
+    assert -1.0 <= v <= 1.0 and -1.0 <= a <= 1.0
     label = emotion.describe()
     assert label["emotion.estimator"] == "FeatureEmotionEstimator" and "PROXY" in label["emotion.note"]
 
 
 def test_features_are_documented_units():
     f = emotion.features(clicks_at_bpm(120.0, 6.0), SR)
-    assert list(f) == ["loudness", "onset_rate", "tempo", "brightness", "mode"]
+    assert list(f) == ["loudness_lufs", "onset_rate", "tempo", "brightness", "mode"]
     assert f["tempo"] == pytest.approx(120.0, rel=0.03)
     assert f["onset_rate"] == pytest.approx(2.0, abs=0.3)
-    assert f["loudness"] < 0
+    assert f["loudness_lufs"] < 0
+
+
+def test_proxy_is_loudness_normalised():
+    # the measurement: a -15 dB gain change moved arousal by 0.35 before normalisation
+    est = emotion.FeatureEmotionEstimator()
+    for y in (chord_progression(C_MAJOR_CHORDS), clicks_at_bpm(120.0, 6.0)):
+        assert est(y * 10 ** (-15 / 20), SR) == pytest.approx(est(y, SR), abs=1e-3)
+
+
+def test_non_musical_input_is_undefined_not_confident():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.1, 6 * SR).astype(np.float32)
+    est = emotion.FeatureEmotionEstimator()
+    assert all(math.isnan(x) for x in est(noise, SR))  # was valence +0.52, arousal +0.42 ("happy")
+    assert all(math.isnan(x) for x in est(np.zeros(3 * SR, np.float32), SR))
+    assert not emotion.is_musical(noise, SR)
+    assert emotion.is_musical(chord_progression(C_MAJOR_CHORDS), SR)
+    assert emotion.is_musical(clicks_at_bpm(100.0, 6.0), SR)  # rhythm without pitch is music too
+    music = chord_progression(C_MAJOR_CHORDS)
+    s = emotion.evaluate(noise, music, SR)
+    assert all(math.isnan(v) for v in s.values())
+    s = emotion.evaluate(music, noise[: music.size], SR)
+    assert math.isnan(s["emotion.valence_abs_error"]) and s["emotion.quadrant_agreement"] == 0.0
+    # whatever a pluggable estimator says about noise
+    s = emotion.evaluate(noise, noise, SR, estimator=lambda a, sr: (0.9, 0.9))
+    assert all(math.isnan(v) for v in s.values())
+
+
+def test_key_mode_reads_the_cadence():
+    from metrics_signals import midi_hz, tone_sequence
+
+    from vitmusic.metrics import chroma
+
+    # melodies that dwell on the relative key's tonic triad but cadence on their own tonic
+    cases = [("G major", [64, 67, 71, 64, 71, 67, 64, 66, 67, 74, 72, 71, 69, 66, 67]),
+             ("C major", [57, 60, 64, 57, 64, 60, 57, 59, 60, 67, 65, 64, 62, 59, 60]),
+             ("E minor", [67, 71, 74, 67, 71, 66, 67, 64, 66, 63, 64, 71, 64]),
+             ("A minor", [57, 60, 64, 62, 60, 59, 57, 56, 57, 52, 57])]
+    for key, midis in cases:
+        c = chroma.chromagram(tone_sequence([midi_hz(m) for m in midis], 0.4), SR)
+        assert chroma.estimate_key(c, cadence=True) == key
+        mode = emotion.features(tone_sequence([midi_hz(m) for m in midis], 0.4), SR)["mode"]
+        assert (mode > 0) == key.endswith("major")
+    g = chroma.chromagram(tone_sequence([midi_hz(m) for m in cases[0][1]], 0.4), SR)
+    assert chroma.estimate_key(g) == "E minor"  # the whole-clip Krumhansl estimate alone: the relative key
 
 
 class _Fixed:
@@ -104,3 +149,32 @@ def test_transformers_adapter_round_trip(tmp_path):
     assert scores["emotion.valence_abs_error"] == 0.0
     with pytest.raises(ValueError, match="must be < 2"):
         emotion.TransformersEmotionEstimator(tmp_path, arousal_index=2)
+
+
+def test_evaluate_with_a_trained_model_path_replaces_the_proxy(tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+    from transformers import Wav2Vec2ForSequenceClassification
+
+    from vitmusic import cli
+
+    model_dir = tmp_path / "va_model"
+    save_tiny_wav2vec2(model_dir, Wav2Vec2ForSequenceClassification, num_hidden_layers=1,
+                       classifier_proj_size=8, num_labels=2, problem_type="regression")
+    major, minor = chord_progression(C_MAJOR_CHORDS), chord_progression(A_MINOR_CHORDS)
+    for side, y in (("ref", major), ("gen", minor)):
+        (tmp_path / side).mkdir()
+        sf.write(tmp_path / side / "a.wav", y, SR)
+    argv = ["evaluate", "--ref", str(tmp_path / "ref"), "--gen", str(tmp_path / "gen"), "--out",
+            str(tmp_path / "out"), "--metrics", "emotion", "--quiet", "--sample-rate", str(SR)]
+    assert cli.main(argv + ["--emotion-model", str(model_dir)]) == 0
+    got = json.loads((tmp_path / "out" / "summary.json").read_text())["metrics"]
+    want = emotion.evaluate(major, minor, SR, estimator=emotion.TransformersEmotionEstimator(model_dir))
+    assert got["emotion.valence_abs_error"]["mean"] == pytest.approx(want["emotion.valence_abs_error"], abs=1e-6)
+    proxy = emotion.evaluate(major, minor, SR)
+    assert want["emotion.valence_abs_error"] != pytest.approx(proxy["emotion.valence_abs_error"])
+    capsys.readouterr()
+    assert cli.main(argv + ["--emotion-model", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot load --emotion-model" in err[0]

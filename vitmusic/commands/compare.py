@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "Compare evaluation folders: means, paired bootstrap CIs and Wilcoxon p against the first system."
+HELP = "Compare evaluation folders: means, paired t CIs and Wilcoxon p against the first system."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the table to this .md or .csv file, or a .png plot of the paired "
                         "differences (repeatable)")
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: all)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    parser.add_argument("--n-boot", type=int, default=1000, help="unused: CIs are Student-t intervals now (kept so scripts keep working)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 

@@ -24,14 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated groups (tempo,pitch,notes,chroma,emotion,fad,sync) or metric "
                         "names; default: all")
     parser.add_argument("--sample-rate", type=int, default=22050, help="common analysis rate in Hz")
-    parser.add_argument("--pitch-backend", default="pyin", help="f0 estimator of the pitch metrics")
+    parser.add_argument("--pitch-backend", default="swift",
+                        help="single-voice f0 tracker of the pitch metrics: pyin, swift, pesto or crepe")
+    parser.add_argument("--notes-backend", choices=("auto", "basic-pitch", "mono"), default="auto",
+                        help="note transcriber: auto = basic-pitch for ensembles, the f0-based one for one voice")
+    parser.add_argument("--emotion-model", default=None, metavar="ID_OR_DIR",
+                        help="transformers audio model with a 2-value (valence, arousal) head replacing the proxy")
     parser.add_argument("--annotations", choices=("solo", "always", "never"), default="solo",
                         help="when URMP/manifest f0 and notes replace the tracked reference: solo pieces only "
                         "(default; a monophonic tracker on an ensemble mix follows the loudest voice), always "
                         "(ensembles: top-voice f0, union of notes) or never")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    parser.add_argument("--n-boot", type=int, default=1000, help="unused: CIs are Student-t intervals now (kept so scripts keep working)")
     parser.add_argument("--fad-boot", type=int, default=100,
-                        help="bootstrap resamples for the FAD CI (set-level, costly; 0 = no CI)")
+                        help="unused: FAD is reported without a CI (a clip bootstrap biases it upward)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--plot-clips", type=int, default=3, help="clips drawn in report.md")
     parser.add_argument("--strict", action="store_true", help="stop on the first metric failure")
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         gen_dir=args.gen, ref_dir=args.ref, metrics=resolve_metrics(args.metrics), sample_rate=args.sample_rate,
         videos_dir=args.videos, urmp_root=args.urmp, manifest=args.manifest, pitch_backend=args.pitch_backend,
+        notes_backend=args.notes_backend, emotion_model=args.emotion_model,
         annotations=args.annotations,
         n_boot=args.n_boot, set_n_boot=args.fad_boot, seed=args.seed, n_plot_clips=max(0, args.plot_clips), strict=args.strict,
     )
@@ -67,5 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if m["mean"] is not None:
             lo, hi = m["ci95"]
             ci = f" [{lo:.4g}, {hi:.4g}]" if lo is not None else ""
-            print(f"  {name:28s} {m['mean']:.4g}{ci} (n={m['n']})")
+            flag = " n<10" if m.get("small_n") else ""
+            ceiling = (m.get("referee_ceiling") or {}).get("mean")
+            ceil = f"  referee ceiling {ceiling:.4g}" if ceiling is not None else ""
+            print(f"  {name:28s} {m['mean']:.4g}{ci} (n={m['n']}{flag}){ceil}")
     return 0

@@ -149,6 +149,11 @@ class Reference:
     t0: float = 0.0
     t1: float | None = None
     n_voices: int = 1
+    # per stem (None = not annotated) for the ensemble metrics, and what was wrong with a stem's files
+    stem_f0s: list | None = None
+    stem_notes: list | None = None
+    instruments: list[str] = dataclasses.field(default_factory=list)
+    stem_problems: list[str] = dataclasses.field(default_factory=list)
 
 
 def urmp_references(root: str | os.PathLike) -> dict[str, Reference]:
@@ -157,16 +162,34 @@ def urmp_references(root: str | os.PathLike) -> dict[str, Reference]:
 
     refs: dict[str, Reference] = {}
     for piece in urmp.discover_pieces(check_dir(root, "URMP")):
-        f0s = [urmp.read_f0(s.f0) for s in piece.stems if s.f0 is not None]
-        notes = [urmp.read_notes(s.notes) for s in piece.stems if s.notes is not None]
+        problems: list[str] = []
+        stem_f0s = [_read_stem(urmp.read_f0, s.f0, "F0s", s.index, problems) for s in piece.stems]
+        stem_notes = [_read_stem(urmp.read_notes, s.notes, "Notes", s.index, problems) for s in piece.stems]
+        f0s = [f for f in stem_f0s if f is not None]
+        notes = [n for n in stem_notes if n is not None]
         refs[piece.id] = Reference(
             f0=skyline_f0(f0s) if f0s else None,
             notes=np.concatenate(notes, 0) if notes else None,
             audio=piece.mix,
             video=piece.video,
             n_voices=len(piece.stems),
+            stem_f0s=stem_f0s,
+            stem_notes=stem_notes,
+            instruments=[s.instrument for s in piece.stems],
+            stem_problems=problems,
         )
     return refs
+
+
+def _read_stem(reader, path, label: str, index: int, problems: list[str]):
+    """One stem's annotation file, or None (missing / malformed: the reason goes to ``problems``)."""
+    if path is None:
+        return None
+    try:
+        return reader(path)
+    except (DataError, ValueError, OSError) as e:
+        problems.append(f"stem {index} {label} annotation unreadable: {e}")
+        return None
 
 
 def manifest_references(path: str | os.PathLike) -> dict[str, Reference]:
@@ -185,8 +208,24 @@ def manifest_references(path: str | os.PathLike) -> dict[str, Reference]:
             t0=float(clip["start_s"]),
             t1=float(clip["end_s"]),
             n_voices=len(clip.get("stems") or clip.get("instruments") or []),
+            **_manifest_stems(clip),
         )
     return refs
+
+
+def _manifest_stems(clip: dict) -> dict:
+    """Per-stem annotations of a manifest clip; a stem whose file path is null counts as not annotated."""
+    stems = clip.get("stems") or []
+    f0s = clip.get("f0") or []
+    notes = clip.get("notes") or []
+    paths = stems if len(stems) == max(len(f0s), len(notes)) else [{"f0": "?", "notes": "?"}] * len(f0s or notes)
+    return {
+        "stem_f0s": [(np.asarray(d["times_s"], float), np.asarray(d["f0_hz"], float))
+                     if p.get("f0") is not None else None for d, p in zip(f0s, paths)] or None,
+        "stem_notes": [np.asarray(n, float).reshape(-1, 3) if p.get("notes") is not None else None
+                       for n, p in zip(notes, paths)] or None,
+        "instruments": [str(p.get("instrument", "")) for p in stems],
+    }
 
 
 def read_motion_frames(video: Path, t0: float, t1: float, size: int = 64, max_fps: float = 30.0,

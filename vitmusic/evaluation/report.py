@@ -25,6 +25,7 @@ from vitmusic.evaluation.inputs import Pairing
 from vitmusic.evaluation.schema import (
     CLIP_COLUMNS,
     PER_CLIP_METRICS,
+    REFEREE_METRICS,
     SET_LEVEL_METRICS,
     SUMMARY_METRICS,
     EvalConfig,
@@ -38,8 +39,12 @@ BOUNDED_METRICS = frozenset({
     "tempo.p_score", "beat.f_measure", "pitch.voicing_recall", "pitch.voicing_false_alarm",
     "pitch.raw_pitch_accuracy", "pitch.raw_chroma_accuracy", "pitch.overall_accuracy", "notes.precision",
     "notes.recall", "notes.f1", "notes.f1_no_offset", "chroma.cosine", "key.weighted_score",
-    "emotion.quadrant_agreement", "sync.correlation", "tempo.bpm_rel_error",
+    "emotion.quadrant_agreement", "sync.correlation", "tempo.bpm_rel_error", "multipitch.precision",
+    "multipitch.recall", "multipitch.accuracy", "multipitch.chroma_accuracy",
 })
+
+# metrics whose per-clip values lie in [0, 1] (so does their mean and its interval)
+UNIT_METRICS = BOUNDED_METRICS - {"sync.correlation", "tempo.bpm_rel_error"}
 
 
 def _pyplot():
@@ -88,13 +93,13 @@ def plot_metric_bars(metrics: Mapping[str, Mapping[str, Any]], path: str | os.Pa
     if bounded:
         ax = fig.add_subplot(grid[:, 0])
         _bars(ax, bounded, defined)
-        ax.set_xlabel("mean over clips, 95% bootstrap CI")
+        ax.set_xlabel("mean over clips, 95% t CI")
     for i, name in enumerate(other):
         ax = fig.add_subplot(grid[i, ncols - 1])
         _bars(ax, [name], defined)
         ax.set_yticks([])  # the title names it: tick labels would run into the left panel
         ax.set_title(f"{name} (n={defined[name]['n']})", fontsize=9)
-    fig.suptitle("Metrics: mean over clips with 95% bootstrap CI")
+    fig.suptitle("Metrics: mean over clips with 95% t CI")
     return _save(fig, Path(path))
 
 
@@ -175,6 +180,11 @@ def _nan(x) -> float:
     return float("nan") if x is None else float(x)
 
 
+def _n_cell(n: int) -> str:
+    """A count for a table, flagged below :data:`stats.SMALL_N` (too few clips for a reliable interval)."""
+    return f"{n} (n<{stats.SMALL_N})" if n < stats.SMALL_N else str(n)
+
+
 def _cell(x) -> str:
     return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.4g}"
 
@@ -189,7 +199,7 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
         "",
         f"- vitmusic {s['version']}; references: `{cfg.get('ref_dir')}`; generated: `{cfg.get('gen_dir')}`",
         f"- metrics: {', '.join(cfg['metrics'])}; sample rate {cfg['sample_rate']} Hz; "
-        f"bootstrap {cfg['n_boot']} resamples, seed {cfg['seed']}",
+        "95% CIs: Student t over clips",
         f"- pairs: {cfg['n_pairs']}, evaluated: {cfg['n_evaluated']}, failed: {len(result.failures)}, "
         f"references without generated file: {len(result.missing_gen)}, "
         f"generated files without reference: {len(result.missing_ref)}",
@@ -198,13 +208,22 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
         "",
         "## Summary",
         "",
-        "| metric | mean | 95% CI | n |",
-        "|---|---|---|---|",
+        "Referee ceiling: the same tracker / transcriber run on the reference audio against the annotations "
+        "(what a copy of the reference scores); `n<10` flags a mean over fewer than 10 clips, whose t interval "
+        "rests on normality. FAD has no CI (resampling clips duplicates windows and biases it upward).",
+        "",
+        "| metric | mean | 95% CI (t) | n | referee ceiling |",
+        "|---|---|---|---|---|",
     ]
     for name, m in s["metrics"].items():
         lo, hi = m["ci95"]
         ci = "—" if lo is None else f"[{_cell(lo)}, {_cell(hi)}]"
-        lines.append(f"| {name} | {_cell(m['mean'])} | {ci} | {m['n']} |")
+        ceiling = m.get("referee_ceiling") or {}
+        ceil = "—" if ceiling.get("mean") is None else f"{_cell(ceiling['mean'])} (n={ceiling['n']})"
+        why = m.get("undefined_reasons")
+        if m["mean"] is None and why:
+            ceil += f"; undefined: {next(iter(why))}"
+        lines.append(f"| {name} | {_cell(m['mean'])} | {ci} | {_n_cell(m['n'])} | {ceil} |")
     bars = plot_metric_bars(s["metrics"], out / "metrics.png")
     if bars is not None:
         lines += ["", f"![metric means with 95% CIs]({bars.name})"]
@@ -223,6 +242,12 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
                            art["gen_beats_s"], out / f"beats_{i:02d}.png", clip_id)
             lines.append(f"![beats {clip_id}]({p.name})")
         lines.append("")
+    if result.parts:
+        lines += ["", "## Per part (generated MIDI parts vs their instrument-matched stems, `per_part.csv`)", "",
+                  "| metric | mean | 95% CI (t) | n |", "|---|---|---|---|"]
+        for name, m in s.get("per_part", {}).items():
+            ci = "—" if m["ci95"][0] is None else f"[{_cell(m['ci95'][0])}, {_cell(m['ci95'][1])}]"
+            lines.append(f"| {name} | {_cell(m['mean'])} | {ci} | {_n_cell(m['n'])} |")
     if result.failures:
         lines += ["", "## Failures (skipped)", ""]
         lines += [f"- `{f['clip_id']}`: {f['reason']}" for f in result.failures]
@@ -237,26 +262,22 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
 
 
 # ------------------------------------------------------------------------------------- summary.json
-def _set_metric(group: MetricGroup, ref_embs: list, gen_embs: list, n_boot: int, seed: int) -> dict:
+FAD_CI_NOTE = ("no CI: a bootstrap over clips duplicates their windows, which shrinks the fitted covariances "
+               "and biases FAD upward (the point estimate sat at the lower edge of its own interval)")
+
+
+def _set_metric(group: MetricGroup, ref_embs: list, gen_embs: list) -> dict:
+    """A set-level metric (FAD) over all clips, reported without a confidence interval (:data:`FAD_CI_NOTE`)."""
     n = len(ref_embs)
     if n == 0:
-        return {"mean": None, "ci95": [None, None], "n": 0}
+        return {"mean": None, "ci95": [None, None], "n": 0, "small_n": True}
     try:
         value = group.aggregate(ref_embs, gen_embs)
     except Exception as e:
         warnings.warn(f"{group.name} failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
         value = float("nan")
-    lo = hi = float("nan")
-    if n >= 2 and n_boot > 0 and math.isfinite(value):
-        # bootstrap over clips: resample clip indices and recompute the set statistic on their embeddings;
-        # the small-sample warnings were already shown once for the point estimate
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            boot = [group.aggregate([ref_embs[i] for i in idx], [gen_embs[i] for i in idx])
-                    for idx in stats.bootstrap_indices(n, n_boot, seed)]
-        lo, hi = stats._percentile_interval(np.asarray(boot, np.float64), stats.DEFAULT_CONFIDENCE)
-    fin = [x if math.isfinite(x) else None for x in (value, lo, hi)]
-    return {"mean": fin[0], "ci95": fin[1:], "n": n}
+    return {"mean": value if math.isfinite(value) else None, "ci95": [None, None], "n": n,
+            "small_n": n < stats.SMALL_N, "ci_note": FAD_CI_NOTE}
 
 
 def build_summary(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairing: Pairing) -> dict:
@@ -271,9 +292,14 @@ def build_summary(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairin
             if group is None:
                 metrics[name] = {"mean": None, "ci95": [None, None], "n": 0}
             else:
-                metrics[name] = _set_metric(group, *embeds[group.name], cfg.set_n_boot, cfg.seed)
+                metrics[name] = _set_metric(group, *embeds[group.name])
         else:
-            metrics[name] = stats.summarize([r[name] for r in rows], n_boot=cfg.n_boot, seed=cfg.seed)
+            metrics[name] = stats.summarize([r[name] for r in rows])
+            if name in UNIT_METRICS:  # the mean of values in [0, 1] lies in [0, 1]: clip the t interval
+                metrics[name]["ci95"] = [None if c is None else min(max(c, 0.0), 1.0) for c in metrics[name]["ci95"]]
+            ceiling = [r.get("referee." + name, float("nan")) for r in rows]
+            if np.isfinite(np.asarray(ceiling, float)).any():
+                metrics[name]["referee_ceiling"] = stats.summarize(ceiling)
     config = cfg.to_dict()
     config.update(
         metrics=[g for g in cfg.metrics if g in by_name] or list(by_name),
@@ -308,7 +334,7 @@ def write_table_csv(path: str | os.PathLike, columns: Sequence[str], rows: Itera
 def write_per_clip_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write ``per_clip.csv`` atomically: schema.CLIP_COLUMNS then schema.PER_CLIP_METRICS; NaN as ``nan``."""
 
-    return write_table_csv(path, list(CLIP_COLUMNS) + list(PER_CLIP_METRICS), rows)
+    return write_table_csv(path, list(CLIP_COLUMNS) + list(PER_CLIP_METRICS) + list(REFEREE_METRICS), rows)
 
 
 def _fmt(v: Any) -> str:
@@ -424,7 +450,7 @@ def _system_names(dirs: list[Path]) -> list[str]:
 
 def compare_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """Markdown table: one row per metric; per system its mean (n), and for the others the difference to
-    the first system with its 95 % bootstrap CI and Wilcoxon p over the shared clips."""
+    the first system with its 95 % t CI and Wilcoxon p over the shared clips."""
     systems = list(dict.fromkeys(r["system"] for r in rows))
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     cell = {(r["system"], r["metric"]): r for r in rows}
@@ -432,15 +458,15 @@ def compare_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in metrics:
         base = cell[(systems[0], m)]
-        out = [m, f"{_cell(base['mean'])} (n={base['n']})"]
+        out = [m, f"{_cell(base['mean'])} (n={_n_cell(base['n'])})"]
         for s in systems[1:]:
             r = cell[(s, m)]
-            out.append(f"{_cell(r['mean'])} (n={r['n']})")
+            out.append(f"{_cell(r['mean'])} (n={_n_cell(r['n'])})")
             if r["n_paired"] == 0:
                 out.append("—")
             else:
                 out.append(f"{r['diff']:+.4g} [{_cell(r['ci95_lo'])}, {_cell(r['ci95_hi'])}] "
-                           f"p={_cell(r['p_wilcoxon'])} (n={r['n_paired']})")
+                           f"p={_cell(r['p_wilcoxon'])} (n={_n_cell(r['n_paired'])})")
         lines.append("| " + " | ".join(out) + " |")
     return "\n".join(lines) + "\n"
 

@@ -53,8 +53,10 @@ from vitmusic.evaluation.inputs import (  # noqa: F401  (re-exported: the runner
 from vitmusic.evaluation.schema import (  # noqa: F401  (re-exported: the names and types of the protocol)
     ANNOTATION_POLICIES,
     CLIP_COLUMNS,
+    DEFAULT_PITCH_BACKEND,
     METRIC_GROUPS,
     PER_CLIP_METRICS,
+    REFEREE_METRICS,
     SET_LEVEL_METRICS,
     SUMMARY_METRICS,
     ClipInput,
@@ -76,7 +78,7 @@ def _f0(clip: ClipInput, side: str, opts: Mapping[str, Any]) -> tuple[np.ndarray
     key = f"{side}_f0"
     if key not in clip.cache:
         audio = clip.ref_audio if side == "ref" else clip.gen_audio
-        clip.cache[key] = _lazy("pitch").track_f0(audio, clip.sample_rate, backend=opts.get("pitch_backend", "pyin"))
+        clip.cache[key] = _lazy("pitch").track_f0(audio, clip.sample_rate, backend=opts.get("pitch_backend", DEFAULT_PITCH_BACKEND))
     return clip.cache[key]
 
 
@@ -96,19 +98,26 @@ def _score_pitch(clip, opts, art):
     gen_f0 = _f0(clip, "gen", opts)
     if art is not None:
         art["ref_f0"], art["gen_f0"] = ref_f0, gen_f0
-    return pitch.evaluate(None, clip.gen_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=gen_f0)
+    scores = dict(pitch.evaluate(None, clip.gen_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=gen_f0))
+    if clip.ref_f0 is not None:  # referee ceiling: the tracker on the reference audio vs the annotation
+        ceiling = pitch.evaluate(None, clip.ref_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=_f0(clip, "ref", opts))
+        scores.update({"referee." + k: v for k, v in ceiling.items()})
+    return scores
 
 
 def _score_notes(clip, opts, art):
     notes = _lazy("notes")
-    backend = opts.get("pitch_backend", "pyin")
-    ref = clip.ref_notes
-    if ref is None:
-        ref = notes.transcribe(clip.ref_audio, clip.sample_rate, f0=_f0(clip, "ref", opts), backend=backend)
-    est = notes.transcribe(clip.gen_audio, clip.sample_rate, f0=_f0(clip, "gen", opts), backend=backend)
-    if art is not None:
-        art["ref_notes"], art["gen_notes"] = np.asarray(ref), np.asarray(est)
-    return notes.evaluate(np.asarray(ref, dtype=float).reshape(-1, 3), np.asarray(est, dtype=float).reshape(-1, 3))
+    backend = opts.get("pitch_backend", DEFAULT_PITCH_BACKEND)
+
+    def mono(side: str) -> np.ndarray:  # the monophonic transcriber (f0 track + onsets) of one side
+        audio = clip.ref_audio if side == "ref" else clip.gen_audio
+        return notes.transcribe(audio, clip.sample_rate, f0=_f0(clip, side, opts), backend=backend)
+
+    return _lazy("ensemble").score_notes(clip, opts, art, mono)
+
+
+def _score_multipitch(clip, opts, art):
+    return _lazy("ensemble").score_multipitch(clip, opts, art)
 
 
 def _score_chroma(clip, opts, art):
@@ -116,7 +125,8 @@ def _score_chroma(clip, opts, art):
 
 
 def _score_emotion(clip, opts, art):
-    return _lazy("emotion").evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate)
+    return _lazy("emotion").evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate,
+                                     estimator=opts.get("emotion_estimator"))
 
 
 def _score_sync(clip, opts, art):
@@ -148,6 +158,7 @@ METRICS: dict[str, MetricGroup] = {
     "chroma": MetricGroup("chroma", SUMMARY_METRICS[13:15], score=_score_chroma),
     "emotion": MetricGroup("emotion", SUMMARY_METRICS[15:18], score=_score_emotion),
     "sync": MetricGroup("sync", SUMMARY_METRICS[18:20], score=_score_sync, needs_video=True),
+    "multipitch": MetricGroup("multipitch", SUMMARY_METRICS[20:24], score=_score_multipitch),
     "fad": MetricGroup("fad", ("fad",), embed=_embed_fad, aggregate=_aggregate_fad),
 }
 
@@ -227,7 +238,14 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             f"no file pairs: {len(pairing.missing_gen)} reference(s) and {len(pairing.missing_ref)} generated "
             f"file(s) share no name (files are paired by name without extension)"
         )
-    opts = {"pitch_backend": cfg.pitch_backend}
+    opts: dict[str, Any] = {"pitch_backend": cfg.pitch_backend, "notes_backend": cfg.notes_backend}
+    if cfg.emotion_model and "emotion" in {g.name for g in groups}:
+        try:
+            opts["emotion_estimator"] = _lazy("emotion").TransformersEmotionEstimator(cfg.emotion_model)
+        except Exception as e:  # a wrong id / folder is the user's: one line
+            raise ConfigError(f"cannot load --emotion-model {cfg.emotion_model}: {type(e).__name__}: {e}") from e
+    reasons: dict[str, dict[str, int]] = {}  # metric group -> reason -> clips
+    part_rows: list[dict] = []
     rows: list[dict] = []
     failures: list[dict] = []
     notes: list[str] = []
@@ -253,11 +271,17 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         video, video_t0 = _video_for(videos, clip_id, ref)
         n_video += video is not None
         clip = ClipInput(clip_id, ref_audio, gen_audio, cfg.sample_rate, f0, ann, video, video_t0)
+        if ref is not None and cfg.annotations != "never":
+            clip.n_voices = ref.n_voices
+            clip.stem_f0s = [None if t is None else trim_annotations(t, None, duration_s)[0] for t in ref.stem_f0s or []]
+            clip.stem_notes = [None if n is None else trim_annotations(None, n, duration_s)[1]
+                               for n in ref.stem_notes or []]
+            clip.stem_problems = list(ref.stem_problems)
         art = {} if len(artifacts) < cfg.n_plot_clips else None
         row: dict[str, Any] = {"clip_id": clip_id, "ref": str(ref_path), "gen": str(gen_path),
                                "duration_s": duration_s, "ref_duration_s": ref_n / cfg.sample_rate,
                                "gen_duration_s": gen_n / cfg.sample_rate}
-        row.update({m: float("nan") for m in PER_CLIP_METRICS})
+        row.update({m: float("nan") for m in PER_CLIP_METRICS + REFEREE_METRICS})
         for group in groups:
             if group.needs_video and clip.video is None:
                 continue
@@ -268,12 +292,18 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
                     embeds[group.name][1].append(np.asarray(g_emb, np.float64))
                     continue
                 scores = group.score(clip, opts, art)
+            except _lazy("referees").MetricUndefinedError as e:  # null with the reason, not a failure
+                reasons.setdefault(group.name, {}).setdefault(str(e), 0)
+                reasons[group.name][str(e)] += 1
+                continue
             except Exception as e:  # one clip's metric failure must not lose the other clips' results
                 if cfg.strict:
                     raise
                 notes.append(f"{clip_id}: {group.name} failed: {type(e).__name__}: {e}")
+                why = reasons.setdefault(group.name, {})
+                why[f"{type(e).__name__}: {e}"] = why.get(f"{type(e).__name__}: {e}", 0) + 1
                 continue
-            for name in group.names:
+            for name in group.names + tuple("referee." + n for n in group.names):
                 if name in scores:
                     value = float(scores[name])
                     row[name] = value if math.isfinite(value) else float("nan")
@@ -281,15 +311,45 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             art.update(ref_audio=ref_audio, gen_audio=gen_audio, sample_rate=cfg.sample_rate)
             artifacts[clip_id] = art
         rows.append(row)
+        midi = Path(gen_path).with_suffix(".mid")
+        if midi.is_file() and ref is not None and clip.stem_notes:
+            part_rows.extend(_score_parts(clip, ref, midi, notes))
     if not rows:
         raise DataError(f"nothing could be evaluated: all {len(jobs)} pair(s) failed to load "
                         f"(first: {failures[0]['reason']})")
     if any(g.needs_video for g in groups) and n_video == 0:
         notes.append("sync metrics skipped: no video found (give --videos DIR with files named like the clips)")
+    for group_name, why in reasons.items():
+        notes.extend(f"{group_name} undefined for {n} clip(s): {r}" for r, n in why.items()
+                     if not any(w.endswith(f"{group_name} failed: {r}") for w in notes))
     from vitmusic.evaluation.report import build_summary
 
     summary = build_summary(rows, groups, embeds, cfg, failures, notes, pairing)
-    return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref)
+    for group_name, why in reasons.items():  # the reason next to each metric of the group
+        for name in METRICS[group_name].names:
+            summary["metrics"][name]["undefined_reasons"] = dict(why)
+    if part_rows:
+        from vitmusic.metrics import stats
+        from vitmusic.metrics.parts import PART_METRICS
+
+        summary["per_part"] = {m: stats.summarize([r[m] for r in part_rows]) for m in PART_METRICS}
+    return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref,
+                      part_rows)
+
+
+def _score_parts(clip: ClipInput, ref: Reference, midi: Path, notes: list[str]) -> list[dict]:
+    """per_part.csv rows of one clip: the generated MIDI's parts against their instrument-matched stems."""
+    from vitmusic.data.urmp import INSTRUMENTS
+
+    parts_mod = _lazy("parts")
+    try:
+        parts = parts_mod.read_parts(midi)
+    except ValueError as e:
+        notes.append(f"{clip.clip_id}: per-part scores skipped: {e}")
+        return []
+    programs = [INSTRUMENTS[c].gm_program if c in INSTRUMENTS else -1 for c in ref.instruments]
+    return parts_mod.score_parts(clip.clip_id, parts, ref.instruments, programs, clip.stem_notes,
+                                 clip.stem_f0s or [], clip.duration_s)
 
 
 def run_evaluation(cfg: EvalConfig, out_dir: str | os.PathLike, *, progress: bool = True,
@@ -305,6 +365,11 @@ def run_evaluation(cfg: EvalConfig, out_dir: str | os.PathLike, *, progress: boo
     from vitmusic.evaluation.report import write_per_clip_csv
 
     write_per_clip_csv(out / "per_clip.csv", result.rows)
+    if result.parts:
+        from vitmusic.evaluation.report import write_table_csv
+        from vitmusic.metrics.parts import PART_COLUMNS
+
+        write_table_csv(out / "per_part.csv", PART_COLUMNS, result.parts)
     atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=2, allow_nan=False) + "\n")
     if report:
         from vitmusic.evaluation.report import write_report

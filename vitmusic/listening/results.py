@@ -1,11 +1,11 @@
 """Unblind and summarise a listening test: ratings joined with the answer key, per-system means and 95 % CIs.
 
 * **MUSHRA** — the score of a system is the mean of its 0..100 ratings over every (participant, item) rated by
-  an included participant; the CI is the percentile bootstrap over those ratings
+  an included participant; the CI is the Student-t interval over those ratings
   (:func:`vitmusic.metrics.stats.summarize`). Post-screening (ITU-R BS.1534-3, 4.1.2): a participant who rates
   the hidden reference below 90 for more than 15 % of the items they rated is excluded from every mean.
 * **A/B** — the score of a system is its win rate: the mean over every comparison it took part in of 1 (chosen)
-  or 0 (not chosen), with the same bootstrap; ``pairwise.csv`` gives each pair's counts.
+  or 0 (not chosen), with the same interval; ``pairwise.csv`` gives each pair's counts.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _order(systems: Iterable[str], preferred: Sequence[str]) -> list[str]:
 
 def system_scores(rows: Sequence[Mapping], systems: Sequence[str], *, n_boot: int = stats.DEFAULT_N_BOOT,
                   seed: int = 0) -> list[dict]:
-    """Mean value per system with its 95 % bootstrap CI: ``{"system", "mean", "ci95", "n"}`` per system."""
+    """Mean value per system with its 95 % t CI: ``{"system", "mean", "ci95", "n", "small_n"}`` per system."""
     values: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         values[r["system"]].append(float(r["value"]))

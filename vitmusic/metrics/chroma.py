@@ -113,9 +113,42 @@ def key_correlations(chroma: np.ndarray) -> np.ndarray:
     return out
 
 
-def estimate_key(chroma: np.ndarray) -> str | None:
-    """Best Krumhansl-Schmuckler key as a ``mir_eval`` key string (e.g. ``"A minor"``); None if silent."""
+#: share of the clip's sounding frames that counts as its ending (the cadence) in :func:`key_scores`
+CADENCE_FRACTION = 0.2
+#: the final sonority (this share of the sounding frames) and the score its strongest pitch class adds
+FINAL_FRACTION = 0.05
+TONIC_BONUS = 0.3
+
+
+def key_scores(chroma: np.ndarray, cadence_weight: float = 1.0) -> np.ndarray:
+    """Key scores ``[2, 12]``: Krumhansl-Schmuckler correlations of the whole clip plus, weighted by
+    ``cadence_weight``, those of its last :data:`CADENCE_FRACTION` of sounding frames.
+
+    The whole-clip histogram cannot tell a key from its relative (G major and E minor share every pitch
+    class; a melody that dwells on E and B reads as E minor); music states its tonic at the cadence, so the
+    ending's histogram breaks the tie, and the strongest pitch class of the final sonority (its last
+    :data:`FINAL_FRACTION` of sounding frames) adds :data:`TONIC_BONUS` to both keys on that tonic. All nan
+    when silent or flat.
+    """
     corr = key_correlations(chroma)
+    active = np.flatnonzero(_active(chroma))
+    if cadence_weight == 0 or active.size < 5 or np.all(np.isnan(corr)):
+        return corr
+    tail = chroma[:, active[-max(2, int(round(CADENCE_FRACTION * active.size))):]]
+    end = key_correlations(tail)
+    # the final sonority: its strongest pitch class is the usual tonic (a cadence ends on the root)
+    final = chroma[:, active[-max(2, int(round(FINAL_FRACTION * active.size))):]].sum(axis=1)
+    share = final / final.max() if final.max() > 0 else np.zeros(12)
+    out = corr + cadence_weight * (np.nan_to_num(end) + TONIC_BONUS * (share >= 1.0)[None, :])
+    return out
+
+
+def estimate_key(chroma: np.ndarray, cadence: bool = False) -> str | None:
+    """Best Krumhansl-Schmuckler key as a ``mir_eval`` key string (e.g. ``"A minor"``); None if silent.
+
+    ``cadence=True`` adds the clip ending's correlations (:func:`key_scores`).
+    """
+    corr = key_scores(chroma) if cadence else key_correlations(chroma)
     if np.all(np.isnan(corr)):
         return None
     mode, tonic = np.unravel_index(np.nanargmax(corr), corr.shape)

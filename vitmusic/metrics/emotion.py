@@ -8,25 +8,33 @@ and valence mainly by mode (major vs minor) plus tempo and brightness. Its weigh
 listener ratings; read its outputs as "does the generated music move in the same direction as the
 reference on these cues", not as calibrated emotion ratings.
 
-Features of :class:`FeatureEmotionEstimator` (audio resampled to 22050 Hz), each mapped linearly to
-[-1, 1] between two anchors and clipped:
+Audio is resampled to 22050 Hz and **loudness-normalised** to -23 LUFS (ITU-R BS.1770 integrated loudness,
+``pyloudnorm``) before any feature, so file gain does not move the result. Features of
+:class:`FeatureEmotionEstimator`, each mapped linearly to [-1, 1] between two anchors and clipped:
 
 ==================  ============================================  =========================
 feature             definition                                    anchors (-> -1, +1)
 ==================  ============================================  =========================
-loudness            mean RMS in dBFS over 2048-sample frames      -40 dB, -10 dB
 onset_rate          ``librosa.onset.onset_detect`` events / s     0 /s, 6 /s
 tempo               dominant tempo (``metrics.tempo``), BPM       60, 160 (0 if no tempo)
 brightness          mean spectral centroid, log2(Hz)              log2(500), log2(3000)
-mode                max major minus max minor Krumhansl key       -0.3, +0.3
-                    correlation (``metrics.chroma``)
+mode                best major minus best minor key score         -0.5, +0.5
+                    (``metrics.chroma.key_scores``: Krumhansl
+                    correlations of the clip plus its cadence)
 ==================  ============================================  =========================
 
-``arousal = 0.35 loudness + 0.25 onset_rate + 0.20 tempo + 0.20 brightness``
-``valence = 0.55 mode + 0.20 tempo + 0.15 brightness + 0.10 loudness``
+``arousal = 0.40 onset_rate + 0.30 tempo + 0.30 brightness``
+``valence = 0.60 mode + 0.25 tempo + 0.15 brightness``
 
 Both lie in [-1, 1]. Quadrant agreement is 1 when the signs of valence and arousal (>= 0 counts as
-positive) match for both signals, else 0.
+positive) match for both signals, else 0. ``loudness_lufs`` (before normalisation) is reported by
+:func:`features` for information only; it has no weight.
+
+**Undefined for non-music.** Emotion is not defined for input without tonal or rhythmic content: a signal
+is *tonal* when its median spectral flatness is below :data:`MAX_TONAL_FLATNESS` (white noise ~0.56, pink
+~0.2, the benchmark's chorales < 0.002) and *rhythmic* when the autocorrelation of its onset envelope at
+lags 0.25-2 s peaks at or above :data:`MIN_PULSE` (noise ~0.12, chorales >= 0.28, a click track 0.84).
+Neither (or silence) -> :func:`evaluate` returns nan instead of a confident value, for any estimator.
 
 Any model can replace the proxy through the :class:`EmotionEstimator` protocol, e.g.
 :class:`TransformersEmotionEstimator` for a transformers audio model with a 2-value regression head.
@@ -46,14 +54,16 @@ from vitmusic.metrics.audio_checks import is_silent, resample, validate_audio, v
 ANALYSIS_SR = 22050
 #: ``name -> (low anchor, high anchor)`` mapped to -1 and +1.
 FEATURE_ANCHORS: dict[str, tuple[float, float]] = {
-    "loudness": (-40.0, -10.0),
     "onset_rate": (0.0, 6.0),
     "tempo": (60.0, 160.0),
     "brightness": (math.log2(500.0), math.log2(3000.0)),
-    "mode": (-0.3, 0.3),
+    "mode": (-0.5, 0.5),
 }
-AROUSAL_WEIGHTS = {"loudness": 0.35, "onset_rate": 0.25, "tempo": 0.20, "brightness": 0.20}
-VALENCE_WEIGHTS = {"mode": 0.55, "tempo": 0.20, "brightness": 0.15, "loudness": 0.10}
+AROUSAL_WEIGHTS = {"onset_rate": 0.40, "tempo": 0.30, "brightness": 0.30}
+VALENCE_WEIGHTS = {"mode": 0.60, "tempo": 0.25, "brightness": 0.15}
+TARGET_LUFS = -23.0
+MAX_TONAL_FLATNESS = 0.1
+MIN_PULSE = 0.25
 
 METRIC_NAMES = ("emotion.valence_abs_error", "emotion.arousal_abs_error", "emotion.quadrant_agreement")
 
@@ -85,19 +95,65 @@ def _scale(value: float, name: str) -> float:
     return float(np.clip(2.0 * (value - lo) / (hi - lo) - 1.0, -1.0, 1.0))
 
 
+def loudness_normalize(y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
+    """``y`` scaled to ``target_lufs`` integrated loudness (ITU-R BS.1770); returns it and its loudness
+    before scaling (-inf for silence, returned unscaled)."""
+    import pyloudnorm
+
+    y64 = np.asarray(y, np.float64)
+    if y64.size < int(0.4 * sample_rate):  # shorter than one BS.1770 gating block: pad with silence
+        y64 = np.pad(y64, (0, int(0.4 * sample_rate) - y64.size))
+    lufs = float(pyloudnorm.Meter(sample_rate).integrated_loudness(y64))
+    if not math.isfinite(lufs):
+        return np.asarray(y, np.float32), -math.inf
+    return (np.asarray(y, np.float64) * 10 ** ((target_lufs - lufs) / 20)).astype(np.float32), lufs
+
+
+def content(audio: np.ndarray, sample_rate: int) -> collections.OrderedDict[str, float]:
+    """Musical-content cues: ``flatness`` (median spectral flatness of the sounding frames) and ``pulse``
+    (peak onset-envelope autocorrelation at 0.25-2 s lags), plus ``tonal`` / ``rhythmic`` / ``musical``
+    (1.0 or 0.0) from :data:`MAX_TONAL_FLATNESS` and :data:`MIN_PULSE`."""
+    import librosa
+
+    y = resample(validate_audio(audio, sample_rate), sample_rate, ANALYSIS_SR)
+    out: collections.OrderedDict[str, float] = collections.OrderedDict(flatness=math.nan, pulse=math.nan,
+                                                                       tonal=0.0, rhythmic=0.0, musical=0.0)
+    if is_silent(y):
+        return out
+    rms = librosa.feature.rms(y=y)[0]
+    flat = librosa.feature.spectral_flatness(y=y)[0][: rms.size]
+    sounding = rms > 1e-3 * rms.max()
+    out["flatness"] = float(np.median(flat[sounding])) if sounding.any() else math.nan
+    env = librosa.onset.onset_strength(y=y, sr=ANALYSIS_SR)
+    env = env - env.mean()
+    ac = np.correlate(env, env, "full")[env.size - 1:]
+    lags_s = np.arange(ac.size) * 512 / ANALYSIS_SR
+    window = (lags_s >= 0.25) & (lags_s <= 2.0)
+    out["pulse"] = float(ac[window].max() / ac[0]) if ac[0] > 0 and window.any() else 0.0
+    out["tonal"] = float(out["flatness"] < MAX_TONAL_FLATNESS)
+    out["rhythmic"] = float(out["pulse"] >= MIN_PULSE)
+    out["musical"] = float(out["tonal"] or out["rhythmic"])
+    return out
+
+
+def is_musical(audio: np.ndarray, sample_rate: int) -> bool:
+    """Whether ``audio`` has tonal or rhythmic content (see :func:`content`); False for silence and noise."""
+    return bool(content(audio, sample_rate)["musical"])
+
+
 def features(audio: np.ndarray, sample_rate: int) -> collections.OrderedDict[str, float]:
-    """Raw proxy features (units in the module table): loudness dBFS, onset_rate /s, tempo BPM,
-    brightness log2 Hz, mode (correlation difference). Silence gives loudness -inf-clipped (-120 dB),
-    zero rate/mode and nan tempo/brightness.
+    """Raw proxy features (units in the module table) of the loudness-normalised signal: onset_rate /s,
+    tempo BPM, brightness log2 Hz, mode (key-score difference), and ``loudness_lufs`` before normalisation
+    (information only). Silence gives loudness -inf, zero rate/mode and nan tempo/brightness.
     """
     import librosa
 
     from vitmusic.metrics import chroma, tempo
 
     y = resample(validate_audio(audio, sample_rate), sample_rate, ANALYSIS_SR)
+    y, lufs = loudness_normalize(y, ANALYSIS_SR)
     out: collections.OrderedDict[str, float] = collections.OrderedDict()
-    rms = librosa.feature.rms(y=y, frame_length=2048, hop_length=512)[0]
-    out["loudness"] = float(20 * np.log10(max(float(np.mean(rms)), 1e-6)))
+    out["loudness_lufs"] = lufs
     if is_silent(y):
         out.update(onset_rate=0.0, tempo=math.nan, brightness=math.nan, mode=0.0)
         return out
@@ -108,23 +164,26 @@ def features(audio: np.ndarray, sample_rate: int) -> collections.OrderedDict[str
     centroid = librosa.feature.spectral_centroid(y=y, sr=ANALYSIS_SR)[0]
     centroid = centroid[centroid > 0]
     out["brightness"] = float(np.log2(np.mean(centroid))) if centroid.size else math.nan
-    corr = chroma.key_correlations(chroma.chromagram(y, ANALYSIS_SR))
-    out["mode"] = 0.0 if np.all(np.isnan(corr)) else float(np.nanmax(corr[0]) - np.nanmax(corr[1]))
+    scores = chroma.key_scores(chroma.chromagram(y, ANALYSIS_SR))
+    out["mode"] = 0.0 if np.all(np.isnan(scores)) else float(np.nanmax(scores[0]) - np.nanmax(scores[1]))
     return out
 
 
 class FeatureEmotionEstimator:
-    """PROXY valence/arousal estimator from loudness, onset rate, tempo, brightness and mode.
+    """PROXY valence/arousal estimator from onset rate, tempo, brightness and mode of loudness-normalised audio.
 
     Hand-set weights (see the module docstring), not fitted to listener ratings. Undefined features
-    (nan tempo/brightness of near-silent audio) contribute 0, the neutral value.
+    (nan tempo/brightness of near-silent audio) contribute 0, the neutral value. Non-musical input
+    (:func:`is_musical` False: silence, noise) gives ``(nan, nan)``.
     """
 
     is_proxy = True
 
     def __call__(self, audio: np.ndarray, sample_rate: int) -> tuple[float, float]:
+        if not is_musical(audio, sample_rate):
+            return math.nan, math.nan
         raw = features(audio, sample_rate)
-        scaled = {k: (0.0 if math.isnan(v) else _scale(v, k)) for k, v in raw.items()}
+        scaled = {k: (0.0 if math.isnan(v) else _scale(v, k)) for k, v in raw.items() if k in FEATURE_ANCHORS}
         arousal = sum(w * scaled[k] for k, w in AROUSAL_WEIGHTS.items())
         valence = sum(w * scaled[k] for k, w in VALENCE_WEIGHTS.items())
         return float(valence), float(arousal)
@@ -186,8 +245,9 @@ class TransformersEmotionEstimator:
 
 
 PROXY_NOTE = (
-    "PROXY: valence/arousal from hand-weighted loudness, onset rate, tempo, brightness and mode features "
-    "(Eerola et al. 2009 style), not a model fitted to listener ratings"
+    "PROXY: valence/arousal from hand-weighted onset rate, tempo, brightness and mode features of "
+    "loudness-normalised audio (Eerola et al. 2009 style), not a model fitted to listener ratings; "
+    "undefined for non-musical input"
 )
 
 
@@ -228,14 +288,15 @@ def evaluate(
 
     Returns:
         ``emotion.valence_abs_error`` and ``emotion.arousal_abs_error`` (|difference|, 0..2 on the [-1, 1]
-        scale) and ``emotion.quadrant_agreement`` (1.0 same quadrant, else 0.0). Silence has no emotion
-        (as it has no key or tempo), whatever an estimator returns for it: a silent reference makes all
-        three nan; a silent estimate against a sounding reference gives nan errors (no value to measure)
-        and quadrant agreement 0 (the estimate failed to convey the reference's emotion).
+        scale) and ``emotion.quadrant_agreement`` (1.0 same quadrant, else 0.0). Silence and non-musical input
+        (noise: :func:`is_musical`) have no emotion, whatever an estimator returns for them: such a
+        reference makes all three nan; such an estimate against a musical reference gives nan errors (no
+        value to measure) and quadrant agreement 0 (the estimate failed to convey the reference's emotion).
     """
     ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
-    if is_silent(ref) or is_silent(est):
-        agreement = math.nan if is_silent(ref) else 0.0
+    ref_none = is_silent(ref) or not is_musical(ref, sr)
+    if ref_none or is_silent(est) or not is_musical(est, sr):
+        agreement = math.nan if ref_none else 0.0
         return collections.OrderedDict(
             [("emotion.valence_abs_error", math.nan), ("emotion.arousal_abs_error", math.nan),
              ("emotion.quadrant_agreement", agreement)]

@@ -43,7 +43,7 @@ FMIN_HZ = 440.0 * 2.0 ** (-208 * 0.2 / 12)
 FMAX_HZ = 2100.0
 RESOLUTION_SEMITONES = 0.2
 CREPE_PERIODICITY_THRESHOLD = 0.21
-BACKENDS = ("pyin", "crepe")
+BACKENDS = ("pyin", "crepe", "swift", "pesto")
 
 METRIC_NAMES = (
     "pitch.voicing_recall",
@@ -81,11 +81,13 @@ def track_f0(
     Args:
         audio: ``[N]`` or ``[C, N]`` waveform.
         sample_rate: Hz.
-        backend: ``"pyin"`` or ``"crepe"``.
+        backend: ``"pyin"``, ``"crepe"``, or the trained trackers ``"swift"`` / ``"pesto"``
+            (:mod:`vitmusic.metrics.f0_trackers`).
         fmin_hz, fmax_hz: search range.
 
     Returns:
-        ``(times_s [F], f0_hz [F])`` with ``f0_hz == 0`` on unvoiced frames, one frame per 20 ms.
+        ``(times_s [F], f0_hz [F])`` with ``f0_hz == 0`` on unvoiced frames, one frame per 20 ms
+        (swift: 16 ms).
 
     Raises:
         ValueError: bad audio or unknown backend; BackendUnavailableError: crepe without torchcrepe.
@@ -98,6 +100,11 @@ def track_f0(
     y = resample(validate_audio(audio, sr, "audio", min_duration_s=0.1), sr, ANALYSIS_SR)
     if backend == "crepe":
         return _track_crepe(y, fmin_hz, fmax_hz)
+    if backend in ("swift", "pesto"):
+        from vitmusic.metrics import f0_trackers
+
+        track = f0_trackers.track_swift if backend == "swift" else f0_trackers.track_pesto
+        return track(y, ANALYSIS_SR, fmin_hz, fmax_hz)
     return _track_pyin(y, fmin_hz, fmax_hz)
 
 

@@ -56,7 +56,7 @@ class EvaluateSettings:
     seed: int = 0
     annotations: str = "solo"
     plot_clips: int = 2
-    pitch_backend: str = "pyin"
+    pitch_backend: str = "swift"
 
 
 @dataclasses.dataclass

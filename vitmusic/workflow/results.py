@@ -143,7 +143,7 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], baseline: str) -> str:
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     metrics = defined_metrics(rows)
     cell = {(r["variant"], r["metric"]): r for r in rows}
-    lines = ["### Means over the test clips (95% bootstrap CI; n = clips where defined)", "",
+    lines = ["### Means over the test clips (95% t CI; n = clips where defined, `n<10` flags fewer than 10)", "",
              "| variant | system | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
     for v in variants:
         system = next(r["system"] for r in rows if r["variant"] == v)
@@ -154,12 +154,12 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], baseline: str) -> str:
                 out.append("—")
                 continue
             ci = f" [{_cell(r['ci95_lo'])}, {_cell(r['ci95_hi'])}]" if math.isfinite(_num(r["ci95_lo"])) else ""
-            out.append(f"{_cell(r['mean'])}{ci} (n={r['n']})")
+            out.append(f"{_cell(r['mean'])}{ci} (n={_n_flag(r['n'])})")
         lines.append("| " + " | ".join(out) + " |")
     others = [v for v in variants if v != baseline]
     if baseline in variants and others:
         lines += ["", f"### Paired differences against the baseline `{baseline}` (variant − baseline over the "
-                  "clips both define: mean [95% bootstrap CI], Wilcoxon p, n)", "",
+                  "clips both define: mean [95% t CI], Wilcoxon p, n)", "",
                   "| metric | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
         for m in metrics:
             out = [m]
@@ -169,7 +169,7 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], baseline: str) -> str:
                     out.append("—")
                 else:
                     out.append(f"{r['diff']:+.4g} [{_cell(r['diff_ci95_lo'])}, {_cell(r['diff_ci95_hi'])}] "
-                               f"p={_cell(r['p_wilcoxon'])} (n={r['n_paired']})")
+                               f"p={_cell(r['p_wilcoxon'])} (n={_n_flag(r['n_paired'])})")
             lines.append("| " + " | ".join(out) + " |")
     train = [m for m in TRAIN_METRICS if any((v, m) in cell for v in variants)]
     if train:
@@ -285,3 +285,10 @@ def plot_per_clip(per_clip: Mapping[str, Mapping[str, Mapping[str, float]]], pat
         ax.set_title(m, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     return _finish(fig, axes, len(metrics), "per-clip values (a line = one test clip)", path)
+
+
+def _n_flag(n: int) -> str:
+    """A clip count, flagged below 10 (too few clips for the interval to be trusted)."""
+    from vitmusic.metrics.stats import SMALL_N
+
+    return f"{n} (n<{SMALL_N})" if int(n) < SMALL_N else str(n)
