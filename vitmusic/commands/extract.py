@@ -37,5 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if config.task == "transcription":  # per-part video embeddings, no audio codes
         from vitmusic.training.transcription_task import build_cache
     folder = build_cache(config, progress=not args.no_progress)
-    print(folder)
+    from vitmusic.training.distributed import is_main_process
+
+    if is_main_process():  # under accelerate launch: one cache, one line
+        print(folder)
     return 0
