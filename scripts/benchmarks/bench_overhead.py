@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+    from bench_real_size import build_musicgen
     from transformers.modeling_outputs import BaseModelOutput
 
-    from bench_real_size import build_musicgen
     from vitmusic.generators.musicgen import load_generator
     from vitmusic.projection import build_projection
 
