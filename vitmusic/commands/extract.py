@@ -35,5 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     folder = build_cache(config, progress=not args.no_progress)
-    print(folder)
+    from vitmusic.training.distributed import is_main_process
+
+    if is_main_process():  # under accelerate launch: one cache, one line
+        print(folder)
     return 0

@@ -180,13 +180,16 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
 
     from vitmusic.atomic import atomic_write_text
     from vitmusic.inference.base import item_seed
+    from vitmusic.training.distributed import gather_objects, is_main_process, split_for_process
 
     base_seed = pipe.default_seed if args.seed is None else args.seed
     if args.path == "midi":
         for item in items:
             item.midi = item.out.with_suffix(".mid")
     done, failures = [], []
-    for item in tqdm(items, desc="generate", unit="item", disable=args.no_progress):
+    # under `accelerate launch` each process generates every N-th item (seeds depend on the item, not the process)
+    mine = split_for_process(items, "items to generate")
+    for item in tqdm(mine, desc="generate", unit="item", disable=args.no_progress or not is_main_process()):
         seed = item_seed(base_seed, item.name)
         try:
             wav = _generate(pipe, item, seed, args.guidance, progress=False)
@@ -196,7 +199,12 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
             continue
         done.append({"name": item.name, "input": item.video, "start_s": item.t0_s, "end_s": item.t1_s,
                      "seed": seed, "duration_s": len(wav) / pipe.sample_rate, "output": str(item.out)})
+    order = {item.name: i for i, item in enumerate(items)}
+    done = sorted(gather_objects(done), key=lambda d: order[d["name"]])
+    failures = sorted(gather_objects(failures), key=lambda d: order[d["name"]])
     report = out_dir / "failures.json"
+    if not is_main_process():
+        return 0 if done else 2
     atomic_write_text(report, json.dumps(failures, indent=1) + "\n")
     summary = {"generator": pipe.describe(), "guidance": args.guidance, "seed": base_seed,
                "source": args.videos or args.manifest, "split": args.split if args.manifest else None,
@@ -235,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
         items = folder_items(Path(args.videos), out_dir)
     else:
         items = manifest_items(args.manifest, args.split, out_dir)
-    pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
+    from vitmusic.training.distributed import check_divisible, process_device
+
+    check_divisible(len(items), "items to generate")  # before any model is loaded
+    pipe = load_path(args.path, args.checkpoint, args.device or process_device(), **_midi_options(args))
     out_dir.mkdir(parents=True, exist_ok=True)
     return run_batch(args, pipe, items, out_dir)

@@ -34,5 +34,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     task = build_task(config, progress=not args.no_progress)
     final = run_training(config, task, resume=resume, progress=not args.no_progress)
-    print(final)
+    from vitmusic.training.distributed import is_main_process
+
+    if is_main_process():
+        print(final)
     return 0

@@ -1,4 +1,4 @@
-"""Pretrained vision encoders (VideoMAE, ViT, CLIP) returning ``(embeds [B, T, D], mask [B, T])``.
+"""Pretrained vision encoders (VideoMAE, ViT, CLIP; EfficientNet-Lite0 with ImageNet weights) returning ``(embeds [B, T, D], mask [B, T])``.
 
 Typical use::
 
@@ -9,12 +9,14 @@ Typical use::
 """
 
 from vitmusic.encoders.base import VisionEncoder
+from vitmusic.encoders.efficientnet import EfficientNetEncoder
 from vitmusic.encoders.hf import CLIPEncoder, VideoMAEEncoder, ViTEncoder, load_encoder
 from vitmusic.encoders.presets import REAL_ENCODERS, TINY_PRESETS, materialize_tiny_preset
 from vitmusic.encoders.video import encode_video
 
 __all__ = [
     "CLIPEncoder",
+    "EfficientNetEncoder",
     "REAL_ENCODERS",
     "TINY_PRESETS",
     "VideoMAEEncoder",

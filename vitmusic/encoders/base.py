@@ -128,6 +128,11 @@ class VisionEncoder(nn.Module, abc.ABC):
     def preprocess_fingerprint(self) -> dict[str, Any]:
         """A JSON-able dict identifying what :meth:`preprocess_frames` does (not weights), for frame cache keys."""
 
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """``(h, w)`` of the frames :meth:`encode_preprocessed` takes (None: any size)."""
+        return None
+
     # ----- shared behaviour -------------------------------------------------------------------------
     def sample_fps(self, rate_hz: float | None = None) -> float:
         """Frame rate (frames/s) to decode video at so embeddings come out at ``rate_hz`` steps/s.
@@ -247,6 +252,13 @@ class VisionEncoder(nn.Module, abc.ABC):
             ``(embeds float [B, T', D], mask bool [B, T'])`` as :meth:`encode_frames`.
         """
         pixels = as_uint8_pixels(pixels)
+        size = self.input_size
+        if size is not None and tuple(pixels.shape[-2:]) != tuple(size):
+            raise VitmusicError(
+                f"encoder {self.name_or_path!r} takes {size[0]}x{size[1]} frames, got "
+                f"{pixels.shape[-2]}x{pixels.shape[-1]}: the frames were preprocessed (cached) for another "
+                "encoder; rebuild the cache with this encoder (vitmusic extract)"
+            )
         frame_mask = as_frame_mask(mask, pixels.shape[0], pixels.shape[1])
         with torch.set_grad_enabled(self.is_trainable and torch.is_grad_enabled()):
             embeds, out_mask = self._encode(pixels, frame_mask)

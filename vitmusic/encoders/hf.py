@@ -97,6 +97,13 @@ class HFVisionEncoder(VisionEncoder):
     def config(self) -> Any:
         return self.model.config
 
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        size = getattr(self.config, "image_size", None)
+        if isinstance(size, int):
+            return (size, size)
+        return tuple(size) if isinstance(size, (list, tuple)) and len(size) == 2 else None
+
     def _processor_input(self, images: list[np.ndarray]) -> Any:
         """How the processor takes N frames (one image each; VideoMAE: one video of N frames)."""
         return images
@@ -344,11 +351,39 @@ def _from_pretrained(fn: Any, what: str, name: str, **kwargs: Any) -> Any:
 
     try:
         return fn(name, **kwargs)
-    except (OSError, HFValidationError) as exc:
+    except (OSError, HFValidationError, ValueError) as exc:
+        if Path(name).is_dir():  # a local folder: say what is wrong with it (e.g. no config.json)
+            raise VitmusicError(f"cannot load encoder {what} from folder {name!r}: {_one_line(exc)}") from exc
         raise VitmusicError(
             f"cannot load encoder {what} from {name!r}: not a local model folder, and not downloadable or in "
             f"the Hugging Face cache (offline?) [{_one_line(exc)}]"
         ) from exc
+
+
+def _load_weights(model_cls: Any, source: str, name: str, hub_kwargs: dict[str, Any],
+                  model_kwargs: dict[str, Any]) -> Any:
+    """``from_pretrained`` the weights; a folder whose weights do not fit its config.json is one error line.
+
+    transformers raises on tensors of the wrong shape, but only warns about tensors that are missing (and
+    initialises them at random): a folder whose config names another architecture than its weights would
+    otherwise load as a silently random encoder.
+    """
+    try:
+        model, info = _from_pretrained(model_cls.from_pretrained, "weights", source, output_loading_info=True,
+                                       **hub_kwargs, **model_kwargs)
+    except RuntimeError as exc:  # ignore_mismatched_sizes=False: shapes disagree with config.json
+        raise VitmusicError(
+            f"encoder {name!r}: its weights do not match its config.json (tensor shapes differ; a config of "
+            "another model size?)"
+        ) from exc
+    # A CLIP vision-only checkpoint has no visual_projection: fine for the pooled output.
+    missing = [k for k in info.get("missing_keys", []) if not str(k).startswith("visual_projection")]
+    if missing:
+        raise VitmusicError(
+            f"encoder {name!r}: {len(missing)} weight tensor(s) its config.json needs are not in the checkpoint "
+            f"(e.g. {sorted(missing)[0]!r}): config and weights are of different models"
+        )
+    return model
 
 
 def _hub_snapshot(repo_id: str, hub_kwargs: dict[str, Any]) -> Path | None:
@@ -399,7 +434,8 @@ def load_encoder(
     Args:
         name_or_path: tiny preset name (``"tiny-videomae"``, ``"tiny-vit"``, ``"tiny-clip"``), hub id
             (``"MCG-NJU/videomae-base"``) or local directory written by ``save_pretrained``.
-        kind: ``"videomae"``, ``"vit"`` or ``"clip"``; inferred from the config's model_type when None.
+        kind: ``"videomae"``, ``"vit"``, ``"clip"`` or ``"efficientnet"`` (``"efficientnet-lite0"``, the ImageNet
+            weights of :mod:`vitmusic.encoders.efficientnet`); inferred from the config's model_type when None.
         revision: hub revision (branch, tag or commit) for hub ids.
         rate_hz: default embedding rate (steps/s) for :meth:`VisionEncoder.sample_fps`.
         lora: e.g. ``{"r": 8, "alpha": 16, "target_modules": ["query", "value"]}`` to add trainable LoRA
@@ -415,6 +451,11 @@ def load_encoder(
     """
     from transformers import AutoConfig
 
+    from vitmusic.encoders.efficientnet import is_efficientnet, load_efficientnet
+
+    if is_efficientnet(str(name_or_path), kind):  # a torch CNN, not a transformers checkpoint
+        return load_efficientnet(str(name_or_path), rate_hz=rate_hz, lora=lora, batch_frames=batch_frames,
+                                 device=device)
     source, folder = _resolve_source(str(name_or_path))
     hub_kwargs: dict[str, Any] = {"local_files_only": local_files_only}
     if folder is None:
@@ -440,7 +481,7 @@ def load_encoder(
         vision_config = config.vision_config
         vision_config.projection_dim = config.projection_dim
         model_kwargs["config"] = vision_config
-    model = _from_pretrained(model_cls.from_pretrained, "weights", source, **hub_kwargs, **model_kwargs)
+    model = _load_weights(model_cls, source, name_or_path, hub_kwargs, model_kwargs)
     processor = _from_pretrained(proc_cls.from_pretrained, "image processor", source, **hub_kwargs)
     snapshot = _hub_snapshot(source, hub_kwargs) if folder is None else None
     if device is not None:

@@ -29,7 +29,9 @@ geometric settings, the decoding frame rate, the codec and the clips -- and not 
 adapters, so LoRA runs of any rank share one frame cache.
 
 Extraction writes shards of ``extract.shard_size`` clips into ``<cache_dir>/.<key>.partial/``; an
-interrupted run resumes by skipping finished shards, and the final folder appears atomically.
+interrupted run resumes by skipping finished shards, and the final folder appears atomically. Under
+``accelerate launch --num_processes N`` the N processes encode every N-th shard each and the main process
+joins them: the cache equals the one a single process writes (same key, same rows in the same order).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import torch
 
 from vitmusic.atomic import atomic_path, atomic_write_text
 from vitmusic.errors import DataError
+from vitmusic.training.distributed import check_divisible, process_info, wait_for_everyone
 
 log = logging.getLogger(__name__)
 
@@ -364,11 +367,19 @@ def extract_features(
     partial = Path(cache_dir) / f".{key}.partial"
     partial.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial / FINGERPRINT_NAME, json.dumps(fingerprint, indent=1, sort_keys=True))
-    shards = [usable[i : i + shard_size] for i in range(0, len(usable), shard_size)]
-    bar = tqdm(total=len(usable), desc=f"extract ({what})", unit="clip", disable=not progress)
+    # Under `accelerate launch` every process encodes every N-th shard (smaller shards when there are fewer
+    # than N); the rows, hence the cache, are those of one process: shards only cut the work into pieces.
+    rank, world = process_info()
+    check_divisible(len(usable), "clips to extract", num_processes=world)
+    size = min(shard_size, -(-len(usable) // world))
+    shards = [usable[i : i + size] for i in range(0, len(usable), size)]
+    names = [f"shard_{s:05d}" if size == shard_size else f"shard_{s:05d}_of{size}" for s in range(len(shards))]
+    mine = range(rank, len(shards), world)
+    bar = tqdm(total=sum(len(shards[s]) for s in mine), desc=f"extract ({what})", unit="clip",
+               disable=not progress or rank != 0)
     features = None
-    for s, shard in enumerate(shards):
-        shard_dir = partial / f"shard_{s:05d}"
+    for s in mine:
+        shard, shard_dir = shards[s], partial / names[s]
         if shard_dir.is_dir():
             bar.update(len(shard))
             continue
@@ -402,13 +413,16 @@ def extract_features(
         with atomic_path(shard_dir, is_dir=True) as tmp, _quiet_datasets():
             Dataset.from_dict(rows, features=features).save_to_disk(str(tmp))
     bar.close()
-    parts = [load_from_disk(str(partial / f"shard_{s:05d}")) for s in range(len(shards))]
-    with atomic_path(final, is_dir=True) as tmp, _quiet_datasets():
-        concatenate_datasets(parts).save_to_disk(str(tmp / DATA_DIR))
-        (tmp / FINGERPRINT_NAME).write_text(
-            json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8"
-        )
-    shutil.rmtree(partial, ignore_errors=True)
+    wait_for_everyone()
+    if rank == 0:
+        parts = [load_from_disk(str(partial / name)) for name in names]
+        with atomic_path(final, is_dir=True) as tmp, _quiet_datasets():
+            concatenate_datasets(parts).save_to_disk(str(tmp / DATA_DIR))
+            (tmp / FINGERPRINT_NAME).write_text(
+                json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8"
+            )
+        shutil.rmtree(partial, ignore_errors=True)
+    wait_for_everyone()
     log.info("%s written to %s", what, final)
     return final
 

@@ -31,6 +31,7 @@ from vitmusic.training.checkpoint import (
     save_checkpoint,
     save_final,
 )
+from vitmusic.training.distributed import check_divisible
 from vitmusic.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,14 @@ def check_frozen(task: Task) -> tuple[int, int]:
 
 def _make_accelerator(config: Config, run_dir: Path):
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState, PartialState
+    from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import ProjectConfiguration
 
     # The accelerate state is a process-wide singleton; in a plain (non-launched) process several runs may
     # follow each other (tests, notebooks), each with its own precision and accumulation settings.
-    if PartialState().distributed_type.value == "NO":
+    from vitmusic.training.distributed import accelerate_state
+
+    if accelerate_state().distributed_type.value == "NO":
         AcceleratorState._reset_state()
         GradientState._reset_state()
     log_with = None
@@ -211,6 +214,7 @@ def train(
     train_ds = task.train_dataset()
     if len(train_ds) == 0:
         raise ConfigError(f"no training examples (split '{config.data.train_split}')")
+    check_divisible(len(train_ds), f"training clips (split '{config.data.train_split}')")
     sampler = EpochSampler(len(train_ds), tc.seed)
     # Private generators: a DataLoader draws a worker base seed from the global RNG each time it is iterated,
     # which would make a resumed run (that restarts iteration mid-epoch) consume the dropout RNG differently.
@@ -325,7 +329,8 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             batches_seen += 1
-            running += float(loss.detach())
+            # the mean over the processes' batches: the loss of the global batch, the same on every process
+            running += float(accelerator.reduce(loss.detach(), "mean")) if n_proc > 1 else float(loss.detach())
             running_n += 1
             if not accelerator.sync_gradients:
                 continue
@@ -355,5 +360,8 @@ def train(
         save_final(accelerator, task, model, final, {**meta, "step": step})
         if accelerator.is_main_process and history:
             _plot_history(history, run_dir / "loss.png")
-    accelerator.end_training()
+    # Not accelerator.end_training(): it also destroys the process group, and a launched process may go on
+    # (ablate trains several variants and then waits for its main process); the group ends with the process.
+    for tracker in accelerator.trackers:
+        tracker.finish()
     return final

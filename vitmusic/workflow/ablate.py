@@ -175,20 +175,25 @@ class AblationRun:
         if (folder / DONE).is_file():
             log.info("%s: done, skipped", name)
             return False
-        folder.mkdir(parents=True, exist_ok=True)
         if not cfg.data.manifest:
             raise VitmusicError("data.manifest is not set: give it in the experiment's base/overrides or as "
                                 "an override on the command line (data.manifest=prepared/)")
-        save_config(cfg, folder / "config.yaml")
+        _wait()  # under accelerate launch: every process has read config.yaml / DONE before they are written
+        if _is_main():
+            folder.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, folder / "config.yaml")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         if self.exp.variants[name].system != "retrieval":
             self.ensure_trained(name)
             timings["train_s"] = time.perf_counter() - t0
         if _is_main():
+            from vitmusic.training.distributed import on_this_process_only
+
             for stage in ("generate", "evaluate"):
                 t0 = time.perf_counter()
-                getattr(self, stage)(name)
+                with on_this_process_only():  # the other processes wait at _wait() below
+                    getattr(self, stage)(name)
                 timings[f"{stage}_s"] = time.perf_counter() - t0
             atomic_write_text(folder / "timings.json", json.dumps(timings, indent=1) + "\n")
             (folder / FAILED).unlink(missing_ok=True)
@@ -261,15 +266,15 @@ def _ce_gap(task, split: str) -> dict[str, float]:
 
 
 def _is_main() -> bool:
-    from accelerate.state import PartialState
+    from vitmusic.training.distributed import accelerate_state
 
-    return PartialState().is_main_process
+    return accelerate_state().is_main_process
 
 
 def _wait() -> None:
-    from accelerate.state import PartialState
+    from vitmusic.training.distributed import accelerate_state
 
-    PartialState().wait_for_everyone()
+    accelerate_state().wait_for_everyone()
 
 
 def run_experiment(exp: Experiment, out_dir: str | os.PathLike | None = None, *, only: str | Sequence[str] | None = None,

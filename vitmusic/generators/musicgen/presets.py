@@ -196,18 +196,45 @@ def materialize_tiny_generator(name: str, root: str | os.PathLike | None = None)
     if name not in TINY_PRESETS:
         raise ConfigError(f"unknown tiny generator preset {name!r}; choose one of {', '.join(TINY_PRESETS)}")
     out = Path(root) / name if root is not None else cache_root() / "presets" / name
-    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
-        import json
-
-        try:
-            version = json.loads((out / "config.json").read_text(encoding="utf-8")).get("vitmusic_preset_version")
-        except (OSError, ValueError):
-            version = None
-        if version == PRESET_VERSION:
-            return out
+    if _is_current(out):
+        return out
+    stale = out.exists()
     filter_known_config_warnings()
     model = build_tiny_model(name)
-    with atomic_path(out, is_dir=True) as tmp, hf_progress(False):
-        model.save_pretrained(tmp)
-        _tiny_tokenizer().save_pretrained(tmp)
+    if stale:  # an older build: replace it
+        with atomic_path(out, is_dir=True) as tmp, hf_progress(False):
+            model.save_pretrained(tmp)
+            _tiny_tokenizer().save_pretrained(tmp)
+        return out
+    import shutil
+    import tempfile
+
+    # Processes of one `accelerate launch` may build the preset at once: the first rename wins and the others
+    # keep its folder (replacing it would leave a moment without one, in which a reader fails).
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=out.parent))
+    try:
+        with hf_progress(False):
+            model.save_pretrained(tmp)
+            _tiny_tokenizer().save_pretrained(tmp)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not _is_current(out):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _is_current(out: Path) -> bool:
+    """``out`` holds a complete preset of this :data:`PRESET_VERSION`."""
+    import json
+
+    if not ((out / "config.json").is_file() and (out / "model.safetensors").is_file()):
+        return False
+    try:
+        version = json.loads((out / "config.json").read_text(encoding="utf-8")).get("vitmusic_preset_version")
+    except (OSError, ValueError):
+        return False
+    return version == PRESET_VERSION

@@ -226,14 +226,10 @@ class VideoMusicGenTask:
 
 def build_task(config: Config, *, progress: bool = True) -> VideoMusicGenTask:
     """Load the models, find or build the matching cache (features, or frames for LoRA), set up the task."""
-    from accelerate import PartialState
-
     read_clips(config)  # fail fast on a bad manifest, before loading models
     encoder, generator = load_models(config)
-    # under `accelerate launch` the main process extracts; the others then find the finished cache
-    state = PartialState()
-    with state.main_process_first():
-        cache = build_cache(config, encoder, generator, progress=progress and state.is_main_process)
+    # under `accelerate launch` the processes share the extraction (vitmusic.training.distributed)
+    cache = build_cache(config, encoder, generator, progress=progress)
     return VideoMusicGenTask(
         config, generator, cache, encoder.fingerprint(), encoder=encoder if encoder.is_trainable else None
     )
