@@ -325,3 +325,14 @@ def test_rerun_replaces_its_own_pieces_and_refuses_foreign_ones(tmp_path):
     with pytest.raises(VitmusicError, match="not written by synth-data"):
         generate_benchmark(tmp_path / "urmp", 1, seed=0, **kw)
     assert foreign.is_dir()
+
+
+def test_chorales_are_drawn_without_replacement():
+    from vitmusic.data.synth.scores import nth_chorale
+
+    # seeds 4 and 7 repeated a chorale across splits of 36-piece benchmarks when draws were independent
+    for seed in (4, 7):
+        titles = [nth_chorale(seed, k).title for k in range(1, 13)]  # distinct by construction up to 371
+        assert len(set(titles)) == len(titles), seed
+    assert nth_chorale(4, 3).title == nth_chorale(4, 3).title  # a function of (seed, piece number) only
+    assert [nth_chorale(5, k).title for k in (1, 2)] != [nth_chorale(4, k).title for k in (1, 2)]
