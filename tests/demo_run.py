@@ -5,11 +5,18 @@ the session's base temp folder, later calls find its ``report.md`` and reuse it 
 """
 
 import contextlib
+import dataclasses
 import io
 import os
 from pathlib import Path
 
 from vitmusic import cli
+from vitmusic.workflow import demo
+from vitmusic.workflow.demo_midi import MidiSettings
+
+# the demo's code path on fewer pieces and training steps (the default takes minutes): 10 pieces, 7 train,
+# 1 val, 2 test (4 test clips); the MIDI head trains 60 steps
+SMALL = dataclasses.replace(demo.DemoSettings(), pieces=10, midi=MidiSettings(steps=60))
 
 
 def demo_output(tmp_path_factory) -> tuple[Path, str]:
@@ -17,17 +24,26 @@ def demo_output(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.getbasetemp() / "vitmusic_demo"
     log = out.parent / "vitmusic_demo.stdout"
     if not (out / "report.md").is_file():
-        old = os.environ.get("VITMUSIC_CACHE")
-        os.environ["VITMUSIC_CACHE"] = str(out.parent / "vitmusic_demo_presets")
-        buf = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(buf):
-                code = cli.main(["demo", "--out", str(out), "--no-progress"])
-        finally:
-            if old is None:
-                os.environ.pop("VITMUSIC_CACHE", None)
-            else:
-                os.environ["VITMUSIC_CACHE"] = old
-        assert code == 0, buf.getvalue()
-        log.write_text(buf.getvalue())
+        code, stdout = run_small_demo(out)
+        assert code == 0, stdout
+        log.write_text(stdout)
     return out, log.read_text()
+
+
+def run_small_demo(out: Path) -> tuple[int, str]:
+    """``vitmusic demo --out OUT`` with :data:`SMALL` in place of the default settings: (exit code, stdout)."""
+    old = os.environ.get("VITMUSIC_CACHE"), demo.DEFAULT_SETTINGS
+    os.environ["VITMUSIC_CACHE"] = str(out.parent / "vitmusic_demo_presets")
+    demo.DEFAULT_SETTINGS = SMALL
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            code = cli.main(["demo", "--out", str(out), "--no-progress"])
+    finally:
+        if old[0] is None:
+            os.environ.pop("VITMUSIC_CACHE", None)
+        else:
+            os.environ["VITMUSIC_CACHE"] = old[0]
+        demo.DEFAULT_SETTINGS = old[1]
+    return code, buf.getvalue()
+
