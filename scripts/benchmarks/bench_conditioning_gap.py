@@ -5,11 +5,13 @@ projection on the train pieces -> :func:`vitmusic.evaluation.conditioning.condit
 pieces: cross-entropy of each clip's audio codes with its own video vs with another piece's video, through
 the same trained model. Also prints how informative the tiny preset's codec is (codes per codebook).
 
-    python scripts/benchmarks/bench_conditioning_gap.py                     # configs/tiny.yaml, seed 0
-    python scripts/benchmarks/bench_conditioning_gap.py --seeds 0 1 2 3 4 5 6 7 8 9   # data + training seeds
+    python scripts/benchmarks/bench_conditioning_gap.py                     # configs/tiny.yaml, seeds 10-14
+    python scripts/benchmarks/bench_conditioning_gap.py --seeds 10 11 12 13 14 15 16 17   # data + training seeds
     python scripts/benchmarks/bench_conditioning_gap.py train.max_steps=200 projection.kind=linear
 
-Writes nothing outside --work (default: a temporary folder).
+Writes nothing outside --work (default: a temporary folder). The tiny preset's protocol (lr, steps, decoder
+width) was tuned on data seeds 0-9, so the default seeds are fresh ones (>= 10): the figure to report. It
+prints the gap per split (val, test) with a 95 % t-interval across the seeds, and how many seeds are positive.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+TUNED_SEEDS = range(10)  # the seeds the tiny preset's protocol was chosen on
+FRESH_SEEDS = (10, 11, 12, 13, 14)
 # Piece i gets SPLITS[i % 12]: 36 pieces -> 24 train, 6 val, 6 test; no held-out piece is seen in training.
 SPLITS = ("train",) * 4 + ("val", "test") + ("train",) * 4 + ("val", "test")
 
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
     ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(FRESH_SEEDS))
     ap.add_argument("--pieces", type=int, default=36)
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per piece")
     ap.add_argument("--clip-seconds", type=float, default=2.0)
@@ -111,10 +115,29 @@ def main(argv: list[str] | None = None) -> int:
                   f"({r['val_clips']} clips); test CE true {r['test_true']:.4f} vs shuffled "
                   f"{r['test_shuffled']:.4f} ({r['test_clips']} clips); held-out gap {r['gap']:+.4f}; "
                   f"extract {r['extract_s']:.0f} s, train {r['train_s']:.0f} s", flush=True)
-    gaps = np.array([r["gap"] for r in rows])
-    print(f"held-out gap (shuffled - true, mean of val and test) over {len(gaps)} seed(s): mean {gaps.mean():+.4f}, "
-          f"min {gaps.min():+.4f}, max {gaps.max():+.4f}; positive for {int((gaps > 0).sum())} of {len(gaps)}")
+    tuned = [s for s in args.seeds if s in TUNED_SEEDS]
+    if tuned:
+        print(f"note: seed(s) {', '.join(map(str, tuned))} are among those the preset was tuned on (0-9); "
+              "report fresh seeds (>= 10)")
+    for name, values in (("val", [r["val_shuffled"] - r["val_true"] for r in rows]),
+                         ("test", [r["test_shuffled"] - r["test_true"] for r in rows]),
+                         ("mean of val and test", [r["gap"] for r in rows])):
+        print(gap_line(name, np.array(values)))
     return 0
+
+
+def gap_line(name: str, gaps: np.ndarray) -> str:
+    """One split's gap across seeds: mean, 95 % t-interval (n - 1 degrees of freedom), range, positive seeds."""
+    from scipy import stats
+
+    n = len(gaps)
+    if n > 1:
+        half = stats.t.ppf(0.975, n - 1) * gaps.std(ddof=1) / np.sqrt(n)
+        ci = f" [95 % CI {gaps.mean() - half:+.4f}, {gaps.mean() + half:+.4f}]"
+    else:
+        ci = " (one seed: no CI)"
+    return (f"held-out gap (shuffled - true), {name}, over {n} seed(s): mean {gaps.mean():+.4f}{ci}, min "
+            f"{gaps.min():+.4f}, max {gaps.max():+.4f}; positive for {int((gaps > 0).sum())} of {n}")
 
 
 if __name__ == "__main__":

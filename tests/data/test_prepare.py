@@ -289,3 +289,32 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         assert not (out / "manifest.jsonl").exists() and not (out / "prepare.json").exists(), case
         assert not out.exists() or not any(out.iterdir()), (case, list(out.iterdir()))
     assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_one_score_in_two_splits_is_refused_unless_allowed(root, tmp_path, capsys):
+    # the record synth-data writes: pieces 01 and 04 perform the same chorale
+    pieces = [{"piece": "01_Jupiter_vn_vc", "source": "chorale", "title": "bwv2.6"},
+              {"piece": "02_Sonata_fl_cl", "source": "chorale", "title": "bwv4.8"},
+              {"piece": "03_Dance_tpt", "source": "melody", "title": "melody"},
+              {"piece": "04_Hark_vn_va_vc", "source": "chorale", "title": "bwv2.6"},
+              {"piece": "05_Tiny_ob", "source": "melody", "title": "melody"}]
+    (root / "synth_data.json").write_text(json.dumps({"pieces": pieces}))
+    split_file = tmp_path / "split.csv"
+    split_file.write_text("piece,split\n01_Jupiter_vn_vc,train\n02_Sonata_fl_cl,train\n03_Dance_tpt,test\n"
+                          "04_Hark_vn_va_vc,test\n05_Tiny_ob,test\n")
+    args = ["prepare", "--urmp", str(root), "--out", str(tmp_path / "m"), "--clip-seconds", "4",
+            "--split-file", str(split_file), "--no-plot"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bwv2.6" in err
+    assert "01_Jupiter_vn_vc (train)" in err and "04_Hark_vn_va_vc (test)" in err and "melody" not in err
+    assert not (tmp_path / "m" / "manifest.jsonl").exists()
+    with pytest.raises(DataError, match="two splits"):
+        prepare_manifest(root, tmp_path / "m", 4.0, split_file=split_file, plot=False)
+    # generated melodies share no score; the same chorale within one split is no leak
+    split_file.write_text("piece,split\n01_Jupiter_vn_vc,test\n02_Sonata_fl_cl,train\n03_Dance_tpt,train\n"
+                          "04_Hark_vn_va_vc,test\n05_Tiny_ob,val\n")
+    assert prepare_manifest(root, tmp_path / "ok", 4.0, split_file=split_file, plot=False).split_map
+    split_file.write_text("piece,split\n01_Jupiter_vn_vc,train\n02_Sonata_fl_cl,train\n03_Dance_tpt,test\n"
+                          "04_Hark_vn_va_vc,test\n05_Tiny_ob,test\n")
+    assert main([*args[:4], str(tmp_path / "allowed"), *args[5:], "--allow-shared-scores"]) == 0

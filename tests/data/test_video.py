@@ -12,7 +12,7 @@ from media_helpers import H, W, decode_indices, encode_index, make_index_video
 
 from vitmusic.data.audio import load_audio
 from vitmusic.data.video import Frames, VideoReader, probe_video
-from vitmusic.data.videowriter import mux_audio, parse_fps, write_video
+from vitmusic.data.videowriter import mux_audio, parse_fps, rgb_to_yuv420p, write_video
 from vitmusic.errors import DataError, VitmusicError
 
 BACKENDS = ["pyav"]
@@ -82,6 +82,23 @@ def test_write_video_streams_an_iterable(tmp_path):
     out = write_video(tmp_path / "g.mp4", gen(), 25)
     with VideoReader(out, backend="pyav") as r:
         assert decode_indices(r.read().data) == list(range(12))
+
+
+def test_rgb_to_yuv420p_round_trips_and_is_layout_independent(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (2, 16, 24, 3), dtype=np.uint8)
+    smooth = np.repeat(np.repeat(base[:, ::4, ::4], 4, 1), 4, 2)[:, :16, :24]  # 4x4 blocks: chroma exact
+    yuv = rgb_to_yuv420p(smooth[0])
+    assert yuv.shape == (24, 24) and yuv.dtype == np.uint8
+    frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p").to_ndarray(format="rgb24")
+    assert np.abs(frame.astype(int) - smooth[0]).max() <= 4  # BT.601 limited range, as decoders assume
+    # the same pixels in another memory layout (a strided view) give the same bytes, on disk too
+    wide = np.zeros((2, 16, 48, 3), np.uint8)
+    wide[:, :, ::2] = smooth
+    assert rgb_to_yuv420p(np.ascontiguousarray(wide[0, :, ::2])).tobytes() == yuv.tobytes()
+    write_video(tmp_path / "a.mp4", smooth, 10)
+    write_video(tmp_path / "b.mp4", (f for f in wide[:, :, ::2]), 10)
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
 
 
 def test_write_video_rejects_bad_frames(tmp_path):

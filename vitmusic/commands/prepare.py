@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-incomplete", action="store_true",
                         help="skip (and report) pieces lacking a --require'd file instead of failing")
     parser.add_argument("--no-plot", action="store_true", help="do not save the OUT/prepare.png overview")
+    parser.add_argument("--allow-shared-scores", action="store_true",
+                        help="accept pieces that perform one score (a synthetic benchmark's chorale) in two splits")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         ratios=ratios,
         require=args.require,
         skip_incomplete=args.skip_incomplete,
+        allow_shared_scores=args.allow_shared_scores,
         plot=not args.no_plot,
     )
     print(result.summary())

@@ -252,6 +252,42 @@ class PrepareResult:
         return text
 
 
+def score_titles(urmp_root: str | os.PathLike) -> dict[str, str]:
+    """``{piece id: score}`` for the pieces of a synthetic benchmark that perform a fixed score (chorales).
+
+    Read from ``synth_data.json`` (written by ``vitmusic synth-data``); generated melodies are unique per piece
+    and real URMP folders carry no such record, so both give no entries.
+    """
+    path = Path(urmp_root) / "synth_data.json"
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: unreadable ({e})") from e
+    return {str(p["piece"]): f"{p['source']}:{p['title']}" for p in doc.get("pieces", [])
+            if p.get("source") == "chorale" and p.get("title")}
+
+
+def check_scores_disjoint(split_map: dict[str, str], scores: dict[str, str]) -> None:
+    """Raise when one score is performed by pieces of two different splits.
+
+    Raises:
+        DataError: one line naming the score(s), their pieces and splits.
+    """
+    by_score: dict[str, list[str]] = {}
+    for piece, score in scores.items():
+        if piece in split_map:
+            by_score.setdefault(score, []).append(piece)
+    shared = [(score, sorted(ps)) for score, ps in sorted(by_score.items())
+              if len({split_map[p] for p in ps}) > 1]
+    if shared:
+        named = "; ".join(f"{score.split(':', 1)[-1]} in " + ", ".join(f"{p} ({split_map[p]})" for p in ps)
+                          for score, ps in shared)
+        raise DataError(f"one score in two splits (content leakage): {named}; regenerate the benchmark, fix the "
+                        "split file, or pass --allow-shared-scores")
+
+
 def prepare_manifest(
     urmp_root: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -265,6 +301,7 @@ def prepare_manifest(
     skip_incomplete: bool = False,
     progress: bool | None = None,
     plot: bool = True,
+    allow_shared_scores: bool = False,
 ) -> PrepareResult:
     """Discover pieces, split them, cut clips and write ``manifest.jsonl`` + ``prepare.json`` atomically.
 
@@ -277,6 +314,8 @@ def prepare_manifest(
         skip_incomplete: skip (and report) a piece lacking a required file instead of failing.
         progress: tqdm bar over pieces (``None``: only on a terminal).
         plot: also save ``prepare.png`` (see :func:`plot_prepare`).
+        allow_shared_scores: accept a benchmark whose pieces perform one score (a chorale of a synthetic
+            benchmark, see :func:`score_titles`) in two splits; refused by default (content leakage).
 
     Raises:
         DataError: bad root, no pieces, a required file missing (unless ``skip_incomplete``), malformed
@@ -332,6 +371,8 @@ def prepare_manifest(
         warnings.simplefilter("always")
         split_map = split_pieces([p.id for p, _ in usable], ratios=ratios, seed=seed, split_file=split_file)
     notes_seen += [str(w.message) for w in caught]
+    if not allow_shared_scores:
+        check_scores_disjoint(split_map, score_titles(urmp_root))
 
     # Clips stream straight into the (temporary) manifest: a URMP-sized run with a short hop holds
     # hundreds of MB of f0 lists, which need not all live in memory. Only light per-clip facts are kept.
@@ -348,8 +389,10 @@ def prepare_manifest(
 
         by_split = {s: {c["piece"] for c in seen if c["split"] == s} for s in SPLITS}
         # the whole point of piece-level splits: fail loudly should a piece ever straddle two
-        assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"]
-                    or by_split["val"] & by_split["test"]), "a piece appears in two splits"
+        straddling = sorted((by_split["train"] & by_split["val"]) | (by_split["train"] & by_split["test"])
+                            | (by_split["val"] & by_split["test"]))
+        if straddling:
+            raise DataError(f"piece(s) in two splits: {', '.join(straddling)} (a bug: please report it)")
         clips_per_split = {s: sum(c["split"] == s for c in seen) for s in SPLITS}
         missing = {p.id: list(p.missing) for p in pieces if p.missing}
         from vitmusic import __version__

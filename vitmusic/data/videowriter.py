@@ -18,7 +18,7 @@ import numpy as np
 from vitmusic.atomic import atomic_path
 from vitmusic.errors import DataError
 
-__all__ = ["parse_fps", "write_video", "mux_audio"]
+__all__ = ["parse_fps", "rgb_to_yuv420p", "write_video", "mux_audio"]
 
 _AUDIO_BIT_RATE = 192_000
 
@@ -69,6 +69,32 @@ def _check_frame(frame: np.ndarray, shape: tuple[int, ...] | None, index: int) -
     if shape is not None and f.shape != shape:
         raise ValueError(f"frame {index}: shape {tuple(f.shape)} differs from the first frame's {shape}")
     return np.ascontiguousarray(f)
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range YUV 4:2:0 of an RGB frame, in integer arithmetic (the same bytes on every run).
+
+    Args:
+        rgb: uint8 ``[H, W, 3]``, H and W even.
+
+    Returns:
+        uint8 ``[H * 3 // 2, W]``: the Y plane, then the U and V planes (``[H/2, W/2]`` each) row-major, the
+        layout ``av.VideoFrame.from_ndarray(..., format="yuv420p")`` takes.
+    """
+    h, w = rgb.shape[:2]
+    x = rgb.astype(np.int32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    # chroma of each 2x2 block's mean colour (sums of 4 pixels, so the shift grows by 2)
+    q = x.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))
+    r4, g4, b4 = q[..., 0], q[..., 1], q[..., 2]
+    u = ((-38 * r4 - 74 * g4 + 112 * b4 + 512) >> 10) + 128
+    v = ((112 * r4 - 94 * g4 - 18 * b4 + 512) >> 10) + 128
+    out = np.empty((h * 3 // 2, w), np.uint8)
+    out[:h] = np.clip(y, 0, 255)
+    out[h:].reshape(-1)[: h * w // 4] = np.clip(u, 0, 255).reshape(-1)
+    out[h:].reshape(-1)[h * w // 4:] = np.clip(v, 0, 255).reshape(-1)
+    return out
 
 
 def _iter_frames(frames: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -187,7 +213,9 @@ def write_video(
             aenc = _add_audio_stream(container, y, sample_rate) if y is not None else None
             for i, arr in enumerate(itertools.chain([first], it)):
                 arr = _check_frame(arr, first.shape, i)
-                vf = av.VideoFrame.from_ndarray(arr, format="rgb24")
+                # converted here, not by libswscale: its rgb24 -> yuv420p path gave run-to-run differences for
+                # the same frames (one synthetic video in five), so a seed did not give byte-identical files
+                vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(arr), format="yuv420p")
                 vf.pts = i
                 vf.time_base = vstream.codec_context.time_base
                 container.mux(vstream.encode(vf))

@@ -99,7 +99,7 @@ def chorale_paths() -> tuple[str, ...]:
 
 
 # Parsing a chorale costs ~0.2 s; an explicit module-level LRU keeps repeated pieces (and tests) cheap.
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=512)  # the whole corpus (371 chorales): nth_chorale walks a seeded order
 def load_chorale(path: str) -> Score | None:
     """Parse a chorale into a :class:`Score`; ``None`` if it is not a plain 4-voice chorale."""
     from music21 import converter, expressions
@@ -135,13 +135,34 @@ def load_chorale(path: str) -> Score | None:
 
 
 def random_chorale(rng: np.random.Generator, max_tries: int = 20) -> Score:
-    """Pick and parse a random 4-voice chorale (seeded)."""
+    """Pick and parse a random 4-voice chorale (seeded; independent draws, so repeats are possible)."""
     paths = chorale_paths()
     for _ in range(max_tries):
         score = load_chorale(paths[int(rng.integers(len(paths)))])
         if score is not None:
             return score
     raise DataError("could not find a 4-voice chorale in music21's corpus")
+
+
+def nth_chorale(seed: int, index: int) -> Score:
+    """The ``index``-th 4-voice chorale of a seeded order of the corpus: draws without replacement.
+
+    Pieces ``0, 1, ...`` of a benchmark get distinct chorales until the corpus is used up (then the order
+    starts again), and piece ``k``'s chorale depends only on ``(seed, k)``, not on how many pieces are drawn.
+    """
+    paths = chorale_paths()
+    order = np.random.default_rng([int(seed), 0xC40]).permutation(len(paths))
+    found: list[Score] = []
+    for i in order:
+        score = load_chorale(paths[int(i)])
+        if score is None:
+            continue
+        if len(found) == index:
+            return score
+        found.append(score)
+    if not found:
+        raise DataError("could not find a 4-voice chorale in music21's corpus")
+    return found[index % len(found)]
 
 
 # --------------------------------------------------------------------------------------------- melodies
@@ -314,15 +335,20 @@ def perform(score: Score, instruments: list[str], rng: np.random.Generator, dura
 
 
 def make_performance(rng: np.random.Generator, source: str, duration_s: float,
-                     tempo_range_bpm: tuple[float, float] = (66.0, 112.0), drift: float = 0.04) -> Performance:
-    """Draw a score (chorale or melodies), an ensemble and a tempo, and perform it (all seeded)."""
+                     tempo_range_bpm: tuple[float, float] = (66.0, 112.0), drift: float = 0.04,
+                     chorale: tuple[int, int] | None = None) -> Performance:
+    """Draw a score (chorale or melodies), an ensemble and a tempo, and perform it (all seeded).
+
+    ``chorale=(seed, k)`` takes the chorale from :func:`nth_chorale` (a benchmark's pieces without
+    replacement); without it the chorale is an independent draw from ``rng``.
+    """
     if source not in SOURCES:
         raise DataError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
     kind = source if source != "mixed" else ("chorales" if rng.random() < 0.5 else "melodies")
     num_parts = int(rng.choice([2, 3, 4], p=[0.25, 0.3, 0.45]))
     keep = {4: [0, 1, 2, 3], 3: [0, 2, 3], 2: [0, 3]}[num_parts]  # outer voices always stay
     if kind == "chorales":
-        score = random_chorale(rng)
+        score = random_chorale(rng) if chorale is None else nth_chorale(*chorale)
         score = Score(score.title, score.source, [score.parts[i] for i in keep], score.length_beats,
                       score.beats_per_bar)
         instruments = choose_ensemble(rng, num_parts, voices=[p.notes[:, 1] for p in score.parts])

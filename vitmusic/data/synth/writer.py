@@ -265,7 +265,7 @@ def _make_piece(out: Path, number: int, *, seed: int, source: str, duration_s: f
                 width_per_player: int, height: int) -> tuple[Path, Performance]:
     """Draw and write piece ``number`` from its own seed sequence (seed, number); runs in a worker too."""
     rng = np.random.default_rng([seed, number])
-    perf = make_performance(rng, source, duration_s, tempo_range_bpm, tempo_drift)
+    perf = make_performance(rng, source, duration_s, tempo_range_bpm, tempo_drift, chorale=(seed, number))
     piece_seed = int(rng.integers(2**31))
     folder = write_piece(out, number, perf, sample_rate=sample_rate, fps=fps, renderer=renderer, seed=piece_seed,
                          width_per_player=width_per_player, height=height)
