@@ -28,3 +28,13 @@ def test_user_error_is_one_line_exit_2(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.strip() == "vitmusic boom: error: bad thing happened"
     assert "Traceback" not in err
+
+
+def test_argparse_errors_are_one_line(capsys):
+    """No usage block: one line naming the problem and the --help to read, exit 2."""
+    for argv in (["synth-data", "--pieces", "many", "--out", "x"], ["prepare"], ["nope"], ["evaluate", "--gen"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "usage:" not in err and "--help" in err, err

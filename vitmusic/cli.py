@@ -62,6 +62,14 @@ def setup_logging(level: int = logging.INFO) -> None:
     pkg.propagate = False
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (``prog: error: message (see prog --help)``), exit 2,
+    instead of the usage block followed by the message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _load(module: str):
     name = f"vitmusic.commands.{module}"
     try:
@@ -73,13 +81,13 @@ def _load(module: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="vitmusic",
         description="Video-to-music research toolkit: generate music for performance videos and score it "
         "against the paired ground truth.",
     )
     parser.add_argument("--version", action="version", version=f"vitmusic {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     for name, module in COMMANDS.items():
         mod = _load(module)
         if mod is None:

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vitmusic.errors import ConfigError
     from vitmusic.metrics.runner import EvalConfig, resolve_metrics, run_evaluation
+    from vitmusic.outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")  # before any scoring, not after it
 
     if args.sample_rate < 4000:
         raise ConfigError(f"--sample-rate must be >= 4000 Hz, got {args.sample_rate}")

@@ -109,6 +109,9 @@ def _origin_s(container) -> float:
 
 
 def _video_stream(container, path: Path):
+    fmt = str(getattr(container.format, "name", "") or "")
+    if fmt == "image2" or fmt.endswith("_pipe"):  # a still image with a video extension (e.g. a renamed PNG)
+        raise DataError(f"{path}: a still image ({fmt.removesuffix('_pipe')}), not a video")
     if not container.streams.video:
         raise DataError(f"{path}: no video stream (is it an audio file?)")
     return container.streams.video[0]

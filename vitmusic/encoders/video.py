@@ -63,3 +63,20 @@ def encode_video(
     embeds = np.concatenate(chunks) if chunks else np.zeros((0, encoder.embed_dim), np.float32)
     times_s = np.arange(len(embeds), dtype=np.float64) * encoder.frames_per_step / fps
     return embeds, times_s
+
+
+def check_one_window(video: str | os.PathLike, span_s: float, encoder, fps: float) -> None:
+    """Refuse a span shorter than one whole encoder window (``lcm(clip_frames, frames_per_step)`` frames at
+    ``fps``): such an input (a 1-frame video, a still image renamed ``.mp4``) would otherwise "succeed" with
+    a few hundredths of a second of audio.
+
+    Raises:
+        DataError: ``span_s`` below one window (with 1 ms tolerance for frame-time rounding).
+    """
+    from vitmusic.errors import DataError
+
+    unit = math.lcm(int(getattr(encoder, "clip_frames", 1)), int(encoder.frames_per_step))
+    window_s = unit / float(fps)
+    if span_s < window_s - 1e-3:
+        raise DataError(f"{video}: {span_s:.3f} s of video is shorter than one encoder window "
+                        f"({unit} frame(s) at {fps:g} fps = {window_s:.3f} s)")

@@ -158,6 +158,9 @@ class MidiPipeline:
             t1 = end if t1_s is None else min(float(t1_s), end)
             if not 0.0 <= t0_s < t1:
                 raise DataError(f"{video}: empty or negative time range [{t0_s:.3f}, {t1:.3f}) s")
+            from vitmusic.encoders.video import check_one_window
+
+            check_one_window(video, t1 - t0_s, self.encoder, fps)
             n_win = int(np.ceil((t1 - t0_s) / window_s - 1e-9))
             embeds, masks = [], []
             for w in tqdm(range(n_win), desc="encode video", unit="window", disable=not progress, leave=False):

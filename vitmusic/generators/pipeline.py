@@ -234,6 +234,9 @@ class MusicGenPipeline:
             t1 = end if t1_s is None else float(t1_s)
             if not 0.0 <= t0_s < t1:
                 raise DataError(f"{video}: empty or negative time range [{t0_s:.3f}, {t1:.3f}) s")
+            from vitmusic.encoders.video import check_one_window
+
+            check_one_window(video, min(t1, end) - t0_s, self.encoder, fps)
             n_win = self.encode_window_frames(fps)
             total = math.ceil((min(t1, end) - t0_s) * fps / n_win - 1e-9)
             embeds, masks, times = [], [], []
