@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     if resume is not None and "=" in resume:  # `--resume key=value`: argparse took an override as CKPT
         overrides, resume = [resume, *overrides], "latest"
     config = load_config(args.config, overrides)
+    from vitmusic.training.preflight import check_before_training
+
+    check_before_training(config, resume)  # before any model is loaded or cache built
     if config.task == "transcription":  # video -> notes head (vitmusic.training.transcription_task)
         from vitmusic.training.transcription_task import build_task
     elif config.task == "diffusion":  # notes -> audio synthesizer (vitmusic.training.diffusion_task)
