@@ -112,18 +112,30 @@ def check_checkpoint(ckpt: Path) -> dict[str, Any]:
     rng = sorted(acc.glob("random_states_*.pkl"))
     if not rng:
         raise ConfigError(f"incomplete checkpoint {ckpt}: no {ACCELERATE_DIR}/random_states_*.pkl")
-    # accelerate's load_state swallows any failure to read the RNG states (resuming with other random numbers,
-    # silently): read them here, as it would (weights_only with its safe globals)
+    # Read every state file as accelerate will (weights_only, its safe globals), so a refused pickle fails here,
+    # before any work; and because accelerate's load_state swallows a failure to read the RNG states (the run
+    # would resume with other random numbers, silently).
     from accelerate.utils import load
+    from safetensors import safe_open
 
-    for path in rng:
+    def unreadable(path: Path, e: Exception) -> ConfigError:
+        return ConfigError(f"corrupt checkpoint {ckpt}: {ACCELERATE_DIR}/{path.name} cannot be read "
+                           f"({type(e).__name__}: {' '.join(str(e).split())[:160]})")
+
+    for path in [acc / "optimizer.bin", acc / "scheduler.bin", *rng]:
         try:
-            states = load(path)
+            states = load(path, map_location="cpu")
         except Exception as e:  # a refused pickle (UnpicklingError), a truncated file
-            raise ConfigError(f"corrupt checkpoint {ckpt}: {ACCELERATE_DIR}/{path.name} cannot be read "
-                              f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
-        if not isinstance(states, dict) or not {"random_state", "numpy_random_seed", "torch_manual_seed"} <= set(states):
+            raise unreadable(path, e) from None
+        if path in rng and (not isinstance(states, dict)
+                            or not {"random_state", "numpy_random_seed", "torch_manual_seed"} <= set(states)):
             raise ConfigError(f"corrupt checkpoint {ckpt}: {ACCELERATE_DIR}/{path.name} holds no RNG states")
+    for path in sorted(acc.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except Exception as e:  # SafetensorError: a bad header
+            raise unreadable(path, e) from None
     return state
 
 

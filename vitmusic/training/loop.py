@@ -214,6 +214,8 @@ def train(
 
     tc = config.train
     run_dir = Path(tc.output_dir)
+    ckpt = resolve_resume(run_dir, resume)
+    resume_state = check_checkpoint(ckpt) if ckpt is not None else None  # a bad checkpoint fails before any work
     accelerator = _make_accelerator(config, run_dir)
     precision = effective_precision(accelerator, tc.mixed_precision)
     if precision != tc.mixed_precision:
@@ -261,9 +263,8 @@ def train(
 
     step, batches_seen, history = 0, 0, []
     running, running_n = 0.0, 0  # loss sum / batches since the last logged step
-    ckpt = resolve_resume(run_dir, resume)
     if ckpt is not None:
-        state = check_checkpoint(ckpt)
+        state = resume_state
         try:
             accelerator.load_state(str(ckpt / ACCELERATE_DIR))
         except Exception as e:  # a tampered pickle refused by weights_only, a truncated file, a shape mismatch
