@@ -706,7 +706,8 @@ def generate_cases(tmp: Path) -> list[Case]:
         (media / name).write_bytes(data)
     write_video(media / "one_frame.mp4", 1)
     write_video(media / "tenth.mp4", 3, fps=30)
-    write_wav(media / "audio_only.mp4", tone(2.0))  # a WAV named .mp4: no video stream
+    write_wav(media / "audio_only.wav", tone(2.0))
+    (media / "audio_only.wav").rename(media / "audio_only.mp4")  # a WAV named .mp4: no video stream
     (tmp / "afile.txt").write_text("x") if not (tmp / "afile.txt").exists() else None
     base = ["generate", "--checkpoint", str(run), "--no-progress"]
     cases = []
