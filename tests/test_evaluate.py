@@ -461,6 +461,7 @@ def test_one_sample_file_and_all_null_metrics_are_not_success(tmp_path, capsys):
     assert rc == 0
     failures = json.loads((out / "summary.json").read_text())["config"]["failures"]
     assert [f["clip_id"] for f in failures] == ["a"] and "too short" in failures[0]["reason"]
+    assert json.loads((out / "failures.json").read_text()) == failures
     capsys.readouterr()
     (tmp_path / "afile").write_text("x")
     assert cli.main(["evaluate", "--ref", str(tmp_path / "ref"), "--gen", str(tmp_path / "gen"), "--out",
