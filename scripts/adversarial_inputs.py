@@ -202,6 +202,15 @@ def argparse_cases(tmp: Path) -> list[Case]:
     for flag, value in [("--guidance", "strong"), ("--seed", "x"), ("--path", "telepathy"), ("--synth", "moog")]:
         cases.append(Case(f"generate {flag} {value}", ["generate", "--video", "v.mp4", "--checkpoint", "c",
                                                        "--out", "o.wav", flag, value], group="argparse"))
+    seeded = {"prepare": ["--urmp", str(tmp / "nope"), "--out", str(tmp / "s"), "--clip-seconds", "1"],
+              "evaluate": ["--gen", str(tmp / "nope"), "--out", str(tmp / "s")],
+              "stimuli": ["--system", f"a={tmp}", "--videos", str(tmp), "--out", str(tmp / "s")],
+              "synth-data": ["--out", str(tmp / "s")], "compare": [str(tmp / "nope")],
+              "listen-results": [str(tmp / "nope")]}
+    for command, rest in seeded.items():
+        for seed in ("-1", str(2**80)):
+            cases.append(Case(f"{command} --seed {seed}", [command, *rest, "--seed", seed], group="argparse",
+                              check=absent(tmp / "s")))
     cases.append(Case("listen --port http", ["listen", str(tmp), "--port", "http"], group="argparse"))
     cases.append(Case("generate --video and --videos", ["generate", "--video", "a", "--videos", "b",
                                                         "--checkpoint", "c"], group="argparse"))
@@ -476,7 +485,10 @@ def stimuli_cases(tmp: Path) -> list[Case]:
         ("sample rate 100", ["--sample-rate", "100"]), ("excerpt longer than the media", ["--excerpt-seconds", "60"]),
         ("baseline with mushra", ["--baseline", "sysA"]), ("system without =", ["--system", "broken"]),
         ("system folder missing", ["--system", f"sysB={tmp / 'nope'}"]),
-        ("reserved system name", ["--system", f"reference={tmp / 'stim' / 'sys'}"]),
+        ("reserved system name", ["--system", f"hidden_reference={tmp / 'stim' / 'sys'}"]),
+        ("system name with a slash", ["--system", f"a/b={tmp / 'stim' / 'sys'}"]),
+        ("system given twice", ["--system", f"sysA={tmp / 'stim' / 'sys'}"]),
+        ("design ab, baseline unknown", ["--design", "ab", "--baseline", "nope"]),
     ]):
         out = tmp / f"stim_out{k}"
         # a batch command: one line per skipped item, then the error
@@ -733,7 +745,8 @@ def generate_cases(tmp: Path) -> list[Case]:
     case("--midi with the musicgen path", "--video", str(good), "--midi", str(tmp / "o.mid"))
     for g in ("0.5", "nan", "-inf"):
         case(f"--guidance {g}", "--video", str(good), "--guidance", g)
-    case("--seed huge", "--video", str(good), "--seed", str(2**80), expect="either")
+    case("--seed 2**80", "--video", str(good), "--seed", str(2**80))
+    case("--seed -1", "--video", str(good), "--seed", "-1")
     case("--device nonsense", "--video", str(good), "--device", "quantum")
     case("--checkpoint missing", "--video", str(good), "--checkpoint", str(tmp / "nope"))
     empty_ckpt = tmp / "empty_ckpt"

@@ -38,3 +38,11 @@ def test_argparse_errors_are_one_line(capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "usage:" not in err and "--help" in err, err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**80)])
+def test_out_of_range_seed_is_one_line(tmp_path, capsys, seed):
+    assert cli.main(["synth-data", "--out", str(tmp_path / "s"), "--seed", seed]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"vitmusic synth-data: error: --seed must be in 0..4294967295, got {seed}"
+    assert not (tmp_path / "s").exists()

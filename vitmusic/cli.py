@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_seed(args: argparse.Namespace) -> None:
+    """Every command's ``--seed`` feeds numpy / torch generators: 0 .. 2**32 - 1 (numpy refuses negative
+    seeds, torch overflows past 64 bits; one range for all commands)."""
+    seed = getattr(args, "seed", None)
+    if isinstance(seed, int) and not 0 <= seed < 2**32:
+        raise VitmusicError(f"--seed must be in 0..{2**32 - 1}, got {seed}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vitmusic`` console script; returns the process exit code."""
     parser = build_parser()
@@ -107,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(getattr(args, "_log_level", logging.INFO))
     try:
+        _check_seed(args)
         return int(args._run(args) or 0)
     except VitmusicError as e:
         print(f"vitmusic {args.command}: error: {e}", file=sys.stderr)
