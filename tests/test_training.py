@@ -420,4 +420,7 @@ def test_train_checks_resume_and_manifest_before_loading_models(tmp_path, capsys
         assert cli.main([*common[:1], *extra, *common[1:]]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and fragment in err, err
+    assert cli.main(["extract", *common[1:5], "--no-progress"]) == 2  # extract checks the same, as early
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "1 clip file(s) missing or empty" in err, err
     assert time.perf_counter() - t < 20
