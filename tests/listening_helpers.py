@@ -39,3 +39,11 @@ def make_inputs(root: Path, items=("piece1", "piece2"), systems=("sysA", "sysB")
             amp = 0.05 * (j + 1)  # different levels: normalisation must equalise them
             write_audio(root / name / f"{item}.wav", tone(330 + 50 * j, duration_s + 0.5, amp=amp, seed=j), SR)
     return {"videos": root / "videos", "ref": root / "ref", "systems": {s: root / s for s in systems}}
+
+
+def tokens(out: Path) -> dict[str, str]:
+    """``{participant id: login token}`` of a stimuli folder (``OUT/private/participants.csv``)."""
+    import csv
+
+    with (Path(out) / "private" / "participants.csv").open(newline="") as f:
+        return {row["participant"]: row["token"] for row in csv.DictReader(f)}

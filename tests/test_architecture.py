@@ -21,7 +21,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "vitmusic"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("vitmusic", "vitmusic.errors", "vitmusic.atomic", "vitmusic.config", "vitmusic.runs", "vitmusic.hf_quiet"),
+    ("vitmusic", "vitmusic.errors", "vitmusic.atomic", "vitmusic.config", "vitmusic.runs", "vitmusic.hf_quiet",
+     "vitmusic.outputs"),
     ("vitmusic.data",),
     ("vitmusic.encoders",),
     ("vitmusic.projection",),

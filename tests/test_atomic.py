@@ -44,3 +44,36 @@ def test_atomic_outputs_get_umask_permissions(tmp_path):
         os.umask(mask)
     assert (f.stat().st_mode & 0o777) == 0o644
     assert ((tmp_path / "d").stat().st_mode & 0o777) == 0o755
+
+
+def test_unwritable_destination_is_a_user_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from vitmusic.errors import VitmusicError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(VitmusicError, match="cannot write"):
+        atomic_write_text(tmp_path / "afile" / "out.txt", "y")
+
+    def refuse(self, *a, **k):  # a read-only parent (the tests may run as root, who may write anywhere)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(VitmusicError, match="Permission denied"):
+        with atomic_path(tmp_path / "ro" / "x", is_dir=True):
+            pass
+    monkeypatch.undo()
+    (tmp_path / "dir.txt").mkdir()
+    with pytest.raises(VitmusicError, match="cannot write"):  # a folder where the file should go
+        atomic_write_text(tmp_path / "dir.txt", "y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "dir.txt"]
+
+
+def test_leftover_temporary_folders_are_removed_on_the_next_run(tmp_path):
+    """A kill during the final export leaves ``.final.<random>.tmp``; the next export removes it."""
+    (tmp_path / ".final.abc123.tmp").mkdir()
+    (tmp_path / ".final.abc123.tmp" / "model.safetensors").write_bytes(b"half")
+    (tmp_path / ".other.abc.tmp").mkdir()  # another output's: left alone
+    with atomic_path(tmp_path / "final", is_dir=True) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.abc.tmp", "final"]

@@ -28,3 +28,21 @@ def test_user_error_is_one_line_exit_2(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.strip() == "vitmusic boom: error: bad thing happened"
     assert "Traceback" not in err
+
+
+def test_argparse_errors_are_one_line(capsys):
+    """No usage block: one line naming the problem and the --help to read, exit 2."""
+    for argv in (["synth-data", "--pieces", "many", "--out", "x"], ["prepare"], ["nope"], ["evaluate", "--gen"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "usage:" not in err and "--help" in err, err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**80)])
+def test_out_of_range_seed_is_one_line(tmp_path, capsys, seed):
+    assert cli.main(["synth-data", "--out", str(tmp_path / "s"), "--seed", seed]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"vitmusic synth-data: error: --seed must be in 0..4294967295, got {seed}"
+    assert not (tmp_path / "s").exists()

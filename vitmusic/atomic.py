@@ -6,11 +6,14 @@ An interrupted run therefore never leaves a complete-looking partial file (or fo
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from vitmusic.errors import VitmusicError
 
 
 def _umask() -> int:
@@ -32,16 +35,20 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         is_dir: create and yield a temporary *folder* instead of a file path.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-        os.chmod(tmp, 0o777 & ~_umask())
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
-        os.close(fd)
-        tmp = Path(name)
-        # mkstemp creates 0600; give the output the permissions a plain open() would have.
-        os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if is_dir:
+            remove_stale_temporaries(final)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+            os.chmod(tmp, 0o777 & ~_umask())
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+            os.close(fd)
+            tmp = Path(name)
+            # mkstemp creates 0600; give the output the permissions a plain open() would have.
+            os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as e:  # read-only or missing parent, a file where a folder should be, full disk
+        raise VitmusicError(f"cannot write {final}: {e.strerror or e}") from None
     try:
         yield tmp
     except BaseException:
@@ -50,15 +57,40 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         else:
             tmp.unlink(missing_ok=True)
         raise
-    if is_dir and final.exists():
-        # os.replace cannot replace a non-empty folder: move the old one aside first.
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    try:
+        if is_dir and final.exists():
+            # os.replace cannot replace a non-empty folder: move the old one aside first.
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except OSError as e:  # e.g. the destination is an existing folder
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise VitmusicError(f"cannot write {final}: {e.strerror or e}") from None
+
+
+def remove_stale_temporaries(final: str | os.PathLike) -> list[Path]:
+    """Delete the temporary folders ``.<name>.<random>.tmp`` that an interrupted (killed) :func:`atomic_path`
+    left next to the folder ``final``; returns what was removed.
+
+    Called before a new temporary folder for ``final`` is made, so the leftovers of a kill disappear on the
+    next run. Two processes writing the same ``final`` at once are not supported anyway (the last rename wins).
+    """
+    final = Path(final)
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for p in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -63,6 +63,14 @@ def setup_logging(level: int = logging.INFO) -> None:
     pkg.propagate = False
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (``prog: error: message (see prog --help)``), exit 2,
+    instead of the usage block followed by the message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _load(module: str):
     name = f"vitmusic.commands.{module}"
     try:
@@ -74,13 +82,13 @@ def _load(module: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="vitmusic",
         description="Video-to-music research toolkit: generate music for performance videos and score it "
         "against the paired ground truth.",
     )
     parser.add_argument("--version", action="version", version=f"vitmusic {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     for name, module in COMMANDS.items():
         mod = _load(module)
         if mod is None:
@@ -89,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run, _log_level=getattr(mod, "LOG_LEVEL", logging.INFO))
     return parser
+
+
+def _check_seed(args: argparse.Namespace) -> None:
+    """Every command's ``--seed`` feeds numpy / torch generators: 0 .. 2**32 - 1 (numpy refuses negative
+    seeds, torch overflows past 64 bits; one range for all commands)."""
+    seed = getattr(args, "seed", None)
+    if isinstance(seed, int) and not 0 <= seed < 2**32:
+        raise VitmusicError(f"--seed must be in 0..{2**32 - 1}, got {seed}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(getattr(args, "_log_level", logging.INFO))
     try:
+        _check_seed(args)
         # --no-progress also hides the libraries' bars (transformers' "Loading weights", ...)
         with hf_progress(not getattr(args, "no_progress", False)):
             return int(args._run(args) or 0)

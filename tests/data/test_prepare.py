@@ -37,6 +37,23 @@ SR = 4000
 NOTES = np.array([[8.0, 440.0, 4.0], [12.0, 523.25, 1.5], [19.5, 392.0, 1.0]])
 
 
+_VIDEO: list[bytes] = []
+
+
+def tiny_video_bytes() -> bytes:
+    """A real 2-frame mp4 (prepare opens every listed video); encoded once per test session."""
+    if not _VIDEO:
+        import tempfile
+
+        from vitmusic.data.videowriter import write_video
+
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "v.mp4"
+            write_video(path, (np.full((16, 16, 3), 40 * i, np.uint8) for i in range(2)), 1)
+            _VIDEO.append(path.read_bytes())
+    return _VIDEO[0]
+
+
 def make_piece(root: Path, number: int, name: str, insts: list[str], duration_s: float, *,
                skip: tuple[str, ...] = ()) -> Path:
     folder = root / piece_folder_name(number, name, insts)
@@ -45,7 +62,7 @@ def make_piece(root: Path, number: int, name: str, insts: list[str], duration_s:
     if "mix" not in skip:
         sf.write(folder / mix_file_name(folder), audio, SR)
     if "video" not in skip:
-        (folder / video_file_name(folder)).write_bytes(b"")  # never opened when the mix is there
+        (folder / video_file_name(folder)).write_bytes(tiny_video_bytes())  # its duration is not used
     (folder / score_file_name(folder)).write_bytes(b"")
     for k, code in enumerate(insts, start=1):
         sf.write(folder / stem_file_name("AuSep", k, code, number, name), audio, SR)
@@ -245,7 +262,7 @@ def _bad_urmp_roots(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     cases["unknown require"] = (["--urmp", str(tmp_path / "nonotes"), "--require", "lyrics"], "cannot require 'lyrics'")
     folder = make_piece(tmp_path / "corrupt", 1, "Jupiter", ["vn"], 12.0)
     (folder / mix_file_name(folder)).write_bytes(b"RIFF\x00\x00garbage")
-    cases["corrupt mix"] = (["--urmp", str(tmp_path / "corrupt")], "cannot read audio file")
+    cases["corrupt mix"] = (["--urmp", str(tmp_path / "corrupt")], "cannot read audio")
     (tmp_path / "split.csv").write_text("piece,split\n02_Other_vn,train\n")
     cases["piece not in split file"] = (["--urmp", str(tmp_path / "nonotes"), "--split-file", str(tmp_path / "split.csv")],
                                         "piece '01_Jupiter_vn' is not in the split file")
@@ -318,3 +335,56 @@ def test_one_score_in_two_splits_is_refused_unless_allowed(root, tmp_path, capsy
     split_file.write_text("piece,split\n01_Jupiter_vn_vc,train\n02_Sonata_fl_cl,train\n03_Dance_tpt,test\n"
                           "04_Hark_vn_va_vc,test\n05_Tiny_ob,test\n")
     assert main([*args[:4], str(tmp_path / "allowed"), *args[5:], "--allow-shared-scores"]) == 0
+
+
+def _one_line_error(capsys, argv: list[str], fragment: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert fragment in err, err
+
+
+def test_prepare_opens_every_media_file(tmp_path, capsys):
+    """A 0-byte or garbage video, and a stem without samples, are found before any clip is cut."""
+    r = tmp_path / "urmp"
+    good = make_piece(r, 1, "Jupiter", ["vn"], 12.0)
+    bad = make_piece(r, 2, "Sonata", ["vc"], 12.0)
+    (bad / video_file_name(bad)).write_bytes(b"")
+    out = tmp_path / "out"
+    _one_line_error(capsys, ["prepare", "--urmp", str(r), "--out", str(out), "--clip-seconds", "5",
+                             "--require", "video"], "1 broken media file(s) in 1 piece(s)")
+    assert not out.exists()
+    for data in (b"\x89PNG\r\n\x1a\n" + bytes(200), np.random.default_rng(0).bytes(100_000)):
+        (bad / video_file_name(bad)).write_bytes(data)
+        _one_line_error(capsys, ["prepare", "--urmp", str(r), "--out", str(out), "--clip-seconds", "5"],
+                        "broken media file")
+    assert main(["prepare", "--urmp", str(r), "--out", str(out), "--clip-seconds", "5", "--no-plot",
+                 "--skip-incomplete"]) == 0
+    report = json.loads((out / "prepare.json").read_text())
+    assert list(report["broken_media"]) == ["02_Sonata_vc"]
+    assert "broken media" in report["skipped"]["02_Sonata_vc"]
+    assert {c["piece"] for c in read_manifest(out)} == {good.name}
+
+
+def test_prepare_refuses_absurd_window_counts(root, tmp_path, capsys):
+    import time
+
+    t = time.perf_counter()
+    for argv in (["--hop-seconds", "1e-9"], ["--clip-seconds", "1e-9"]):
+        _one_line_error(capsys, ["prepare", "--urmp", str(root), "--out", str(tmp_path / "o"), "--clip-seconds",
+                                 "5", *argv], "more than 100,000")
+    assert time.perf_counter() - t < 30
+    assert not (tmp_path / "o").exists()
+
+
+def test_prepare_unwritable_output_is_one_line(root, tmp_path, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    _one_line_error(capsys, ["prepare", "--urmp", str(root), "--out", str(tmp_path / "afile" / "sub"),
+                             "--clip-seconds", "5"], "is a file, not a folder")
+    # a read-only parent (simulated: the tests may run as root, who may write anywhere)
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path else real_access(p, mode))
+    _one_line_error(capsys, ["prepare", "--urmp", str(root), "--out", str(tmp_path / "out"),
+                             "--clip-seconds", "5"], "is not writable")

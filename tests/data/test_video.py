@@ -322,3 +322,15 @@ def test_closed_reader_says_so(video25):
     r.close()
     with pytest.raises(VitmusicError, match="closed"):
         r.read()
+
+
+def test_a_width_decord_cannot_copy_falls_back_to_pyav(tmp_path):
+    """decord fails on 48-px-wide frames (its row buffer is padded): such a valid file is read, not "corrupt"."""
+    from vitmusic.data.video import VideoReader
+    from vitmusic.data.videowriter import write_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (10, 32, 48, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "narrow.mp4", frames, 10)
+    with VideoReader(path) as auto, VideoReader(path, backend="pyav") as pyav:
+        assert np.array_equal(auto.read(0, 1.0, fps=10).data, pyav.read(0, 1.0, fps=10).data)
+        assert auto.read(0, 1.0, fps=10).data.shape == (10, 32, 48, 3)

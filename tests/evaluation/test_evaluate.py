@@ -450,3 +450,27 @@ def test_runner_tracks_f0_once_per_signal_and_equals_the_modules(tmp_path, monke
     assert np.array_equal(art["gen_notes"], notes.transcribe(gen, SR, f0=gen_f0))
     assert np.array_equal(art["ref_beats_s"], tempo.beat_times(ref, SR))
     assert np.array_equal(art["gen_beats_s"], tempo.beat_times(gen, SR))
+
+
+def test_one_sample_file_and_all_null_metrics_are_not_success(tmp_path, capsys):
+    """A 1-sample generated file is a listed clip failure (alone: the command fails in one line instead of
+    exiting 0 with every metric null); an existing file as --out fails before any scoring."""
+    y = tone_seq(MELODY[:4])
+    write(tmp_path / "ref" / "a.wav", y)
+    write(tmp_path / "gen" / "a.wav", y[:1])
+    rc, out = evaluate(tmp_path, "--metrics", "chroma")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "nothing could be evaluated" in err[0] and "1 sample(s)" in err[0]
+    write(tmp_path / "ref" / "b.wav", y)
+    write(tmp_path / "gen" / "b.wav", y)
+    rc, out = evaluate(tmp_path, "--metrics", "chroma")
+    assert rc == 0
+    failures = json.loads((out / "summary.json").read_text())["config"]["failures"]
+    assert [f["clip_id"] for f in failures] == ["a"] and "too short" in failures[0]["reason"]
+    assert json.loads((out / "failures.json").read_text()) == failures
+    capsys.readouterr()
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["evaluate", "--ref", str(tmp_path / "ref"), "--gen", str(tmp_path / "gen"), "--out",
+                 str(tmp_path / "afile"), "--metrics", "chroma"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "exists and is not a folder" in err

@@ -307,6 +307,18 @@ def test_cli_batch_folder_skips_bad_files(env, tmp_path, capsys):
     assert np.array_equal(sf.read(str(out / "good2.wav"))[0], sf.read(str(tmp_path / "out2" / "good2.wav"))[0])
 
 
+def test_cli_batch_broken_symlink_is_a_failed_item(env, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    moving_square_video(videos / "good.mp4", 31, 30, seed=1)
+    (videos / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    out = tmp_path / "out"
+    assert run_cli("--videos", videos, "--checkpoint", env["run"], "--out-dir", out) == 0
+    failures = json.loads((out / "failures.json").read_text())
+    assert [f["name"] for f in failures] == ["dangling"] and "no such file" in failures[0]["error"]
+    assert len(stderr_lines(capsys)) == 1
+
+
 def test_cli_batch_all_bad_is_exit_2(env, tmp_path, capsys):
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -352,8 +364,23 @@ def test_cli_manifest_clips(env, tmp_path, capsys):
      "--guidance must be >= 1"),
     (["--checkpoint", "{run}", "--videos", "{tmp}/none", "--out-dir", "{tmp}/o"], "not a folder"),
     (["--checkpoint", "{run}", "--manifest", "{tmp}/m.jsonl", "--out-dir", "{tmp}/o"], "manifest not found"),
+    # outputs are checked before a model is loaded or a second generated
+    (["--checkpoint", "{run}", "--video", "{video}", "--out", "{tmp}/afile/o.wav"], "is a file, not a folder"),
+    (["--checkpoint", "{run}", "--video", "{video}", "--out", "{tmp}/o.wav", "--mux", "{tmp}/afile/o.mp4"],
+     "is a file, not a folder"),
+    (["--checkpoint", "{run}", "--video", "{video}", "--out", "{tmp}"], "is a folder, expected a file"),
+    (["--checkpoint", "{run}", "--videos", "{tmp}", "--out-dir", "{tmp}/afile"], "exists and is not a folder"),
+    # inputs that used to "succeed" with a few hundredths of a second of audio
+    (["--checkpoint", "{run}", "--video", "{tmp}/png.mp4", "--out", "{tmp}/o.wav"], "a still image (png)"),
+    (["--checkpoint", "{run}", "--video", "{tmp}/one_frame.mp4", "--out", "{tmp}/o.wav"],
+     "shorter than one encoder window"),
 ])
 def test_cli_user_errors_are_one_line(env, tmp_path, capsys, argv, message):
+    from PIL import Image
+
+    (tmp_path / "afile").write_text("x")
+    Image.new("RGB", (32, 32)).save(tmp_path / "png.mp4", format="PNG")
+    moving_square_video(tmp_path / "one_frame.mp4", 1, 30)
     fill = {"tmp": tmp_path, "run": env["run"], "video": env["video"]}
     assert run_cli(*[a.format(**fill) for a in argv]) == 2
     err = stderr_lines(capsys)

@@ -10,7 +10,7 @@ import sqlite3
 import threading
 
 import pytest
-from listening_helpers import SR, make_inputs
+from listening_helpers import SR, make_inputs, tokens
 
 from vitmusic import cli
 from vitmusic.listening.server import make_server
@@ -140,7 +140,7 @@ def test_scripted_participant_completes_the_test(browser, tmp_path, design):
     out, server, thread, url = build(tmp_path, design)
     try:
         n_trials = 2  # 2 items x (one MUSHRA trial, or one A/B pair)
-        login(browser, url, "p01")
+        login(browser, url, tokens(out)["P01"])
         assert browser.find_element(By.ID, "trial").is_displayed()
         if design == "mushra":
             ref = browser.find_element(By.ID, "reference")
@@ -153,12 +153,12 @@ def test_scripted_participant_completes_the_test(browser, tmp_path, design):
         given = answer_trials(browser, design, n_trials)
         assert stored(out, "P01") == given
         # a returning participant who has finished lands on the thank-you page
-        login(browser, url, "P01")
+        login(browser, url, tokens(out)["P01"])
         assert browser.find_element(By.ID, "done").is_displayed()
         # an unknown id is refused on the page
         browser.get(url)
         box = wait(browser, lambda d: d.find_element(By.ID, "participant"))
-        box.send_keys("X99")
+        box.send_keys("P03")  # an id is not a login: only the tokens are
         browser.find_element(By.ID, "start").click()
         msg = browser.find_element(By.ID, "message")
         wait(browser, lambda d: msg.is_displayed())
@@ -172,7 +172,7 @@ def test_participant_resumes_at_first_unanswered_trial(browser, tmp_path):
 
     out, server, thread, url = build(tmp_path, "mushra")
     try:
-        login(browser, url, "P02")
+        login(browser, url, tokens(out)["P02"])
         first = current_trial(browser)
         for card in browser.find_elements(By.CSS_SELECTOR, "#stimuli .stimulus"):
             slider = card.find_element(By.CSS_SELECTOR, "input.rating")
@@ -183,7 +183,7 @@ def test_participant_resumes_at_first_unanswered_trial(browser, tmp_path):
         second = current_trial(browser)
         # the participant closes the page and comes back later
         browser.get("about:blank")
-        login(browser, url, "P02")
+        login(browser, url, tokens(out)["P02"])
         assert current_trial(browser) == second
         assert set(stored(out, "P02").values()) == {64.0}
     finally:

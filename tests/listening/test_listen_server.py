@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from listening_helpers import SR, make_inputs
+from listening_helpers import SR, make_inputs, tokens
 
 from vitmusic import cli
 from vitmusic.errors import DataError
@@ -132,7 +132,8 @@ def test_everything_else_is_404(server, path):
 
 def test_answer_key_unreachable_anywhere(server, stimuli):
     secret = (stimuli / "private" / "answer_key.csv").read_bytes()
-    for path in ["/", "/static/app.js", "/api/session?participant=P01", "/api/session?participant=../private"]:
+    for path in ["/", "/static/app.js", f"/api/session?participant={tokens(stimuli)['P01']}",
+                 "/api/session?participant=../private"]:
         _, body, _ = server.request("GET", path)
         assert secret not in body
         assert b"sysA" not in body and b"piece1" not in body  # no system or item name leaks via the API
@@ -140,40 +141,43 @@ def test_answer_key_unreachable_anywhere(server, stimuli):
 
 def test_wal_mode_and_resume(server, stimuli):
     assert sqlite3.connect(stimuli / DB_NAME).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    status, session = server.json("GET", "/api/session?participant=p02")  # ids are case-insensitive
-    assert status == 200 and session["participant"] == "P02" and session["next_trial"] == 1
+    tok = tokens(stimuli)["P02"]
+    assert server.json("GET", "/api/session?participant=P02")[0] == 404  # ids are no logins: tokens are
+    status, session = server.json("GET", f"/api/session?participant={tok}")
+    assert status == 200 and session["participant"] == tok and session["next_trial"] == 1
     first = session["trials"][0]
     assert first["reference"].startswith("/media/") and len(first["stimuli"]) == 3
     values = {s["stimulus_id"]: 10.0 * (k + 1) for k, s in enumerate(first["stimuli"])}
-    status, res = server.json("POST", "/api/submit", {"participant": "P02", "trial": 1, "values": values})
+    status, res = server.json("POST", "/api/submit", {"participant": tok, "trial": 1, "values": values})
     assert status == 200 and res == {"ok": True, "next_trial": 2}
     # a returning participant (another page load, or a restarted server) continues at the first unanswered trial
-    _, again = server.json("GET", "/api/session?participant=P02")
+    _, again = server.json("GET", f"/api/session?participant={tok}")
     assert again["next_trial"] == 2 and again["answers"] == {"1": values}
-    assert ListeningTest(stimuli).session("P02")["next_trial"] == 2
+    assert ListeningTest(stimuli).session(tok)["next_trial"] == 2
     # a re-submission replaces the earlier answers (upsert), not duplicates them
     values2 = {k: 100.0 - v for k, v in values.items()}
-    assert server.json("POST", "/api/submit", {"participant": "P02", "trial": 1, "values": values2})[0] == 200
+    assert server.json("POST", "/api/submit", {"participant": tok, "trial": 1, "values": values2})[0] == 200
     rows = sqlite3.connect(stimuli / DB_NAME).execute(
         "SELECT stimulus_id, value FROM responses WHERE participant='P02'").fetchall()
     assert dict(rows) == values2
-    _, res = server.json("POST", "/api/submit", {"participant": "P02", "trial": 2, "values": {
+    _, res = server.json("POST", "/api/submit", {"participant": tok, "trial": 2, "values": {
         s["stimulus_id"]: 50 for s in session["trials"][1]["stimuli"]}})
     assert res["next_trial"] is None
 
 
-def test_bad_submissions_rejected(server):
-    _, session = server.json("GET", "/api/session?participant=P03")
+def test_bad_submissions_rejected(server, stimuli):
+    p03 = tokens(stimuli)["P03"]
+    _, session = server.json("GET", f"/api/session?participant={p03}")
     trial = session["trials"][0]
     ids = [s["stimulus_id"] for s in trial["stimuli"]]
     good = dict.fromkeys(ids, 50)
     cases = [
         ({"participant": "nobody", "trial": 1, "values": good}, 404),
-        ({"participant": "P03", "trial": 99, "values": good}, 400),
-        ({"participant": "P03", "trial": 1, "values": {**good, ids[0]: 101}}, 400),
-        ({"participant": "P03", "trial": 1, "values": {**good, ids[0]: "50"}}, 400),
-        ({"participant": "P03", "trial": 1, "values": {k: 50 for k in ids[:-1]}}, 400),
-        ({"participant": "P03", "trial": 1, "values": {**good, "deadbeef0000": 50}}, 400),
+        ({"participant": p03, "trial": 99, "values": good}, 400),
+        ({"participant": p03, "trial": 1, "values": {**good, ids[0]: 101}}, 400),
+        ({"participant": p03, "trial": 1, "values": {**good, ids[0]: "50"}}, 400),
+        ({"participant": p03, "trial": 1, "values": {k: 50 for k in ids[:-1]}}, 400),
+        ({"participant": p03, "trial": 1, "values": {**good, "deadbeef0000": 50}}, 400),
         ([1, 2], 400),
     ]
     for body, expected in cases:
@@ -185,7 +189,7 @@ def test_bad_submissions_rejected(server):
     assert status == 400 and headers["Connection"] == "close"
     status, _, _ = server.request("POST", "/api/submit", None)  # no body at all
     assert status == 400
-    assert server.json("GET", "/api/session?participant=P03")[1]["answers"] == {}
+    assert server.json("GET", f"/api/session?participant={p03}")[1]["answers"] == {}
 
 
 def test_ratings_of_another_stimulus_set_refused(stimuli, tmp_path):
@@ -247,3 +251,116 @@ def test_listen_cli_reports_bad_folder(tmp_path, capsys):
     assert cli.main(["listen", str(tmp_path / "nope"), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("vitmusic listen: error:") and "stimuli folder" in err
+
+
+def _raw(address, data: bytes, timeout: float = 10.0) -> bytes:
+    import socket
+
+    with socket.create_connection(address[:2], timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return b"".join(chunks)
+
+
+def _post(body: bytes) -> bytes:
+    return (b"POST /api/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+
+
+def test_hostile_bodies_get_400_not_a_crash(stimuli, capfd):
+    srv, thread = running(stimuli)
+    try:
+        tok = tokens(stimuli)["P01"].encode()
+        bodies = [
+            b"[" * 100_000 + b"]" * 100_000,  # RecursionError in json.loads before
+            b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+            b'{"participant":"' + tok + b'","trial":1,"values":{"x":' + b"9" * 400 + b"}}",  # OverflowError before
+            b'{"participant":"' + tok + b'","trial":' + b"1" * 5000 + b',"values":{}}',  # int digit limit
+            b'{"participant":"' + tok + b'","trial":1,"values":{"x":NaN}}',
+            b'{"participant":["' + tok + b'"],"trial":1,"values":{}}',
+            b"\xff\xfe garbage",
+        ]
+        for body in bodies:
+            answer = _raw(srv.server_address, _post(body))
+            assert answer.startswith(b"HTTP/1.1 4"), (body[:40], answer[:80])
+        assert Client(srv.server_address).request("GET", "/")[0] == 200  # still serving
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_silent_clients_time_out_and_are_bounded(stimuli, capfd, monkeypatch):
+    """Clients that promise a body and never send it are dropped after the timeout; beyond the connection
+    bound new ones get 503 at once; nothing prints a traceback (BrokenPipe included)."""
+    import socket
+    import time
+
+    from vitmusic.listening import server as server_mod
+
+    monkeypatch.setattr(server_mod._Handler, "timeout", 1.0)
+    monkeypatch.setattr(server_mod.ListeningServer, "max_connections", 8)
+    srv, thread = running(stimuli)
+    socks = []
+    try:
+        for _ in range(20):
+            s = socket.create_connection(srv.server_address[:2], timeout=5)
+            s.sendall(b"POST /api/submit HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+            socks.append(s)
+        time.sleep(0.3)
+        assert threading.active_count() < 8 + 10  # bounded: not one thread per silent client
+        refused = 0
+        for s in socks[8:]:
+            try:
+                refused += s.recv(100).startswith(b"HTTP/1.1 503")
+            except OSError:
+                pass
+        assert refused >= 10
+        time.sleep(2.0)  # the timeout frees the 8 held slots
+        assert Client(srv.server_address).request("GET", "/")[0] == 200
+        for s in socks:  # abrupt disconnects: no BrokenPipe chains in the log
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+        big = sorted((stimuli / "public" / "media").glob("*.mp4"))[0].name
+        for _ in range(5):  # a media download dropped halfway
+            s = socket.create_connection(srv.server_address[:2], timeout=5)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            s.sendall(f"GET /media/{big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            s.recv(10)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+        time.sleep(0.5)
+        assert Client(srv.server_address).request("GET", "/")[0] == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_stimuli_differ_in_bytes_and_logins_are_tokens(stimuli):
+    """The hidden and the open reference sound the same but differ in size and hash; tokens are long, random."""
+    import hashlib
+
+    from vitmusic.data.video import probe_video
+
+    key = {r["stimulus_id"]: r for r in csv.DictReader((stimuli / "private" / "answer_key.csv").open())}
+    media = stimuli / "public" / "media"
+    for item in {r["item"] for r in key.values()}:
+        ref = [sid for sid, r in key.items() if r["item"] == item and r["system"] in ("open_reference", "hidden_reference")]
+        assert len(ref) == 2, key
+        a, b = (media / f"{sid}.mp4" for sid in ref)
+        assert a.stat().st_size != b.stat().st_size or a.read_bytes() != b.read_bytes()
+        assert hashlib.sha256(a.read_bytes()).digest() != hashlib.sha256(b.read_bytes()).digest()
+        assert abs(probe_video(a).duration_s - probe_video(b).duration_s) < 1e-6
+    toks = tokens(stimuli)
+    assert sorted(toks) == ["P01", "P02", "P03"] and len(set(toks.values())) == 3
+    assert all(len(t) >= 20 for t in toks.values())

@@ -228,3 +228,21 @@ def test_build_and_load_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(DataError, match="do not match"):
         load_projection(tmp_path)
+
+
+@pytest.mark.parametrize("edit", [
+    {"hparams": {"hidden_dim": "sixty-four"}}, {"hparams": {"hidden_dim": -5}}, {"hparams": [1, 2]},
+    {"in_dim": "wide"}, {"hparams": {"num_layers": "two"}},
+])
+def test_tampered_config_json_is_a_data_error(tmp_path, edit):
+    """A hand-edited config.json (e.g. hparams.hidden_dim "sixty-four") is one DataError, not a ValueError."""
+    _build("mlp").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for key, value in edit.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match="config.json"):
+        load_projection(tmp_path)

@@ -320,3 +320,107 @@ def test_synth_prepare_extract_train_end_to_end(tmp_path, monkeypatch, capsys):
           f"({after['clips']} clips)")
     assert after["clips"] > 0 and math.isfinite(after["true"]) and math.isfinite(after["shuffled"])
     assert after["true"] < before["true"]  # what was learned carries over to unseen pieces
+
+
+# ---------------------------------------------------------------------- bad checkpoints and inputs (issue 14)
+def _stopped_run(tmp_path):
+    cfg = toy_config(tmp_path, "train.max_steps=8", "train.save_every=4")
+    train(cfg, ToyTask(), progress=False, stop_after=4)
+    return cfg, tmp_path / "run" / "checkpoints" / "step_4"
+
+
+def _evil_pickle() -> bytes:
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    return pickle.dumps(Evil(), protocol=2)
+
+
+@pytest.mark.parametrize("damage", ["no accelerate", "optimizer garbage", "scheduler truncated",
+                                    "optimizer evil pickle", "rng evil pickle", "rng missing", "state garbage",
+                                    "state no step"])
+def test_resume_from_a_damaged_checkpoint_is_one_config_error(tmp_path, damage, capsys):
+    import shutil
+    import zipfile
+
+    cfg, ckpt = _stopped_run(tmp_path)
+    acc = ckpt / "accelerate"
+    if damage == "no accelerate":
+        shutil.rmtree(acc)
+    elif damage == "optimizer garbage":
+        (acc / "optimizer.bin").write_bytes(b"\x00garbage" * 10)
+    elif damage == "scheduler truncated":
+        data = (acc / "scheduler.bin").read_bytes()
+        (acc / "scheduler.bin").write_bytes(data[: len(data) // 2])
+    elif damage == "optimizer evil pickle":  # a valid torch.save archive whose pickle runs code
+        with zipfile.ZipFile(acc / "optimizer.bin") as z:
+            names = z.namelist()
+            items = {n: z.read(n) for n in names}
+        pkl = next(n for n in names if n.endswith("data.pkl"))
+        items[pkl] = _evil_pickle()
+        with zipfile.ZipFile(acc / "optimizer.bin", "w") as z:
+            for n, data in items.items():
+                z.writestr(n, data)
+    elif damage == "rng evil pickle":
+        (acc / "random_states_0.pkl").write_bytes(_evil_pickle())
+    elif damage == "rng missing":
+        (acc / "random_states_0.pkl").unlink()
+    elif damage == "state garbage":
+        (ckpt / "trainer_state.json").write_text("{not json")
+    elif damage == "state no step":
+        (ckpt / "trainer_state.json").write_text('{"step": "four"}')
+    with pytest.raises(ConfigError, match="checkpoint"):
+        train(cfg, ToyTask(), resume=True, progress=False)
+    assert "pwned" not in capsys.readouterr().out
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_fp16_on_cpu_says_what_ran(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="vitmusic"):
+        train(toy_config(tmp_path, "train.max_steps=2", "train.mixed_precision=fp16"), ToyTask(), progress=False)
+    assert any("fp16 is not available on cpu" in r.getMessage() and "fp32" in r.getMessage()
+               for r in caplog.records)
+    meta = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
+    assert meta["mixed_precision"] == {"requested": "fp16", "ran": "no", "device": "cpu"}
+
+
+def test_train_checks_resume_and_manifest_before_loading_models(tmp_path, capsys, monkeypatch):
+    """A bad --resume or a manifest whose videos are gone fails in one line, before any model is loaded."""
+    import time
+
+    from vitmusic.training import tasks
+
+    def no_models(*a, **k):
+        raise AssertionError("models loaded before the checks")
+
+    monkeypatch.setattr(tasks, "load_models", no_models)
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    clip = {"clip_id": "a_0000", "piece": "a", "split": "train", "start_s": 0.0, "end_s": 1.0,
+            "video": str(tmp_path / "gone.mp4"), "mix": None}
+    (prep / "manifest.jsonl").write_text(json.dumps(clip) + "\n")
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    common = ["train", "--config", str(configs / "tiny.yaml"), f"data.manifest={prep}",
+              f"train.output_dir={tmp_path / 'run'}", "--no-progress"]
+    t = time.perf_counter()
+    cases = [(["--resume", str(tmp_path / "nowhere")], "no checkpoint to resume from"),
+             ([], "1 clip file(s) missing or empty, first")]
+    cfg, ckpt = _stopped_run(tmp_path / "toy")
+    import shutil
+
+    shutil.rmtree(ckpt / "accelerate")
+    cases.append((["--resume", str(ckpt)], "no accelerate/ folder"))
+    capsys.readouterr()  # the toy run's own log lines
+    for extra, fragment in cases:
+        assert cli.main([*common[:1], *extra, *common[1:]]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and fragment in err, err
+    assert cli.main(["extract", *common[1:5], "--no-progress"]) == 2  # extract checks the same, as early
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "1 clip file(s) missing or empty" in err, err
+    assert time.perf_counter() - t < 20

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "Score generated audio against paired references: per_clip.csv, summary.json, report.md with plots."
+HELP = ("Score generated audio against paired references: per_clip.csv, summary.json, report.md with plots, "
+        "failures.json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vitmusic.errors import ConfigError
     from vitmusic.evaluation.runner import EvalConfig, resolve_metrics, run_evaluation
+    from vitmusic.outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")  # before any scoring, not after it
 
     if args.sample_rate < 4000:
         raise ConfigError(f"--sample-rate must be >= 4000 Hz, got {args.sample_rate}")
@@ -61,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot, set_n_boot=args.fad_boot, seed=args.seed, n_plot_clips=max(0, args.plot_clips), strict=args.strict,
     )
     result = run_evaluation(cfg, args.out, progress=not args.quiet)
+    import json
+
+    from vitmusic.atomic import atomic_write_text
+
+    # as generate does: one stderr line per failed clip, and the list in a file
+    atomic_write_text(args.out / "failures.json", json.dumps(result.failures, indent=1) + "\n")
     for f in result.failures:
         print(f"vitmusic evaluate: skipped {f['clip_id']}: {f['reason']}", file=sys.stderr)
     for w in result.warnings:

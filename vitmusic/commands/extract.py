@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from vitmusic.training.tasks import build_cache
 
     config = load_config(args.config, args.overrides)
+    from vitmusic.training.preflight import check_manifest_media
+
+    check_manifest_media(config)  # missing clip videos fail in one line before any model is loaded
     folder = build_cache(config, progress=not args.no_progress)
     from vitmusic.training.distributed import is_main_process
 

@@ -91,10 +91,12 @@ def _safe_name(name: str) -> str:
 
 
 def folder_items(folder: Path, out_dir: Path) -> list[Item]:
-    """Video files of ``folder`` (by suffix, sorted), each to ``out_dir/<stem>.wav``."""
+    """Video files of ``folder`` (by suffix, sorted; broken symlinks included), each to ``out_dir/<stem>.wav``."""
     if not folder.is_dir():
         raise ConfigError(f"--videos: not a folder: {folder}")
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
+    # a broken symlink (is_file() False) is listed too, so it fails as an item instead of vanishing
+    videos = sorted(p for p in folder.iterdir()
+                    if (p.is_file() or p.is_symlink()) and p.suffix.lower() in VIDEO_EXTS)
     if not videos:
         raise DataError(f"{folder}: no video files ({', '.join(VIDEO_EXTS)})")
     stems = [p.stem for p in videos]
@@ -145,6 +147,18 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--midi is for a single --video (batch mode writes <name>.mid next to each .wav)")
     if args.guidance is not None and not args.guidance >= 1.0:
         raise ConfigError(f"--guidance must be >= 1, got {args.guidance}")
+    _check_outputs(args)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output path must be writable before a model is loaded or a second is generated."""
+    from vitmusic.outputs import check_output_dir, check_output_file
+
+    for flag in ("out", "mux", "midi"):
+        if getattr(args, flag):
+            check_output_file(getattr(args, flag), f"--{flag}")
+    if args.out_dir:
+        check_output_dir(args.out_dir, "--out-dir")
 
 
 def _generate(pipe, item: Item, seed: int, guidance: float | None, progress: bool):

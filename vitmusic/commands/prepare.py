@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require", type=_csv_list, default=[], metavar="LIST",
                         help="comma-separated files every piece must have: video,mix,score,stems,f0,notes")
     parser.add_argument("--skip-incomplete", action="store_true",
-                        help="skip (and report) pieces lacking a --require'd file instead of failing")
+                        help="skip (and report in prepare.json) pieces lacking a --require'd file or with a broken "
+                        "video/audio file instead of failing")
     parser.add_argument("--no-plot", action="store_true", help="do not save the OUT/prepare.png overview")
     parser.add_argument("--allow-shared-scores", action="store_true",
                         help="accept pieces that perform one score (a synthetic benchmark's chorale) in two splits")

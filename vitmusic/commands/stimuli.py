@@ -60,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"vitmusic stimuli: {item}: played at {level:.1f} LUFS (below {args.lufs} to avoid clipping)",
               file=sys.stderr)
     print(f"vitmusic stimuli: {result.n_stimuli} stimuli for {len(result.items)} item(s) in {result.out} "
-          f"({len(result.missing)} unpaired name(s), {len(result.skipped)} skipped item(s))")
+          f"({len(result.missing)} unpaired name(s), {len(result.skipped)} skipped item(s)); participant login "
+          f"tokens in {Path(result.out) / 'private' / 'participants.csv'}")
     return 0

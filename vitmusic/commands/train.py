@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     if resume is not None and "=" in resume:  # `--resume key=value`: argparse took an override as CKPT
         overrides, resume = [resume, *overrides], "latest"
     config = load_config(args.config, overrides)
+    from vitmusic.training.preflight import check_before_training
+
+    check_before_training(config, resume)  # before any model is loaded or cache built
     task = build_task(config, progress=not args.no_progress)
     final = run_training(config, task, resume=resume, progress=not args.no_progress)
     from vitmusic.training.distributed import is_main_process

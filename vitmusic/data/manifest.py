@@ -58,12 +58,14 @@ __all__ = [
     "PrepareResult",
     "clip_f0",
     "clip_notes",
+    "check_media",
     "clip_windows",
     "piece_clips",
     "piece_duration",
     "plot_prepare",
     "prepare_manifest",
     "read_manifest",
+    "window_count",
 ]
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -71,6 +73,9 @@ REPORT_NAME = "prepare.json"
 PLOT_NAME = "prepare.png"
 # what --require accepts -> a check that the piece has it
 REQUIRABLE: tuple[str, ...] = ("video", "mix", "score", "stems", "f0", "notes")
+# more clips than a real dataset cut sensibly gives (URMP: ~8,000 at a 1 s hop, ~80,000 at 0.1 s); a hop of
+# 1e-9 s would otherwise grow the manifest without end
+MAX_CLIPS = 100_000
 _DECIMALS = 6  # microsecond / micro-Hz resolution in the JSON: far below annotation precision
 
 
@@ -108,17 +113,65 @@ def _video_duration(path: Path) -> float:
     raise DataError(f"cannot tell the duration of video file {path}")
 
 
+def window_count(duration_s: float, clip_s: float, hop_s: float | None = None) -> int:
+    """How many full windows :func:`clip_windows` cuts (computed without building them)."""
+    hop_s = clip_s if hop_s is None else hop_s
+    if not clip_s > 0 or not hop_s > 0:
+        raise ValueError(f"clip and hop lengths must be positive, got {clip_s} and {hop_s}")
+    if not duration_s + 1e-6 >= clip_s:
+        return 0
+    return int(np.floor((duration_s - clip_s + 1e-6) / hop_s)) + 1
+
+
 def clip_windows(duration_s: float, clip_s: float, hop_s: float | None = None) -> list[tuple[float, float]]:
     """Full windows ``(start_s, end_s)`` of ``clip_s`` seconds every ``hop_s`` (default ``clip_s``) from 0.
 
     Starts are computed as ``i * hop_s`` (no accumulated rounding); a window ending within 1 µs past the
     end still counts as full.
+
+    Raises:
+        VitmusicError: more than :data:`MAX_CLIPS` windows (a hop or clip length far too small).
     """
     hop_s = clip_s if hop_s is None else hop_s
-    if not clip_s > 0 or not hop_s > 0:
-        raise ValueError(f"clip and hop lengths must be positive, got {clip_s} and {hop_s}")
-    count = int(np.floor((duration_s - clip_s + 1e-6) / hop_s)) + 1 if duration_s + 1e-6 >= clip_s else 0
+    count = window_count(duration_s, clip_s, hop_s)
+    if count > MAX_CLIPS:
+        raise VitmusicError(_too_many(count, clip_s, hop_s))
     return [(round(i * hop_s, _DECIMALS), round(i * hop_s + clip_s, _DECIMALS)) for i in range(count)]
+
+
+def _too_many(count: float, clip_s: float, hop_s: float) -> str:
+    return (f"--clip-seconds {clip_s:g} / --hop-seconds {hop_s:g} would cut {count:.3g} clips (more than "
+            f"{MAX_CLIPS:,}): use a longer hop or clip")
+
+
+def check_media(piece: Piece) -> list[str]:
+    """Open every video and audio file a piece lists (container, streams, duration); the problems found.
+
+    Returns:
+        one ``"<file>: <reason>"`` per broken file (empty: all readable). Annotation files are read later.
+    """
+    import soundfile as sf
+
+    from vitmusic.data.video import probe_video
+
+    problems = []
+    if piece.video is not None:
+        try:
+            info = probe_video(piece.video)
+            if not info.duration_s > 0:
+                problems.append(f"{piece.video}: video of duration 0")
+        except DataError as e:
+            problems.append(str(e))
+    audio = [piece.mix] + [s.audio for s in piece.stems]
+    for path in (p for p in audio if p is not None):
+        try:
+            info = sf.info(str(path))
+        except (RuntimeError, sf.LibsndfileError, OSError) as e:
+            problems.append(f"{path}: cannot read audio ({' '.join(str(e).split())})")
+            continue
+        if info.frames == 0 or info.samplerate <= 0:
+            problems.append(f"{path}: audio file without samples")
+    return problems
 
 
 def clip_notes(notes: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
@@ -324,16 +377,19 @@ def prepare_manifest(
     """
     from tqdm import tqdm
 
-    if not clip_s > 0:
-        raise VitmusicError(f"--clip-seconds must be positive, got {clip_s:g}")
-    if hop_s is not None and not hop_s > 0:
-        raise VitmusicError(f"--hop-seconds must be positive, got {hop_s:g}")
+    if not 0 < clip_s < float("inf"):
+        raise VitmusicError(f"--clip-seconds must be positive and finite, got {clip_s:g}")
+    if hop_s is not None and not 0 < hop_s < float("inf"):
+        raise VitmusicError(f"--hop-seconds must be positive and finite, got {hop_s:g}")
     unknown = [r for r in require if r not in REQUIRABLE]
     if unknown:
         raise VitmusicError(f"cannot require {unknown[0]!r} (choose from {', '.join(REQUIRABLE)})")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise VitmusicError(f"output path exists and is not a folder: {out_dir}")
+    from vitmusic.outputs import check_output_dir
+
+    check_output_dir(out_dir, "--out")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -343,6 +399,8 @@ def prepare_manifest(
     skipped: dict[str, str] = {}
     too_short: dict[str, float] = {}
     usable: list[tuple[Piece, float]] = []
+    broken: dict[str, list[str]] = {}
+    n_clips = 0
     for piece in pieces:
         lacking = _missing_required(piece, require)
         if lacking:
@@ -350,15 +408,28 @@ def prepare_manifest(
             if not skip_incomplete:
                 raise DataError(f"piece {piece.id}: {reason} (see --require)")
             skipped[piece.id] = reason
+        elif problems := check_media(piece):  # every listed video/audio is opened before any clip is cut
+            broken[piece.id] = problems
+            skipped[piece.id] = f"broken media: {problems[0]}" + (
+                f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
         elif piece.mix is None and piece.video is None:
             skipped[piece.id] = "no mix or video to measure its duration"
         else:
-            duration_s = piece_duration(piece)  # a corrupt mix/video is an error, not a skip
-            if clip_windows(duration_s, clip_s, hop_s):
+            duration_s = piece_duration(piece)
+            n = window_count(duration_s, clip_s, hop_s)
+            n_clips += n
+            if n_clips > MAX_CLIPS:
+                raise VitmusicError(_too_many(n_clips, clip_s, clip_s if hop_s is None else hop_s))
+            if n:
                 usable.append((piece, duration_s))
             else:
                 too_short[piece.id] = duration_s
                 skipped[piece.id] = f"clip window {clip_s:g} s is longer than the piece ({duration_s:.1f} s)"
+    if broken and not skip_incomplete:
+        n_files = sum(len(v) for v in broken.values())
+        first = next(iter(broken.values()))[0]
+        raise DataError(f"{n_files} broken media file(s) in {len(broken)} piece(s), first {first} "
+                        "(--skip-incomplete skips such pieces)")
     if not usable:
         if too_short:
             pid, duration_s = next(iter(too_short.items()))
@@ -407,6 +478,7 @@ def prepare_manifest(
             "counts": {"pieces": split_counts(split_map), "clips": clips_per_split,
                        "pieces_found": len(pieces), "pieces_skipped": len(skipped)},
             "skipped": skipped,
+            "broken_media": broken,
             "missing": missing,
             "warnings": notes_seen,
             "vitmusic_version": __version__,

@@ -109,6 +109,9 @@ def _origin_s(container) -> float:
 
 
 def _video_stream(container, path: Path):
+    fmt = str(getattr(container.format, "name", "") or "")
+    if fmt == "image2" or fmt.endswith("_pipe"):  # a still image with a video extension (e.g. a renamed PNG)
+        raise DataError(f"{path}: a still image ({fmt.removesuffix('_pipe')}), not a video")
     if not container.streams.video:
         raise DataError(f"{path}: no video stream (is it an audio file?)")
     return container.streams.video[0]
@@ -294,6 +297,10 @@ class _DecordDecoder:
         ts = np.asarray(self.vr.get_frame_timestamp(probe))[:, 0]
         if not np.allclose(ts - ts[0], index.times_s[probe] - index.times_s[probe[0]], atol=1e-3):
             raise RuntimeError("decord frame times differ from the packet index")
+        # decord fails to copy out frames of some valid sizes (e.g. 48 px wide: its buffer is padded to 64):
+        # decode one frame here, so such a file falls back to PyAV instead of reading as "corrupt"
+        self.vr.get_batch([0]).asnumpy()
+        self.vr.seek(0)
 
     def close(self) -> None:
         self.vr = None

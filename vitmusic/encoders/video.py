@@ -109,6 +109,7 @@ def embed_video(
         t1 = end if t1_s is None else min(float(t1_s), end) if clip_to_video else float(t1_s)
         if not 0.0 <= t0_s < t1:
             raise DataError(f"{video}: empty or negative time range [{t0_s:.3f}, {t1:.3f}) s")
+        check_one_window(video, min(t1, end) - t0_s, encoder, fps)  # a still image / 1-frame video: one line
         n_win = window_frames(encoder, fps, window_s)
         total = math.ceil((min(t1, end) - t0_s) * fps / n_win - 1e-9)
         embeds, masks, times = [], [], []
@@ -149,3 +150,20 @@ def encode_video(
     embeds = emb.embeds[0][emb.mask[0]].numpy().astype(np.float32)
     times_s = np.arange(len(embeds), dtype=np.float64) * encoder.frames_per_step / encoder.sample_fps(rate_hz)
     return embeds, times_s
+
+
+def check_one_window(video: str | os.PathLike, span_s: float, encoder, fps: float) -> None:
+    """Refuse a span shorter than one whole encoder window (``lcm(clip_frames, frames_per_step)`` frames at
+    ``fps``): such an input (a 1-frame video, a still image renamed ``.mp4``) would otherwise "succeed" with
+    a few hundredths of a second of audio.
+
+    Raises:
+        DataError: ``span_s`` below one window (with 1 ms tolerance for frame-time rounding).
+    """
+    from vitmusic.errors import DataError
+
+    unit = math.lcm(int(getattr(encoder, "clip_frames", 1)), int(encoder.frames_per_step))
+    window_s = unit / float(fps)
+    if span_s < window_s - 1e-3:
+        raise DataError(f"{video}: {span_s:.3f} s of video is shorter than one encoder window "
+                        f"({unit} frame(s) at {fps:g} fps = {window_s:.3f} s)")

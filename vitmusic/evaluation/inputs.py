@@ -92,6 +92,16 @@ def load_mono(path: str | os.PathLike, sample_rate: int, t0: float = 0.0, t1: fl
     return y
 
 
+MIN_AUDIO_S = 0.1  # shorter is no music to score (a 1-sample file): a clip failure, not a row of nulls
+
+
+def check_min_length(path: str | os.PathLike, y: np.ndarray, sample_rate: int, min_s: float = MIN_AUDIO_S) -> None:
+    """DataError when ``y`` is shorter than ``min_s`` seconds (e.g. a 1-sample generated file)."""
+    if len(y) < min_s * sample_rate:
+        raise DataError(f"audio too short to score: {path} has {len(y)} sample(s) ({len(y) / sample_rate:.3f} s; "
+                        f"at least {min_s:g} s needed)")
+
+
 def trim_pair(ref: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Trim both signals to the shorter; returns them and the relative length mismatch (of the longer)."""
     n = min(len(ref), len(gen))

@@ -40,6 +40,7 @@ from vitmusic.evaluation.inputs import (  # noqa: F401  (re-exported: the runner
     Pairing,
     Reference,
     check_dir,
+    check_min_length,
     list_media,
     load_mono,
     manifest_references,
@@ -257,6 +258,8 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             t0, t1 = (ref.t0, ref.t1) if ref is not None and ref_path == ref.audio else (0.0, None)
             ref_audio = load_mono(ref_path, cfg.sample_rate, t0, t1)
             gen_audio = load_mono(gen_path, cfg.sample_rate)
+            check_min_length(ref_path, ref_audio, cfg.sample_rate)
+            check_min_length(gen_path, gen_audio, cfg.sample_rate)
         except DataError as e:
             failures.append({"clip_id": clip_id, "reason": str(e)})
             continue

@@ -12,6 +12,15 @@ Routes (everything else is 404):
 * ``POST /api/submit`` — JSON ``{"participant", "trial", "values": {stimulus_id: value}}``: MUSHRA values in
   0..100 for every rated stimulus of the trial; A/B values 1 for the chosen stimulus, 0 for the other. Stored at
   once (see :mod:`vitmusic.listening.store`).
+
+Participants log in with the unguessable token ``vitmusic stimuli`` wrote for them
+(``OUT/private/participants.csv``); their ids (``P01``...) are not accepted, so nobody can open another
+participant's session by counting. (A folder made before the tokens existed falls back to the ids.)
+
+Robustness: every connection has a socket timeout (:data:`REQUEST_TIMEOUT_S`, so a client that promises a body
+and never sends it releases its thread), at most :data:`MAX_CONNECTIONS` are served at once (more get 503),
+request bodies are parsed without recursion or integer overflow, and clients that disconnect are dropped
+quietly; any other failure of a request is answered 500 and logged in one line.
 """
 
 from __future__ import annotations
@@ -37,6 +46,11 @@ MEDIA_TYPES = {".mp4": "video/mp4"}
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8"}
 MAX_BODY_BYTES = 1 << 20
+REQUEST_TIMEOUT_S = 10.0  # per socket operation: a silent client is dropped after this
+MAX_CONNECTIONS = 128  # connections served at once; the accept queue holds more, beyond that: 503
+MAX_JSON_DEPTH = 8  # a submission is 3 levels deep
+TOKENS_FILE = "participants.csv"  # in OUT/private: participant, token, path
+_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 _CHUNK = 1 << 16
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
@@ -83,11 +97,15 @@ class ListeningTest:
                 except (KeyError, TypeError, ValueError) as e:
                     raise DataError(f"{manifest}:{line}: malformed manifest row ({e})") from e
         self._by_folded = {p.casefold(): p for p in self.trials}
+        self.token_of = read_tokens(self.root / "private" / TOKENS_FILE, set(self.trials))
+        self._by_token = {t: p for p, t in self.token_of.items()}
         self.store = RatingStore(self.root / DB_NAME, file_sha256(manifest))
 
     # ------------------------------------------------------------------------------------------ API
     def participant(self, raw: object) -> str:
-        pid = self._by_folded.get(str(raw or "").strip().casefold())
+        """The participant id a login value names: their token (ids only in folders without tokens)."""
+        key = raw.strip() if isinstance(raw, str) else ""
+        pid = self._by_token.get(key) if self.token_of else self._by_folded.get(key.casefold())
         if pid is None:
             raise RequestError(HTTPStatus.NOT_FOUND, "unknown participant id")
         return pid
@@ -107,7 +125,7 @@ class ListeningTest:
                             for pos, sid, file in entries if pos != REFERENCE_POSITION],
             })
         pending = [t["trial"] for t in trials if t["trial"] not in answers]
-        return {"participant": pid, "design": self.design, "scale": self.info.get("scale"), "trials": trials,
+        return {"participant": self.token_of.get(pid, pid), "design": self.design, "scale": self.info.get("scale"), "trials": trials,
                 "answers": {str(k): v for k, v in answers.items()}, "next_trial": pending[0] if pending else None}
 
     def submit(self, payload: object) -> dict:
@@ -153,6 +171,67 @@ class ListeningTest:
         return path
 
 
+def read_tokens(path: Path, participants: set[str]) -> dict[str, str]:
+    """``{participant id: login token}`` from ``OUT/private/participants.csv`` (empty when there is none).
+
+    Raises:
+        DataError: a malformed file, or one that does not cover the manifest's participants.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            tokens = {row["participant"]: row["token"] for row in csv.DictReader(f)}
+    except (KeyError, TypeError, ValueError, csv.Error) as e:
+        raise DataError(f"{path}: malformed participant tokens ({e})") from e
+    if set(tokens) != participants or len(set(tokens.values())) != len(tokens) or not all(tokens.values()):
+        raise DataError(f"{path}: the tokens do not match the manifest's participants (one distinct token each)")
+    return tokens
+
+
+def _json_depth_ok(body: bytes, limit: int) -> bool:
+    """Whether brackets nest at most ``limit`` deep (strings skipped), checked before ``json.loads``
+    recurses into them: a 100k-deep body would otherwise raise RecursionError inside the handler."""
+    depth, in_str, escape = 0, False, False
+    for b in body:
+        if in_str:
+            if escape:
+                escape = False
+            elif b == 0x5C:  # backslash
+                escape = True
+            elif b == 0x22:
+                in_str = False
+        elif b == 0x22:
+            in_str = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return False
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def _number(text: str) -> float | int:
+    """JSON integers of any length: small ones stay ints (trial numbers), long ones become floats (a
+    400-digit rating turns into inf and is refused as not finite, instead of overflowing later)."""
+    return int(text) if len(text) <= 18 else float(text)
+
+
+def parse_body(body: bytes) -> object:
+    """A request body as JSON, or RequestError 400 (not JSON, too deep, NaN/Infinity literals)."""
+    if not _json_depth_ok(body, MAX_JSON_DEPTH):
+        raise RequestError(HTTPStatus.BAD_REQUEST, "body nests too deeply")
+
+    def constant(name: str):
+        raise ValueError(f"{name} is not allowed")
+
+    try:
+        return json.loads(body or b"null", parse_int=_number, parse_constant=constant)
+    except (ValueError, RecursionError) as e:
+        raise RequestError(HTTPStatus.BAD_REQUEST, "body is not JSON") from e
+
+
 def static_files() -> dict[str, bytes]:
     """The app's own files (name -> bytes), read once from the package."""
     root = resources.files("vitmusic.listening") / "static"
@@ -167,6 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
     test: ListeningTest
     static: dict[str, bytes]
     verbose = False
+    timeout = REQUEST_TIMEOUT_S  # socket timeout of every read and write (StreamRequestHandler.setup)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (stdlib signature)
         if self.verbose:
@@ -244,11 +324,11 @@ class _Handler(BaseHTTPRequestHandler):
                     length = -1
                 if not 0 <= length <= MAX_BODY_BYTES:
                     raise RequestError(HTTPStatus.BAD_REQUEST, "missing or oversized body")
-                try:
-                    payload = json.loads(self.rfile.read(length) or b"null")
-                except ValueError as e:
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "body is not JSON") from e
-                self._json(self.test.submit(payload))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client closed before sending what it promised
+                    self.close_connection = True
+                    return
+                self._json(self.test.submit(parse_body(body)))
             elif path in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, self.static["index.html"], STATIC_TYPES[".html"])
             elif path.startswith("/static/"):
@@ -264,18 +344,66 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 raise RequestError(HTTPStatus.NOT_FOUND, "not found")
         except RequestError as e:
-            self._error(e.status, str(e))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the browser dropped a media request (seek, page change)
+            self._answer_error(e.status, str(e))
+        except _DISCONNECTS:  # the browser dropped a media request (seek, page change), or a client went silent
+            self.close_connection = True
+        except Exception as e:  # a bug must not kill the connection without an answer, nor print a traceback
+            print(f"vitmusic listen: {self.command} {url.path}: internal error ({type(e).__name__}: {e})",
+                  file=sys.stderr)
+            self._answer_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    def _answer_error(self, status: HTTPStatus, message: str) -> None:
+        try:
+            self._error(status, message)
+        except _DISCONNECTS:
+            self.close_connection = True
 
     do_GET = do_HEAD = do_POST = _dispatch
 
 
 class ListeningServer(ThreadingHTTPServer):
-    """Threaded HTTP server for one :class:`ListeningTest`; a deep accept queue for bursts of submissions."""
+    """Threaded HTTP server for one :class:`ListeningTest`; a deep accept queue for bursts of submissions,
+    at most :data:`MAX_CONNECTIONS` handler threads (one more connection gets a 503 and is closed)."""
 
     daemon_threads = True
     request_queue_size = 256
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        import threading
+
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\nRetry-After: 1\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        """Disconnects and timeouts are routine; anything else gets one line, not a traceback."""
+        err = sys.exc_info()[1]
+        if isinstance(err, _DISCONNECTS) or err is None:
+            return
+        print(f"vitmusic listen: request from {client_address[0]} failed ({type(err).__name__}: {err})",
+              file=sys.stderr)
 
 
 def make_server(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, *,
@@ -291,6 +419,9 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, *,
     server = make_server(root, host, port, verbose=verbose)
     h, p = server.server_address[:2]
     print(f"vitmusic listen: serving {Path(root)} at http://{h}:{p}/ (Ctrl-C to stop)", file=sys.stderr)
+    if not server.RequestHandlerClass.test.token_of:
+        print(f"vitmusic listen: warning: no private/{TOKENS_FILE} (a folder from an older 'vitmusic stimuli'): "
+              "participants log in with their ids, which others can guess", file=sys.stderr)
     try:
         server.serve_forever()
     finally:

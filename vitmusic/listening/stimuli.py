@@ -10,8 +10,13 @@ Output folder ``OUT`` (written atomically, as a whole)::
     OUT/public/manifest.csv       participant, trial, position, stimulus_id, file (what the test page serves)
     OUT/public/test.json          design and scale, no system names
     OUT/private/answer_key.csv    stimulus_id -> item, system (kept out of the served folder)
+    OUT/private/participants.csv  participant, token, path: each participant's unguessable login token
     OUT/private/stimuli.json      settings, excerpt windows, loudness gains, missing / skipped items
     OUT/private/audio/<id>.wav    the normalised excerpt audio (for checks and analysis)
+
+Every media file ends in an MP4 ``free`` box of random length and content, so two stimuli that sound the same
+(the hidden and the open reference of a MUSHRA trial) still differ in size and bytes: the hidden reference
+cannot be found by comparing downloads.
 
 ``vitmusic listen OUT`` serves only ``OUT/public/media`` and the app's own files; ``vitmusic listen-results
 OUT`` joins the ratings with the answer key.
@@ -23,6 +28,8 @@ import csv
 import io
 import json
 import os
+import secrets
+import struct
 import sys
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -192,6 +199,22 @@ def _write_excerpt_video(item: _Item, path: Path, crf: int) -> Path:
     return write_video(path, frames(), item.fps, crf=crf)
 
 
+def pad_mp4(path: Path, min_bytes: int = 64, max_bytes: int = 4096) -> Path:
+    """Append a top-level ``free`` box of random length and random content to an MP4 (players skip it).
+
+    Muxing the same audio twice gives the same bytes; after this the files differ, while sounding identical.
+    """
+    n = min_bytes + secrets.randbelow(max_bytes - min_bytes + 1)
+    with open(path, "ab") as f:
+        f.write(struct.pack(">I4s", 8 + n, b"free") + secrets.token_bytes(n))
+    return path
+
+
+def participant_tokens(participants) -> dict[str, str]:
+    """An unguessable login token (128 random bits, URL-safe) per participant id."""
+    return {pid: secrets.token_urlsafe(16) for pid in participants}
+
+
 def _csv_text(columns, rows) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -251,7 +274,7 @@ def build_stimuli(cfg: StimuliConfig, *, progress: bool = True) -> StimuliResult
                 sid = ids[(item.name, c)]
                 y = apply_gain(y, gains[c].gain_db)
                 write_audio(audio_dir / f"{sid}.wav", y, sr, subtype="PCM_24")
-                mux_audio(excerpt, y, sr, media / f"{sid}.mp4")
+                pad_mp4(mux_audio(excerpt, y, sr, media / f"{sid}.mp4"))
                 g = asdict(gains[c])
                 g["loudness_lufs"] = g["loudness_lufs"] if np.isfinite(g["loudness_lufs"]) else None
                 records[sid] = {"item": item.name, "system": c, **g}
@@ -271,6 +294,10 @@ def build_stimuli(cfg: StimuliConfig, *, progress: bool = True) -> StimuliResult
         public = {"design": cfg.design, "scale": [0, 100] if cfg.design == "mushra" else None,
                   "participants": cfg.participants, "trials_per_participant": max(s.trial for s in slots)}
         (tmp / PUBLIC / "test.json").write_text(json.dumps(public, indent=2) + "\n", encoding="utf-8")
+        tokens = participant_tokens(dict.fromkeys(s.participant for s in slots))
+        (tmp / PRIVATE / "participants.csv").write_text(
+            _csv_text(("participant", "token", "path"), [(p, t, f"/?participant={t}") for p, t in tokens.items()]),
+            encoding="utf-8")
         key = sorted((sid, r["item"], r["system"]) for sid, r in records.items())
         (tmp / PRIVATE / "answer_key.csv").write_text(_csv_text(ANSWER_KEY_COLUMNS, key), encoding="utf-8")
         settings = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(cfg).items()}

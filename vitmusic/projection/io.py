@@ -66,6 +66,8 @@ def load_projection(load_dir: str | os.PathLike, device: str | None = None) -> P
         )
     except ConfigError as exc:
         raise DataError(f"{folder / CONFIG_NAME}: {exc}") from exc
+    except (TypeError, ValueError, RuntimeError) as exc:  # hparams.hidden_dim "sixty-four" or -5, not a mapping
+        raise DataError(f"{folder / CONFIG_NAME}: invalid projection settings ({exc})") from exc
     weights = folder / WEIGHTS_NAME
     state = load_weights(folder, device, what="projection")
     try:

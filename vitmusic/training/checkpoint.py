@@ -60,6 +60,70 @@ def read_trainer_state(ckpt: Path) -> dict[str, Any]:
         raise ConfigError(f"corrupt checkpoint {ckpt}: cannot read {STATE_FILE} ({e})") from e
 
 
+def check_checkpoint(ckpt: Path) -> dict[str, Any]:
+    """Check a checkpoint folder before anything is loaded; returns its trainer state.
+
+    Looks at what ``--resume`` will read: ``trainer_state.json`` (step and data position), the exported
+    ``accelerate/`` resume state (optimizer and scheduler files that are intact zip archives, as ``torch.save``
+    writes them, and readable RNG states). An optimizer/scheduler tampered with *inside* a valid archive is
+    caught when accelerate loads it (see :func:`vitmusic.training.loop.train`).
+
+    Raises:
+        ConfigError: one line naming the first problem.
+    """
+    import zipfile
+
+    state = read_trainer_state(ckpt)
+    if not isinstance(state, dict) or not all(
+            isinstance(state.get(k), int) and not isinstance(state.get(k), bool) and state[k] >= 0
+            for k in ("step", "batches_seen")):
+        raise ConfigError(f"corrupt checkpoint {ckpt}: {STATE_FILE} lacks a valid step / batches_seen")
+    acc = ckpt / ACCELERATE_DIR
+    if not acc.is_dir():
+        raise ConfigError(f"incomplete checkpoint {ckpt}: no {ACCELERATE_DIR}/ folder (optimizer, scheduler and "
+                          "RNG states); resume from another checkpoint or start a fresh run")
+    for name in ("optimizer.bin", "scheduler.bin"):
+        path = acc / name
+        if not path.is_file():
+            raise ConfigError(f"incomplete checkpoint {ckpt}: {ACCELERATE_DIR}/{name} is missing")
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise ConfigError(f"corrupt checkpoint {ckpt}: {ACCELERATE_DIR}/{name} is not a saved torch state "
+                              f"({e})") from None
+        if bad is not None:
+            raise ConfigError(f"corrupt checkpoint {ckpt}: {ACCELERATE_DIR}/{name} fails its checksum ({bad})")
+    rng = sorted(acc.glob("random_states_*.pkl"))
+    if not rng:
+        raise ConfigError(f"incomplete checkpoint {ckpt}: no {ACCELERATE_DIR}/random_states_*.pkl")
+    # Read every state file as accelerate will (weights_only, its safe globals), so a refused pickle fails here,
+    # before any work; and because accelerate's load_state swallows a failure to read the RNG states (the run
+    # would resume with other random numbers, silently).
+    from accelerate.utils import load
+    from safetensors import safe_open
+
+    def unreadable(path: Path, e: Exception) -> ConfigError:
+        return ConfigError(f"corrupt checkpoint {ckpt}: {ACCELERATE_DIR}/{path.name} cannot be read "
+                           f"({type(e).__name__}: {' '.join(str(e).split())[:160]})")
+
+    for path in [acc / "optimizer.bin", acc / "scheduler.bin", *rng]:
+        try:
+            states = load(path, map_location="cpu")
+        except Exception as e:  # a refused pickle (UnpicklingError), a truncated file
+            raise unreadable(path, e) from None
+        if path in rng and (not isinstance(states, dict)
+                            or not {"random_state", "numpy_random_seed", "torch_manual_seed"} <= set(states)):
+            raise ConfigError(f"corrupt checkpoint {ckpt}: {ACCELERATE_DIR}/{path.name} holds no RNG states")
+    for path in sorted(acc.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except Exception as e:  # SafetensorError: a bad header
+            raise unreadable(path, e) from None
+    return state
+
+
 def save_checkpoint(
     accelerator, task, model, ckpt: Path, meta: dict[str, Any], state: dict[str, Any]
 ) -> Path:

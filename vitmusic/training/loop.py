@@ -25,8 +25,8 @@ from vitmusic.errors import ConfigError
 from vitmusic.runs import FINAL_DIR, step_dir
 from vitmusic.training.checkpoint import (
     ACCELERATE_DIR,
+    check_checkpoint,
     list_checkpoints,
-    read_trainer_state,
     resolve_resume,
     save_checkpoint,
     save_final,
@@ -141,6 +141,17 @@ def _make_accelerator(config: Config, run_dir: Path):
         raise ConfigError(f"train.mixed_precision={config.train.mixed_precision!r}: {e}") from e
 
 
+def effective_precision(accelerator, requested: str) -> str:
+    """What precision training actually runs in: ``requested`` when accelerate applies it, else ``"no"``.
+
+    accelerate accepts ``fp16`` on a CPU but applies no autocast there (``native_amp`` stays False), so the
+    run is plain fp32; ``bf16`` on a CPU does autocast.
+    """
+    if requested == "no" or getattr(accelerator, "native_amp", False):
+        return requested
+    return "no"
+
+
 @torch.no_grad()
 def evaluate_loss(accelerator, task: Task, model: nn.Module, loader: DataLoader) -> float:
     """Mean of the per-batch validation losses over all processes (NaN for an empty loader)."""
@@ -206,7 +217,13 @@ def train(
 
     tc = config.train
     run_dir = Path(tc.output_dir)
+    ckpt = resolve_resume(run_dir, resume)
+    resume_state = check_checkpoint(ckpt) if ckpt is not None else None  # a bad checkpoint fails before any work
     accelerator = _make_accelerator(config, run_dir)
+    precision = effective_precision(accelerator, tc.mixed_precision)
+    if precision != tc.mixed_precision:
+        log.warning("train.mixed_precision=%s is not available on %s: training runs in full precision (fp32)",
+                    tc.mixed_precision, accelerator.device.type)
     set_seed(tc.seed)
     n_trainable, n_frozen = check_frozen(task)
     log.info("trainable parameters: %d, frozen parameters: %d", n_trainable, n_frozen)
@@ -250,10 +267,14 @@ def train(
 
     step, batches_seen, history = 0, 0, []
     running, running_n = 0.0, 0  # loss sum / batches since the last logged step
-    ckpt = resolve_resume(run_dir, resume)
     if ckpt is not None:
-        accelerator.load_state(str(ckpt / ACCELERATE_DIR))
-        state = read_trainer_state(ckpt)
+        state = resume_state
+        try:
+            accelerator.load_state(str(ckpt / ACCELERATE_DIR))
+        except Exception as e:  # a tampered pickle refused by weights_only, a truncated file, a shape mismatch
+            first = " ".join(str(e).split())[:200]
+            raise ConfigError(f"corrupt checkpoint {ckpt}: cannot restore its training state "
+                              f"({type(e).__name__}: {first})") from e
         step, batches_seen, history = state["step"], state["batches_seen"], state.get("history", [])
         running, running_n = state.get("running", [0.0, 0])
         log.info("resumed from %s at step %d", ckpt, step)
@@ -270,6 +291,7 @@ def train(
         "frozen_models": task.describe(),
         "vitmusic_version": __version__,
         "parameters": {"trainable": n_trainable, "frozen": n_frozen},
+        "mixed_precision": {"requested": tc.mixed_precision, "ran": precision, "device": accelerator.device.type},
     }
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
