@@ -393,18 +393,18 @@ def test_train_checks_resume_and_manifest_before_loading_models(tmp_path, capsys
     """A bad --resume or a manifest whose videos are gone fails in one line, before any model is loaded."""
     import time
 
-    from vitmusic.training import tasks
+    from vitmusic.training.tasks import musicgen as musicgen_task
 
     def no_models(*a, **k):
         raise AssertionError("models loaded before the checks")
 
-    monkeypatch.setattr(tasks, "load_models", no_models)
+    monkeypatch.setattr(musicgen_task, "load_models", no_models)
     prep = tmp_path / "prep"
     prep.mkdir()
     clip = {"clip_id": "a_0000", "piece": "a", "split": "train", "start_s": 0.0, "end_s": 1.0,
             "video": str(tmp_path / "gone.mp4"), "mix": None}
     (prep / "manifest.jsonl").write_text(json.dumps(clip) + "\n")
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[2] / "configs"
     common = ["train", "--config", str(configs / "tiny.yaml"), f"data.manifest={prep}",
               f"train.output_dir={tmp_path / 'run'}", "--no-progress"]
     t = time.perf_counter()

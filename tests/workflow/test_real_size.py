@@ -38,7 +38,7 @@ def test_videomae_base_and_musicgen_small_through_the_cli(tmp_path, monkeypatch)
     assert list(stages) == ["extract", "train", "generate", "evaluate"]
 
     run = tmp_path / "work" / "run"
-    meta = json.loads((run / "final" / "config.json").read_text())
+    meta = json.loads((run / "final" / "config.json").read_text())["extra"]  # what the MusicGen task stored
     assert meta["step"] == 2 and meta["parameters"]["frozen"] > 500_000_000  # the 587 M MusicGen + 86 M encoder
     summary = json.loads((tmp_path / "work" / "generated" / "generate.json").read_text())
     assert len(summary["items"]) == 1 and not summary["failed"]
