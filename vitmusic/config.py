@@ -359,7 +359,8 @@ def _merge_layers(base: Any, layers: Sequence[tuple[str, Any]]) -> Config:
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise ConfigError(_one_line(e)) from e
-    assert isinstance(config, Config)
+    if not isinstance(config, Config):
+        raise ConfigError(f"invalid config: expected a Config, got {type(config).__name__}")
     return validate(config)
 
 

@@ -64,7 +64,8 @@ def _tiny_tokenizer():
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
     for word in _WORDS:
         vocab.setdefault(word, len(vocab))
-    assert len(vocab) <= _TEXT_VOCAB
+    if len(vocab) > _TEXT_VOCAB:  # a programming error in the word list, not a user's
+        raise RuntimeError(f"tiny tokenizer: {len(vocab)} words exceed the text vocabulary of {_TEXT_VOCAB}")
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
