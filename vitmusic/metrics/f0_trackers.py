@@ -8,7 +8,7 @@ f0_hz [F])`` with 0 Hz on unvoiced frames, like every backend of :func:`vitmusic
 - ``"pesto"``: PESTO 2.0 (Riou et al. 2023; LGPL-3; the bundled ``mir-1k_g7`` checkpoint) at a 20 ms step.
   Its package imports torchaudio at module level for a file loader that is never used here; a placeholder
   module stands in during the import (and is removed afterwards), as for torchcrepe. Its checkpoint loader
-  unpickles the bundled file (``torch.load(weights_only=False)`` inside the package): only the checkpoint
+  unpickles the bundled file (a full, not weights-only, load inside the package): only the checkpoint
   that ships with the installed package is ever loaded. Voicing = confidence >= :data:`PESTO_VOICING`.
 
 Which one is the default of the benchmark is decided by measurement (``eval/README.md``).
