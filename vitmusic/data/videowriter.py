@@ -207,7 +207,9 @@ def write_video(
             vstream.width, vstream.height = width, height
             vstream.pix_fmt = "yuv420p"
             vstream.codec_context.time_base = 1 / rate
-            vstream.options = {"crf": str(int(crf)), "preset": preset}
+            # one x264 thread: with frame threads the encoded bytes varied from run to run (1 video in ~10 of a
+            # seeded benchmark, under load), which moved cached embeddings; these small videos encode fast anyway
+            vstream.options = {"crf": str(int(crf)), "preset": preset, "threads": "1"}
             if gop is not None:
                 vstream.codec_context.gop_size = int(gop)
             aenc = _add_audio_stream(container, y, sample_rate) if y is not None else None
