@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +48,17 @@ def tokens(out: Path) -> dict[str, str]:
 
     with (Path(out) / "private" / "participants.csv").open(newline="") as f:
         return {row["participant"]: row["token"] for row in csv.DictReader(f)}
+
+
+def http_exchange(address, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes to a server at ``address`` (host, port, ...) and return all it answers until it closes
+    (a reset or a timeout ends the answer too: hostile requests may be cut off)."""
+    with socket.create_connection(tuple(address[:2]), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return b"".join(chunks)

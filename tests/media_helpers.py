@@ -103,3 +103,13 @@ def write_vfr_video(path: Path, pts_ms: list[int]) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return Path(path)
+
+
+def moving_square_video(path: Path, num_frames: int, fps, seed: int = 0, size=(48, 64)) -> Path:
+    """A bright square moving over a dark background (content differs by seed), with a quiet soundtrack."""
+    h, w = size
+    frames = np.full((num_frames, h, w, 3), 20, np.uint8)
+    for t in range(num_frames):
+        x = (t * (seed + 2) * 3) % (w - 16)
+        frames[t, 10:30, x:x + 16] = 230
+    return write_video(path, frames, fps)

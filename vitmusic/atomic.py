@@ -10,7 +10,7 @@ import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vitmusic.errors import VitmusicError
@@ -98,3 +98,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def publish_dir(folder: str | os.PathLike, write: Callable[[Path], None], is_complete: Callable[[Path], bool]) -> Path:
+    """Build a folder that several processes may build at once (a tiny preset under ``accelerate launch``).
+
+    ``write(tmp)`` fills a temporary sibling folder, which is then renamed onto ``folder``. The first rename
+    wins: a process that loses keeps the winner's folder (replacing it would leave a moment without one, in
+    which a reader fails). A folder already there that is not ``is_complete`` (half-written, an older recipe)
+    is removed first. Call it after checking ``is_complete(folder)`` yourself.
+
+    Returns:
+        ``folder``.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        write(tmp)
+        if folder.exists() and not is_complete(folder):
+            shutil.rmtree(folder)
+        try:
+            os.rename(tmp, folder)  # atomic; fails if another process renamed its copy first
+        except OSError:
+            if not is_complete(folder):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

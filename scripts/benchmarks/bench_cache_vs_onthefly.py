@@ -111,16 +111,14 @@ def main(argv: list[str] | None = None) -> int:
 def time_epochs(task, encoder, clips: list[dict], bs: int) -> tuple[float, float]:
     """Seconds for one epoch of optimizer steps from the task's cache, then one decoding every batch (after
     one untimed warm-up step)."""
+    from vitmusic.encoders.video import encode_clips, preprocess_clips, read_clip_frames
     from vitmusic.training.features import (
         FeatureDataset,
         audio_source,
         collate_features,
         encode_audio_batch,
-        encode_video_batch,
         load_cache,
-        preprocess_video_batch,
         read_clip_audio,
-        read_clip_frames,
     )
 
     model, generator = task.trainable(), task.generator
@@ -149,10 +147,10 @@ def time_epochs(task, encoder, clips: list[dict], bs: int) -> tuple[float, float
         codes = encode_audio_batch(generator, audio)
         if task.encoder is None:  # frozen: the encoder runs as extraction runs it (no grad)
             video = [{"embeds": torch.from_numpy(e), "mask": torch.from_numpy(m)}
-                     for e, m in encode_video_batch(encoder, frames)]
+                     for e, m in encode_clips(encoder, frames)]
         else:  # LoRA: preprocess here; the encoder (with grad) runs inside task.loss as from the cache
             video = [{"pixels": torch.from_numpy(p), "mask": torch.ones(len(p), dtype=torch.bool)}
-                     for p in preprocess_video_batch(encoder, frames)]
+                     for p in preprocess_clips(encoder, frames)]
         items = [{"clip_id": c["clip_id"], **v, "codes": torch.from_numpy(k.T.astype("int64"))}
                  for c, v, k in zip(chunk, video, codes)]
         step(collate_features(items))

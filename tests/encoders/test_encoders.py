@@ -336,3 +336,19 @@ def test_encode_video_windows_equal_one_pass(name, rate_hz, tmp_path):
     assert embeds.shape == (int(3 * rate_hz), enc.embed_dim) and embeds.dtype == np.float32
     np.testing.assert_allclose(embeds, ref[0][mask[0]].numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(times_s, np.arange(len(embeds)) / rate_hz)
+
+
+def test_encode_clips_batches_without_changing_a_clip():
+    """Clips of one frame size share a call (time padded, masked); each comes back as encoded alone."""
+    from vitmusic.encoders.video import encode_clips
+
+    enc = load_encoder("tiny-videomae")
+    clips = [_frames(1, 11, seed=1)[0], _frames(1, 16, seed=2)[0], _frames(1, 5, seed=3, h=32, w=32)[0]]
+    trimmed, full = encode_clips(enc, clips), encode_clips(enc, clips, trim=False)
+    for clip, (e, m), (fe, fm) in zip(clips, trimmed, full):
+        alone, alone_mask = enc.encode_frames(clip[None])
+        np.testing.assert_array_equal(fe, alone[0].numpy())
+        np.testing.assert_array_equal(fm, alone_mask[0].numpy())
+        n = int(alone_mask[0].sum())  # valid steps: ceil(T / tubelet); the rest pads the last chunk
+        assert e.dtype == np.float32 and m.dtype == bool and m.shape == (n,) and m.all()
+        np.testing.assert_array_equal(e, fe[:n])  # the 11-frame clip was batched with the 16-frame one

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from media_helpers import moving_square_video
 
 from vitmusic import cli
 from vitmusic.config import config_from_dict, config_to_dict, load_config
@@ -17,20 +18,7 @@ from vitmusic.errors import ConfigError, DataError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def moving_square_video(path: Path, num_frames: int, fps, seed: int = 0, size=(48, 64)) -> Path:
-    """A bright square moving over a dark background (content differs by seed), with a quiet soundtrack."""
-    from vitmusic.data.videowriter import write_video
-
-    h, w = size
-    frames = np.full((num_frames, h, w, 3), 20, np.uint8)
-    for t in range(num_frames):
-        x = (t * (seed + 2) * 3) % (w - 16)
-        frames[t, 10:30, x:x + 16] = 230
-    return write_video(path, frames, fps)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from listening_helpers import SR, make_inputs, tokens
+from listening_helpers import SR, http_exchange, make_inputs, tokens
 
 from vitmusic import cli
 from vitmusic.errors import DataError
@@ -253,20 +253,6 @@ def test_listen_cli_reports_bad_folder(tmp_path, capsys):
     assert err.startswith("vitmusic listen: error:") and "stimuli folder" in err
 
 
-def _raw(address, data: bytes, timeout: float = 10.0) -> bytes:
-    import socket
-
-    with socket.create_connection(address[:2], timeout=timeout) as s:
-        s.sendall(data)
-        chunks = []
-        try:
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        except (TimeoutError, ConnectionResetError):
-            pass
-    return b"".join(chunks)
-
-
 def _post(body: bytes) -> bytes:
     return (b"POST /api/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
@@ -286,7 +272,7 @@ def test_hostile_bodies_get_400_not_a_crash(stimuli, capfd):
             b"\xff\xfe garbage",
         ]
         for body in bodies:
-            answer = _raw(srv.server_address, _post(body))
+            answer = http_exchange(srv.server_address, _post(body))
             assert answer.startswith(b"HTTP/1.1 4"), (body[:40], answer[:80])
         assert Client(srv.server_address).request("GET", "/")[0] == 200  # still serving
     finally:

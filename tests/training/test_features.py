@@ -144,7 +144,7 @@ def test_extract_resumes_after_interrupt(env, tmp_path):
     enc, gen, clips = env["encoder"], env["generator"], env["clips"]
     reference = extract_features(clips, enc, gen, tmp_path / "ref", rate_hz=RATE_HZ, shard_size=3,
                                  batch_size=2, progress=False)
-    from vitmusic.training.features import read_clip_frames
+    from vitmusic.encoders.video import read_clip_frames
 
     seen = []
 
@@ -308,3 +308,29 @@ def test_training_learns_a_video_dependent_target(env, tmp_path):
     print(f"CE true {after['true']:.3f} vs mismatched {after['shuffled']:.3f} (before: {before['true']:.3f})")
     assert abs(before["true"] - before["shuffled"]) < 0.01
     assert after["shuffled"] - after["true"] > 0.1
+
+
+@pytest.mark.parametrize("name", ["tiny-vit", "tiny-videomae"])
+def test_cached_embeddings_equal_embed_video_of_the_span(env, tmp_path, name):
+    """The cache and generation encode through the same code: a cached clip's rows are embed_video's
+    embeddings of its span, cut after the last valid step (clips of different lengths share a batch)."""
+    from vitmusic.encoders import load_encoder
+    from vitmusic.encoders.video import embed_video
+
+    enc = load_encoder(name, rate_hz=RATE_HZ)
+    base = env["clips"]
+    # 4, 5, 5, 8 steps at 4 Hz (embed_video refuses spans under one VideoMAE clip: 8 frames = 1 s)
+    spans = [(0.0, 1.0), (0.25, 1.5), (0.5, 1.75), (0.0, 2.0)]
+    clips = [{**base[v * 4], "clip_id": f"c{v}_{i}", "start_s": a, "end_s": b}
+             for v in range(2) for i, (a, b) in enumerate(spans)]
+    ds = load_cache(extract_features(clips, enc, env["generator"], tmp_path, rate_hz=RATE_HZ, batch_size=4,
+                                     progress=False))
+    for c, row in zip(clips, ds):
+        emb = embed_video(enc, c["video"], t0_s=c["start_s"], t1_s=c["end_s"])
+        cached, mask = np.asarray(row["embeds"]), np.asarray(row["mask"], bool)
+        n = round((c["end_s"] - c["start_s"]) * RATE_HZ)
+        assert cached.shape == (n, enc.embed_dim) and mask.all()
+        # exact: the same frames through the same encoder, batching only adds masked frames that never
+        # reach the model; VideoMAE's trailing padding slots (masked) are what the cache cuts
+        np.testing.assert_array_equal(cached, emb.embeds[0, :n].numpy())
+        assert emb.mask[0, :n].all() and not emb.mask[0, n:].any()

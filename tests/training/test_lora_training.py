@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from media_helpers import moving_square_video
 from safetensors.torch import load_file
-from test_generate import moving_square_video
 
 from vitmusic import cli
 from vitmusic.config import load_config
@@ -140,8 +140,9 @@ def test_frame_cache_contents_and_key(env, tmp_path):
 
 def test_frame_cache_resumes_from_finished_shards(env, tmp_path):
     from vitmusic.encoders import load_encoder
+    from vitmusic.encoders.video import read_clip_frames
     from vitmusic.generators.musicgen.model import load_generator
-    from vitmusic.training.features import extract_features, read_clip_frames
+    from vitmusic.training.features import extract_features
 
     enc, gen = load_encoder("tiny-vit", rate_hz=4.0, lora={"r": 4}), load_generator("tiny-musicgen")
     calls, resumed = [], False

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vitmusic.atomic import publish_dir
 from vitmusic.errors import ConfigError
 from vitmusic.hf_quiet import hf_progress
 
@@ -197,19 +196,10 @@ def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) ->
         torch.manual_seed(PRESET_SEED)
         model, processor = TINY_PRESETS[name]()
     model.config.vitmusic_preset_version = PRESET_VERSION
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         with hf_progress(False):
             model.save_pretrained(tmp, safe_serialization=True)
             processor.save_pretrained(tmp)
-        if folder.exists() and not _is_materialised(folder):
-            shutil.rmtree(folder)  # an incomplete folder, or one from an older recipe: replace it
-        try:
-            os.rename(tmp, folder)  # atomic; fails if another process renamed its copy first
-        except OSError:
-            if not _is_materialised(folder):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    return publish_dir(folder, write, _is_materialised)

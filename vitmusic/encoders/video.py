@@ -1,4 +1,13 @@
-"""Encode a video in bounded memory: decode in windows, encode, concatenate (the one windowed loop).
+"""Decoded video -> encoder embeddings: the one windowed loop, and clips encoded several at a time.
+
+Frames are always decoded at ``encoder.sample_fps(rate_hz)`` on ticks ``t0_s + k / fps`` (the frame on
+screen at each tick, :meth:`VideoReader.read <vitmusic.data.video.VideoReader.read>`), and always turned
+into embeddings by :func:`encode_clips`: clips of one frame size share an encoder call, time padded with
+masked frames. Its callers:
+
+* :func:`embed_video`: a video (or a span of it) window by window, in bounded memory;
+* the feature cache (:mod:`vitmusic.training.features`): manifest clips read by :func:`read_clip_frames`,
+  a batch at a time, each cut after its last valid step.
 
 Windows are whole multiples of the encoder's input unit (:func:`frame_unit`: ``num_frames`` F for VideoMAE, the
 frames of one step otherwise) at the decoding rate, about :data:`ENCODE_WINDOW_S` seconds long, so VideoMAE
@@ -6,19 +15,32 @@ chunks never straddle a window boundary and the result equals encoding all frame
 shorter window is padded, by the encoder, repeating its last frame; its padding slots are masked).
 
 Both generation paths (:mod:`vitmusic.inference`) encode through :func:`embed_video`; the MIDI path passes
-its part-slot view of the encoder (:class:`~vitmusic.generators.midi.slots.PartSlotEncoder`).
+its part-slot view of the encoder (:class:`~vitmusic.generators.midi.slots.PartSlotEncoder`), its cache the
+same view over slot-major frames.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["ENCODE_WINDOW_S", "VideoEmbeddings", "embed_video", "encode_video", "frame_unit", "window_frames"]
+__all__ = [
+    "ENCODE_WINDOW_S",
+    "VideoEmbeddings",
+    "clip_batches",
+    "embed_video",
+    "encode_clips",
+    "encode_video",
+    "frame_unit",
+    "preprocess_clips",
+    "read_clip_frames",
+    "window_frames",
+]
 
 ENCODE_WINDOW_S = 4.0  # seconds of frames decoded at a time (rounded to whole encoder units)
 
@@ -50,6 +72,83 @@ class VideoEmbeddings:
     mask: torch.Tensor
     times_s: np.ndarray
     duration_s: float
+
+
+def read_clip_frames(path: str | os.PathLike, start_s: float, end_s: float, fps: float) -> np.ndarray:
+    """uint8 frames ``[T, H, W, 3]`` of ``[start_s, end_s)`` on ticks ``start_s + k / fps``.
+
+    The frames :func:`embed_video` decodes for the same span (its windows keep the same ticks).
+    """
+    from vitmusic.data.video import VideoReader
+
+    with VideoReader(path) as reader:
+        return reader.read(start_s, end_s, fps=fps).data
+
+
+def clip_batches(
+    clips: Sequence[np.ndarray], *, by_length: bool = False
+) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Group decoded clips (``uint8 [T_i, H, W, 3]`` each) whose frame size agrees into padded batches.
+
+    Args:
+        clips: decoded clips.
+        by_length: also group by ``T_i`` (no time padding at all).
+
+    Yields:
+        ``(indices, batch uint8 [b, T, H, W, 3], frame_mask bool [b, T])``, time padded with masked frames.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, f in enumerate(clips):
+        groups.setdefault(f.shape[:3] if by_length else f.shape[1:3], []).append(i)
+    for idx in groups.values():
+        t_max = max(len(clips[i]) for i in idx)
+        h, w = clips[idx[0]].shape[1:3]
+        batch = np.zeros((len(idx), t_max, h, w, 3), np.uint8)
+        frame_mask = np.zeros((len(idx), t_max), bool)
+        for j, i in enumerate(idx):
+            batch[j, : len(clips[i])] = clips[i]
+            frame_mask[j, : len(clips[i])] = True
+        yield idx, batch, frame_mask
+
+
+@torch.no_grad()
+def encode_clips(
+    encoder, clips: Sequence[np.ndarray], *, trim: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Encode decoded clips, those of one frame size in one ``encode_frames`` call (time padded, masked).
+
+    Batching does not change a clip's steps: the encoders keep masked frames out of the model (VideoMAE
+    pads each clip after its last valid frame with that frame), up to float rounding of batched matmuls.
+
+    Args:
+        encoder: anything with ``encode_frames(frames [B, T, H, W, 3], mask [B, T])``.
+        clips: ``uint8 [T_i, H, W, 3]`` each, ``T_i > 0``.
+        trim: cut each clip after its last valid step (the feature cache's rows). False: keep every step the
+            encoder gives the clip on its own (VideoMAE: the masked slots padding a partial last chunk), as
+            :func:`embed_video` concatenates them; clips then share a call only with clips of equal length.
+
+    Returns:
+        Per clip ``(embeds float32 [T', D], mask bool [T'])``, on the CPU.
+    """
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(clips)
+    for idx, batch, frame_mask in clip_batches(clips, by_length=not trim):
+        embeds, mask = encoder.encode_frames(batch, frame_mask)  # [b, T', D], [b, T']
+        embeds, mask = embeds.float().cpu().numpy(), mask.cpu().numpy().astype(bool)
+        for j, i in enumerate(idx):
+            n = (int(mask[j].nonzero()[0].max()) + 1 if mask[j].any() else 0) if trim else mask.shape[1]
+            out[i] = (embeds[j, :n], mask[j, :n])
+    return out  # type: ignore[return-value]
+
+
+def preprocess_clips(encoder, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Decoded clips (``uint8 [T_i, H, W, 3]`` each) through the encoder's image processor, batched as in
+    :func:`encode_clips`: ``uint8 [T_i, C, h, w]`` each (``VisionEncoder.preprocess_frames``)."""
+    out: list[np.ndarray | None] = [None] * len(clips)
+    for idx, batch, frame_mask in clip_batches(clips):
+        pixels = encoder.preprocess_frames(batch, frame_mask).numpy()  # [b, T, C, h, w]
+        for j, i in enumerate(idx):
+            out[i] = pixels[j, : len(clips[i])]
+    return out  # type: ignore[return-value]
 
 
 def _frame_windows(reader, t0_s: float, t1_s: float, fps: float, n_frames: int):
@@ -117,10 +216,10 @@ def embed_video(
         for frames in _frame_windows(reader, float(t0_s), t1, fps, n_win):
             if len(frames) == 0:
                 continue
-            e, m = encoder.encode_frames(frames.data[None])  # [1, T', D], [1, T']
-            first = np.minimum(np.arange(e.shape[1]) * step_frames, len(frames) - 1)
-            embeds.append(e.float().cpu())
-            masks.append(m.cpu())
+            e, m = encode_clips(encoder, [frames.data], trim=False)[0]  # [T', D], [T']
+            first = np.minimum(np.arange(len(e)) * step_frames, len(frames) - 1)
+            embeds.append(torch.from_numpy(e)[None])
+            masks.append(torch.from_numpy(m)[None])
             times.append(frames.times_s[first] - t0_s)
             bar.update(1)
         bar.close()
@@ -162,7 +261,7 @@ def check_one_window(video: str | os.PathLike, span_s: float, encoder, fps: floa
     """
     from vitmusic.errors import DataError
 
-    unit = math.lcm(int(getattr(encoder, "clip_frames", 1)), int(encoder.frames_per_step))
+    unit = frame_unit(encoder)
     window_s = unit / float(fps)
     if span_s < window_s - 1e-3:
         raise DataError(f"{video}: {span_s:.3f} s of video is shorter than one encoder window "

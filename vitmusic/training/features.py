@@ -28,6 +28,10 @@ Its key (:func:`frame_cache_fingerprint`) covers what determines the stored pixe
 geometric settings, the decoding frame rate, the codec and the clips -- and not the encoder's weights or
 adapters, so LoRA runs of any rank share one frame cache.
 
+Clips are decoded and encoded by :mod:`vitmusic.encoders.video` (``read_clip_frames``, ``encode_clips``),
+the code ``embed_video`` runs at generation time: a clip's cached embeddings are those of ``embed_video``
+over the same span.
+
 Extraction writes shards of ``extract.shard_size`` clips into ``<cache_dir>/.<key>.partial/``; an
 interrupted run resumes by skipping finished shards, and the final folder appears atomically. Under
 ``accelerate launch --num_processes N`` the N processes encode every N-th shard each and the main process
@@ -50,6 +54,7 @@ import numpy as np
 import torch
 
 from vitmusic.atomic import atomic_path, atomic_write_text
+from vitmusic.encoders.video import encode_clips, preprocess_clips, read_clip_frames
 from vitmusic.errors import DataError
 from vitmusic.training.distributed import check_divisible, process_info, wait_for_everyone
 
@@ -61,7 +66,7 @@ STORES = ("embeddings", "frames")
 FINGERPRINT_NAME = "fingerprint.json"
 DATA_DIR = "data"
 
-# (start_s, end_s, path) -> uint8 [T, H, W, 3] frames decoded at fps
+# (path, start_s, end_s, fps) -> uint8 [T, H, W, 3] frames decoded at fps
 FrameReader = Callable[[str, float, float, float], np.ndarray]
 # (path, start_s, end_s, sample_rate) -> float32 [N] mono audio
 AudioReader = Callable[[str, float, float, int], np.ndarray]
@@ -148,14 +153,6 @@ def cache_key(fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def read_clip_frames(path: str, start_s: float, end_s: float, fps: float) -> np.ndarray:
-    """uint8 frames ``[T, H, W, 3]`` of ``[start_s, end_s)`` resampled at ``fps``."""
-    from vitmusic.data.video import VideoReader
-
-    with VideoReader(path) as reader:
-        return reader.read(start_s, end_s, fps=fps).data
-
-
 def read_clip_audio(path: str, start_s: float, end_s: float, sample_rate: int) -> np.ndarray:
     """Mono float32 ``[N]`` audio of ``[start_s, end_s)``, exactly ``round(duration * sample_rate)`` long."""
     from vitmusic.data.audio import load_audio
@@ -164,53 +161,6 @@ def read_clip_audio(path: str, start_s: float, end_s: float, sample_rate: int) -
     n = int(round((end_s - start_s) * sample_rate))
     # exact length: the codes of equal-length clips then line up, whatever the resampler's rounding
     return np.pad(y[:n], (0, max(0, n - len(y))))
-
-
-def frame_batches(frames: list[np.ndarray]):
-    """Group clips whose frame size agrees into padded batches.
-
-    Yields:
-        ``(indices, batch uint8 [b, T, H, W, 3], frame_mask bool [b, T])``, time padded with masked frames.
-    """
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, f in enumerate(frames):
-        groups.setdefault(f.shape[1:3], []).append(i)
-    for idx in groups.values():
-        t_max = max(len(frames[i]) for i in idx)
-        h, w = frames[idx[0]].shape[1:3]
-        batch = np.zeros((len(idx), t_max, h, w, 3), np.uint8)
-        frame_mask = np.zeros((len(idx), t_max), bool)
-        for j, i in enumerate(idx):
-            batch[j, : len(frames[i])] = frames[i]
-            frame_mask[j, : len(frames[i])] = True
-        yield idx, batch, frame_mask
-
-
-def encode_video_batch(encoder, frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Encode clips together where their frame size agrees, padding time with masked frames.
-
-    Returns:
-        Per clip ``(embeds float32 [T', D], mask bool [T'])``, cut after its last valid step.
-    """
-    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(frames)
-    for idx, batch, frame_mask in frame_batches(frames):
-        with torch.no_grad():
-            embeds, mask = encoder.encode_frames(batch, frame_mask)  # [b, T', D], [b, T']
-        embeds, mask = embeds.float().cpu().numpy(), mask.cpu().numpy()
-        for j, i in enumerate(idx):
-            n = int(mask[j].nonzero()[0].max()) + 1 if mask[j].any() else 0
-            out[i] = (embeds[j, :n].astype(np.float32), mask[j, :n].astype(bool))
-    return out  # type: ignore[return-value]
-
-
-def preprocess_video_batch(encoder, frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Preprocess decoded clips (``uint8 [T, H, W, 3]`` each) -> ``uint8 [T, C, h, w]`` each."""
-    out: list[np.ndarray | None] = [None] * len(frames)
-    for idx, batch, frame_mask in frame_batches(frames):
-        pixels = encoder.preprocess_frames(batch, frame_mask).numpy()  # [b, T, C, h, w]
-        for j, i in enumerate(idx):
-            out[i] = pixels[j, : len(frames[i])]
-    return out  # type: ignore[return-value]
 
 
 def encode_audio_batch(generator, audio: list[np.ndarray]) -> list[np.ndarray]:
@@ -288,7 +238,7 @@ def _video_store(store: str, clips: list[dict[str, Any]], encoder, generator, ra
         fingerprint = cache_fingerprint(clips, encoder.fingerprint(), generator.fingerprint(), rate_hz, fps)
 
         def embed_rows(frames: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-            return [{"embeds": e, "mask": m} for e, m in encode_video_batch(encoder, frames)]
+            return [{"embeds": e, "mask": m} for e, m in encode_clips(encoder, frames)]
 
         return fingerprint, embed_rows, embed_features
     if store != "frames":
@@ -297,7 +247,7 @@ def _video_store(store: str, clips: list[dict[str, Any]], encoder, generator, ra
     sizes: set[tuple[int, ...]] = set()
 
     def frame_rows(frames: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        pixels = preprocess_video_batch(encoder, frames)
+        pixels = preprocess_clips(encoder, frames)
         sizes.update(p.shape[1:] for p in pixels)
         if len(sizes) > 1:
             raise DataError(f"encoder {encoder.name_or_path!r}: its image processor gives frames of several "
@@ -336,7 +286,8 @@ def extract_features(
         batch_size: clips encoded together.
         shard_size: clips per shard (the unit of resumption).
         progress: tqdm bar on stderr.
-        read_frames, read_audio: replace the default decoders (``VideoReader.read`` / ``load_audio``).
+        read_frames, read_audio: replace the default decoders
+            (:func:`~vitmusic.encoders.video.read_clip_frames` / :func:`read_clip_audio`).
 
     Returns:
         The cache folder ``<cache_dir>/<key>``.

@@ -192,7 +192,7 @@ def test_the_session_cache_is_not_the_users(vitmusic_cache, tmp_path_factory):
     """tests/conftest.py points VITMUSIC_CACHE into the session's temp folder: no test writes ~/.cache."""
     import os
 
-    from vitmusic.generators.musicgen.presets import cache_root
+    from vitmusic.encoders.presets import cache_root
 
     assert os.environ["VITMUSIC_CACHE"] == str(vitmusic_cache)
     assert cache_root() == vitmusic_cache and vitmusic_cache.is_relative_to(tmp_path_factory.getbasetemp())

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vitmusic.atomic import atomic_path
+from vitmusic.atomic import publish_dir
+from vitmusic.encoders.presets import preset_dir
 from vitmusic.errors import ConfigError
 from vitmusic.hf_quiet import filter_known_config_warnings, hf_progress
 
@@ -49,12 +50,6 @@ _WORDS = (
     "slow fast moderate calm lively happy sad dark bright soft loud gentle energetic classical jazz "
     "a and the with in of for , . -"
 ).split()
-
-
-def cache_root() -> Path:
-    """Root folder of the vitmusic cache (``$VITMUSIC_CACHE`` or ``~/.cache/vitmusic``)."""
-    env = os.environ.get("VITMUSIC_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vitmusic"
 
 
 def _tiny_tokenizer():
@@ -192,40 +187,22 @@ def materialize_tiny_generator(name: str, root: str | os.PathLike | None = None)
 
     Args:
         name: "tiny-musicgen" or "tiny-musicgen-melody".
-        root: parent folder; default ``cache_root() / "presets"``.
+        root: parent folder; default ``$VITMUSIC_CACHE/presets`` (``~/.cache/vitmusic``), as the encoders'.
     """
     if name not in TINY_PRESETS:
         raise ConfigError(f"unknown tiny generator preset {name!r}; choose one of {', '.join(TINY_PRESETS)}")
-    out = Path(root) / name if root is not None else cache_root() / "presets" / name
+    out = preset_dir(name, root)
     if _is_current(out):
         return out
-    stale = out.exists()
     filter_known_config_warnings()
     model = build_tiny_model(name)
-    if stale:  # an older build: replace it
-        with atomic_path(out, is_dir=True) as tmp, hf_progress(False):
-            model.save_pretrained(tmp)
-            _tiny_tokenizer().save_pretrained(tmp)
-        return out
-    import shutil
-    import tempfile
 
-    # Processes of one `accelerate launch` may build the preset at once: the first rename wins and the others
-    # keep its folder (replacing it would leave a moment without one, in which a reader fails).
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=out.parent))
-    try:
+    def write(tmp: Path) -> None:
         with hf_progress(False):
             model.save_pretrained(tmp)
             _tiny_tokenizer().save_pretrained(tmp)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if not _is_current(out):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return publish_dir(out, write, _is_current)
 
 
 def _is_current(out: Path) -> bool:

@@ -85,7 +85,21 @@ def generate_long_codes(
     progress: bool = True,
     **generate_kwargs: Any,
 ) -> tuple[torch.Tensor, list[Window]]:
-    """Codes for ``duration_s`` seconds generated window by window (see :func:`generate_long`).
+    """Codes for ``duration_s`` seconds of music for a video of any length, generated window by window.
+
+    Args:
+        generator: a loaded :class:`~vitmusic.generators.musicgen.model.MusicGenGenerator`.
+        cond_tokens: projected tokens of the whole video [1, S, cond_dim].
+        cond_mask: [1, S] or None.
+        cond_times_s: time in seconds of each token [S].
+        duration_s: length of the output in seconds.
+        window_s: window length in seconds (the model's context; MusicGen was trained on 30 s).
+        context_s: seconds of previous codes that prompt each next window (< window_s).
+        guidance_scale: classifier-free guidance scale.
+        seed: window i samples with seed + i (reproducible).
+        progress: show a progress bar over windows (stderr).
+        **generate_kwargs: passed to :meth:`MusicGenGenerator.generate` for every window (do_sample, top_k, ...;
+            a MusicGen-melody ``chroma`` is given unchanged to every window).
 
     Returns:
         (codes long [1, K, F] with F = ceil(round(duration_s * sample_rate) / hop_length), the windows used).
@@ -125,35 +139,16 @@ def generate_long(
     cond_times_s: torch.Tensor | np.ndarray,
     *,
     duration_s: float,
-    window_s: float = 10.0,
-    context_s: float = 2.0,
-    guidance_scale: float = 1.0,
-    seed: int | None = None,
-    progress: bool = True,
-    **generate_kwargs: Any,
+    **kwargs: Any,
 ) -> torch.Tensor:
-    """Generate ``duration_s`` seconds of audio for a video of any length.
-
-    Args:
-        generator: a loaded :class:`~vitmusic.generators.musicgen.model.MusicGenGenerator`.
-        cond_tokens: projected tokens of the whole video [1, S, cond_dim].
-        cond_mask: [1, S] or None.
-        cond_times_s: time in seconds of each token [S].
-        duration_s: length of the output in seconds.
-        window_s: window length in seconds (the model's context; MusicGen was trained on 30 s).
-        context_s: seconds of previous codes that prompt each next window (< window_s).
-        guidance_scale: classifier-free guidance scale.
-        seed: window i samples with seed + i (reproducible).
-        progress: show a progress bar over windows (stderr).
-        **generate_kwargs: passed to :meth:`MusicGenGenerator.generate` for every window (do_sample, top_k, ...;
-            a MusicGen-melody ``chroma`` is given unchanged to every window).
+    """Generate ``duration_s`` seconds of audio for a video of any length: :func:`generate_long_codes`
+    (which documents the arguments: ``window_s``, ``context_s``, ``guidance_scale``, ``seed``, ``progress``
+    and the per-window ``generate`` keywords), decoded in one pass.
 
     Returns:
         float wav [N] with N = round(duration_s * sample_rate) exactly.
     """
-    codes, _ = generate_long_codes(generator, cond_tokens, cond_mask, cond_times_s, duration_s=duration_s,
-                                   window_s=window_s, context_s=context_s, guidance_scale=guidance_scale, seed=seed,
-                                   progress=progress, **generate_kwargs)
+    codes, _ = generate_long_codes(generator, cond_tokens, cond_mask, cond_times_s, duration_s=duration_s, **kwargs)
     num_samples = int(round(duration_s * generator.sample_rate))
     wav = generator.decode(codes)[0]
     if wav.shape[0] < num_samples:

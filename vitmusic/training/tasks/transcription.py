@@ -25,7 +25,7 @@ from torch import nn
 
 from vitmusic.config import Config
 from vitmusic.data.manifest import read_clips
-from vitmusic.encoders.video import frame_unit
+from vitmusic.encoders.video import frame_unit, read_clip_frames
 from vitmusic.errors import ConfigError
 from vitmusic.generators.midi.slots import SLOT_LAYOUT, PartSlotEncoder, split_slots
 from vitmusic.generators.midi.transcription import (
@@ -61,10 +61,7 @@ def slot_frame_reader(clips: list[dict[str, Any]], unit: int):
     parts = {c["video"]: len(c["instruments"]) for c in clips if c.get("video")}
 
     def read(path: str, start_s: float, end_s: float, fps: float) -> np.ndarray:
-        from vitmusic.data.video import VideoReader
-
-        with VideoReader(path) as reader:
-            frames = reader.read(start_s, end_s, fps=fps).data  # [T, H, W, 3]
+        frames = read_clip_frames(path, start_s, end_s, fps)  # [T, H, W, 3]
         if len(frames) == 0:
             return frames
         slots = split_slots(frames, parts[path])  # [P, T, H, w, 3]
