@@ -119,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         _check_seed(args)
         # --no-progress also hides the libraries' bars (transformers' "Loading weights", ...)
         with hf_progress(not getattr(args, "no_progress", False)):
-            return int(args._run(args) or 0)
+            code = int(args._run(args) or 0)
+        if code == 0:
+            from vitmusic.training.distributed import end_processes
+
+            end_processes()
+        return code
     except VitmusicError as e:
         print(f"vitmusic {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -62,6 +62,20 @@ def wait_for_everyone() -> None:
         accelerate_state().wait_for_everyone()
 
 
+def end_processes() -> None:
+    """At the end of a command that succeeded: wait for every process, then tear the process group down.
+
+    A launched process that exits with its group still up leaves gloo's threads to static destruction, which
+    sometimes aborts it (``terminate called without an active exception``, SIGABRT) while the others still
+    work, and the launcher then kills them. A no-op when no process group was set up.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def check_divisible(num_items: int, what: str, per_process: int = 1, num_processes: int | None = None) -> None:
     """Raise a one-line :class:`ConfigError` when ``num_items`` cannot give every process work.
 
