@@ -47,6 +47,39 @@ def test_head_shapes_and_padding_does_not_leak():
         head(torch.randn(2, 10, 8), mask, instruments)
 
 
+def test_padded_parts_are_skipped_without_changing_the_real_ones():
+    """Parts with no valid step are left out of the stack: the real parts get the values they get alone (as
+    in a batch without padding), the padded ones logits of 0, and the gradients match too."""
+    head = _head()
+    torch.manual_seed(1)
+    embeds = torch.randn(2, 3, 10, 8)
+    mask = torch.ones(2, 3, 10, dtype=torch.bool)
+    mask[1, 1:] = False  # piece 2 has one performer, padded to the batch's three
+    instruments = torch.tensor([[instrument_index("vn"), instrument_index("vc"), instrument_index("va")]] * 2)
+    head.eval()
+    out = head(embeds, mask, instruments)
+    alone = head(embeds[1:, :1], mask[1:, :1], instruments[1:, :1])
+    full = head(embeds[:1], mask[:1], instruments[:1])
+    for k in out:
+        torch.testing.assert_close(out[k][1, :1], alone[k][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out[k][:1], full[k], rtol=1e-5, atol=1e-6)
+        assert torch.count_nonzero(out[k][1, 1:]) == 0
+    targets = (torch.rand(2, 3, 4, 10, 88) < 0.1).float()
+
+    def grads(e, m, i, t):
+        head.zero_grad()
+        transcription_loss(head(e, m, i), t, m)["total"].backward()
+        return [p.grad.clone() for p in head.parameters()]
+
+    # the loss over the padded batch equals the same loss over the real parts only (the same valid steps)
+    g_batch = grads(embeds, mask, instruments, targets)
+    real = torch.cat([embeds[0], embeds[1, :1]])[None], torch.cat([mask[0], mask[1, :1]])[None]
+    g_real = grads(real[0], real[1], torch.cat([instruments[0], instruments[1, :1]])[None],
+                   torch.cat([targets[0], targets[1, :1]])[None])
+    for a, b in zip(g_batch, g_real):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_instrument_embedding_matters():
     head = _head().eval()
     e, m = torch.randn(1, 1, 6, 8), torch.ones(1, 1, 6, dtype=torch.bool)
