@@ -256,4 +256,6 @@ def test_ablate_under_accelerate(world):
     for v in ("mlp", "retrieval"):
         assert (out / v / "DONE").is_file()
         assert len(list((out / v / "generated").glob("*.wav"))) == 2
+        clips = json.loads((out / v / "systems.json").read_text())["clips"]
+        assert sorted(c["process"] for c in clips) == [0, 1]  # the 2 test clips were split between the processes
     assert (out / "results.md").is_file()

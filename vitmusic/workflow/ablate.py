@@ -120,6 +120,7 @@ class AblationRun:
     def generate(self, name: str) -> Path:
         """Write the variant's test-split audio into ``OUT/<variant>/generated``."""
         from vitmusic.data.manifest import read_manifest
+        from vitmusic.training.distributed import process_device
         from vitmusic.training.tasks.musicgen import build_cache, load_frozen_models
         from vitmusic.workflow.baselines import cached_clips, generate_system
 
@@ -132,7 +133,7 @@ class AblationRun:
         else:
             from vitmusic.inference.musicgen import load_pipeline
 
-            pipe = load_pipeline(self.ensure_trained(name))
+            pipe = load_pipeline(self.ensure_trained(name), device=process_device())
             # sampling settings are the variant's own (a guidance ablation shares the trained run)
             pipe.config = dataclasses.replace(pipe.config, generate=cfg.generate)
             encoder, generator = pipe.encoder, pipe.generator
@@ -146,7 +147,8 @@ class AblationRun:
                                  progress=self.progress)
         record.update(variant=name, model=v.model, generate_time_s=time.perf_counter() - t0,
                       guidance_scale=cfg.generate.guidance_scale)
-        atomic_write_text(self.variant_dir(name) / "systems.json", json.dumps(record, indent=1) + "\n")
+        if _is_main():
+            atomic_write_text(self.variant_dir(name) / "systems.json", json.dumps(record, indent=1) + "\n")
         return gen
 
     def evaluate(self, name: str) -> Path:
@@ -187,14 +189,17 @@ class AblationRun:
         if self.exp.variants[name].system != "retrieval":
             self.ensure_trained(name)
             timings["train_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.generate(name)  # every process: the test clips are split between them
+        _wait()
+        timings["generate_s"] = time.perf_counter() - t0
         if _is_main():
             from vitmusic.training.distributed import on_this_process_only
 
-            for stage in ("generate", "evaluate"):
-                t0 = time.perf_counter()
-                with on_this_process_only():  # the other processes wait at _wait() below
-                    getattr(self, stage)(name)
-                timings[f"{stage}_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with on_this_process_only():  # the other processes wait at _wait() below
+                self.evaluate(name)
+            timings["evaluate_s"] = time.perf_counter() - t0
             atomic_write_text(folder / "timings.json", json.dumps(timings, indent=1) + "\n")
             (folder / FAILED).unlink(missing_ok=True)
             atomic_write_text(folder / DONE, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n")

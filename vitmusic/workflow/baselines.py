@@ -137,8 +137,9 @@ def generate_system(
         progress: tqdm bar on stderr.
 
     Returns:
-        ``{"system", "seed", "clips": [{"clip_id", "source", "seed"}]}`` where ``source`` is the clip whose
-        video (shuffled) or audio (retrieval) was used.
+        ``{"system", "seed", "clips": [{"clip_id", "source", "seed", "process"}]}`` where ``source`` is the
+        clip whose video (shuffled) or audio (retrieval) was used and ``process`` the rank that generated it
+        (under ``accelerate launch`` the clips are split between the processes; the same on every process).
     """
     from tqdm.auto import tqdm
 
@@ -160,14 +161,18 @@ def generate_system(
     else:
         raise ConfigError(f"unknown system {system!r}")
     from vitmusic.inference.base import item_seed
+    from vitmusic.training.distributed import gather_objects, is_main_process, process_info, split_for_process
 
     records = []
     rows = {str(r["clip_id"]): r for r in manifest}
-    for clip, j in tqdm(list(zip(test, sources)), desc=f"generate {system}", unit="clip", disable=not progress):
+    # under `accelerate launch` each process generates every N-th clip (the seed depends on the clip only)
+    mine = split_for_process(list(zip(test, sources)), "test clips to generate")
+    rank = process_info()[0]
+    for clip, j in tqdm(mine, desc=f"generate {system}", unit="clip", disable=not progress or not is_main_process()):
         path = out / f"{clip['clip_id']}.wav"
         s = item_seed(seed, clip["clip_id"])
         source = (train if system == "retrieval" else test)[j]["clip_id"]
-        records.append({"clip_id": clip["clip_id"], "source": source, "seed": s})
+        records.append({"clip_id": clip["clip_id"], "source": source, "seed": s, "process": rank})
         if path.is_file():
             continue
         if system == "retrieval":
@@ -175,7 +180,9 @@ def generate_system(
         else:
             _clip_wav(path, pipe, clip, test[j], seed=s, guidance_scale=guidance_scale,
                       unconditional=system == "unconditional")
-    return {"system": system, "seed": seed, "clips": records}
+    order = {c["clip_id"]: i for i, c in enumerate(test)}
+    return {"system": system, "seed": seed,
+            "clips": sorted(gather_objects(records), key=lambda r: order[r["clip_id"]])}
 
 
 def _retrieved_wav(path: Path, clip: dict[str, Any], row: dict[str, Any] | None, source: str) -> None:
