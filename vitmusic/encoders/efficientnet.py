@@ -35,7 +35,7 @@ from vitmusic.errors import ConfigError, VitmusicError
 
 PRESET_NAME = "efficientnet-lite0"
 MODEL_TYPE = "efficientnet_lite"
-WEIGHTS_NAME = "model.pth"
+TORCH_WEIGHTS_NAME = "model.pth"
 EMBED_DIM = 1280
 IMAGE_SIZE = 224
 RESIZE_SHORT = 256
@@ -153,7 +153,7 @@ def _folder_weights(folder: Path) -> Path:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise VitmusicError(f"encoder folder {folder} has no config.json (an EfficientNet folder needs "
-                            f'{{"model_type": "{MODEL_TYPE}", "variant": "lite0"}} and {WEIGHTS_NAME})')
+                            f'{{"model_type": "{MODEL_TYPE}", "variant": "lite0"}} and {TORCH_WEIGHTS_NAME})')
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -163,9 +163,9 @@ def _folder_weights(folder: Path) -> Path:
         raise VitmusicError(f"{config_path}: model_type is {got!r}, not {MODEL_TYPE!r} (kind=efficientnet)")
     if config.get("variant", "lite0") != "lite0":
         raise VitmusicError(f"{config_path}: variant {config.get('variant')!r} is not supported (only 'lite0')")
-    weights = folder / WEIGHTS_NAME
+    weights = folder / TORCH_WEIGHTS_NAME
     if not weights.is_file():
-        raise VitmusicError(f"encoder folder {folder} has no {WEIGHTS_NAME}")
+        raise VitmusicError(f"encoder folder {folder} has no {TORCH_WEIGHTS_NAME}")
     return weights
 
 
@@ -193,7 +193,7 @@ def save_efficientnet_folder(folder: str | Path, model: EfficientNetLite0 | None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model = model if model is not None else load_lite0(packaged_weights())
-    torch.save(model.state_dict(), folder / WEIGHTS_NAME)
+    torch.save(model.state_dict(), folder / TORCH_WEIGHTS_NAME)
     (folder / "config.json").write_text(json.dumps({"model_type": MODEL_TYPE, "variant": "lite0"}) + "\n",
                                         encoding="utf-8")
     return folder

@@ -97,10 +97,11 @@ def build_features(config, progress: bool):
 def train_head(config, task, progress: bool) -> Path:
     """Train the head unless ``RUN/final`` exists (then load its weights); returns ``RUN/final``."""
     from vitmusic.generators.midi.transcription import load_head
+    from vitmusic.runs import FINAL_DIR, WEIGHTS_NAME
     from vitmusic.training.loop import train
 
-    final = Path(config.train.output_dir) / "final"
-    if (final / "model.safetensors").is_file():
+    final = Path(config.train.output_dir) / FINAL_DIR
+    if (final / WEIGHTS_NAME).is_file():
         task.head.load_state_dict(load_head(final).state_dict())
         return final
     return train(config, task, progress=progress)
