@@ -11,7 +11,9 @@ and loaded back through the same ``from_pretrained`` path as the real checkpoint
     python scripts/benchmarks/bench_real_size.py --work /tmp/real_size                     # VideoMAE-base + small
     python scripts/benchmarks/bench_real_size.py --encoders videomae-base vit-base clip-vit-base [--melody]
 
-Prints seconds and peak resident memory (GB, sampled every 50 ms) of every stage. The CI smoke test
+Prints seconds and peak resident memory (GB, sampled every 50 ms) of every stage, and the load average. On a
+machine other CPU-bound jobs share, pass ``--threads 1``: with torch's default of one thread per core, the
+threads wait for each other and guided generation ran more than 10 times slower (see ``bench_overhead.py``). The CI smoke test
 (tests/test_real_size.py) imports the builders from here and runs one encoder with MusicGen-small.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -171,7 +174,8 @@ def run_stages(work: Path, encoder_dir: Path, generator_dir: Path, manifest: Pat
         out[name] = {"seconds": time.perf_counter() - t0, "peak_rss_gb": mem.peak / 2**30}
         if rc != 0:
             raise RuntimeError(f"vitmusic {name} exited {rc}")
-        print(f"  {name:9s} {out[name]['seconds']:7.1f} s   peak RSS {out[name]['peak_rss_gb']:5.2f} GB", flush=True)
+        print(f"  {name:9s} {out[name]['seconds']:7.1f} s   peak RSS {out[name]['peak_rss_gb']:5.2f} GB   "
+              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
     return out
 
 
@@ -181,10 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoders", nargs="+", default=["videomae-base"], choices=ENCODERS)
     ap.add_argument("--melody", action="store_true", help="also MusicGen-melody (1.5 B parameters)")
     ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: torch's default, one per core); 1 on a machine other jobs share")
     args = ap.parse_args(argv)
 
-    import os
+    import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores, load average "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     work = Path(args.work)
     os.environ.setdefault("VITMUSIC_CACHE", str(work / "vitmusic-cache"))
     manifest = prepare_data(work)
