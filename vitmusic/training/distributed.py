@@ -67,8 +67,13 @@ def end_processes() -> None:
 
     A launched process that exits with its group still up leaves gloo's threads to static destruction, which
     sometimes aborts it (``terminate called without an active exception``, SIGABRT) while the others still
-    work, and the launcher then kills them. A no-op when no process group was set up.
+    work, and the launcher then kills them. A no-op when no process group was set up (a command that never
+    imported torch does not import it here).
     """
+    import sys
+
+    if "torch" not in sys.modules:
+        return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
