@@ -121,6 +121,7 @@ def _build_index(container, stream, path: Path) -> _Index:
     import av
 
     pts, key, dur = [], [], []
+    cut_short = None  # pts of a packet whose data ends early (the file stops inside it)
     try:
         for packet in container.demux(stream):
             if packet.pts is None:
@@ -128,10 +129,23 @@ def _build_index(container, stream, path: Path) -> _Index:
             pts.append(packet.pts)
             key.append(packet.is_keyframe)
             dur.append(packet.duration or 0)
+            if packet.is_corrupt and cut_short is None:
+                cut_short = packet.pts
     except av.FFmpegError as e:
         raise DataError(f"{path}: corrupt or truncated video ({_reason(e)})") from e
     if not pts:
         raise DataError(f"{path}: video stream has no frames (empty or truncated file)")
+    # A truncated file whose index comes first (mp4 "faststart") opens fine and demuxes the frames that are
+    # there: refuse it here, not by whether the decoder happens to choke on the frame cut in half (its frame
+    # threads made that vary from run to run).
+    fmt = str(getattr(container.format, "name", "") or "")
+    declared = int(stream.frames or 0) if "mp4" in fmt.split(",") else 0
+    if len(pts) < declared:
+        raise DataError(f"{path}: truncated video ({len(pts)} of the {declared} frames its index lists are in "
+                        "the file)")
+    if cut_short is not None:
+        raise DataError(f"{path}: truncated or corrupt video (the data of the frame at pts {cut_short} is cut "
+                        "short)")
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     p = np.asarray(pts, dtype=np.int64)[order]
     if np.any(np.diff(p) == 0):
