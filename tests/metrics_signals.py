@@ -96,3 +96,27 @@ def save_tiny_wav2vec2(path, model_class, **config_overrides):
     model.save_pretrained(path)
     Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(path)
     return model
+
+
+def drum_pattern(bpm: float, duration_s: float = 8.0, sample_rate: int = SR) -> np.ndarray:
+    """A rock beat: kick on beats 1 and 3, snare on 2 and 4, closed hi-hat on every eighth (rhythm, no pitch)."""
+    rng = np.random.default_rng(0)
+    y = np.zeros(int(round(duration_s * sample_rate)), np.float32)
+
+    def hit(t0: float, wave: np.ndarray) -> None:
+        i = int(round(t0 * sample_rate))
+        if i < y.size:
+            y[i : i + wave.size] += wave[: y.size - i]
+
+    k = np.arange(int(0.25 * sample_rate)) / sample_rate
+    kick = 0.8 * np.sin(2 * np.pi * (45 * k + 60 * (1 - np.exp(-k / 0.03)) * 0.03)) * np.exp(-k / 0.08)
+    snare = (0.3 * rng.normal(size=k.size) + 0.4 * np.sin(2 * np.pi * 190 * k)) * np.exp(-k / 0.05)
+    hat = 0.1 * np.diff(rng.normal(size=k.size + 1)) * np.exp(-k / 0.01)
+    beat = 60.0 / bpm
+    for j, t in enumerate(np.arange(0.1, duration_s, beat / 2)):
+        hit(t, hat.astype(np.float32))
+        if j % 4 == 0:
+            hit(t, kick.astype(np.float32))
+        elif j % 4 == 2:
+            hit(t, snare.astype(np.float32))
+    return y

@@ -49,12 +49,45 @@ def test_octave_up_keeps_chroma(c_major):
     assert scores["chroma.cosine"] > 0.85 and scores["key.weighted_score"] == 1.0
 
 
-def test_silence_is_undefined_not_zero(c_major):
+def test_silent_output_is_a_miss_and_silent_pair_undefined(c_major):
     silence = np.zeros_like(c_major)
     scores = chroma.evaluate(c_major, silence, SR)
-    assert math.isnan(scores["chroma.cosine"]) and math.isnan(scores["chroma.pc_histogram_similarity"])
-    assert scores["key.weighted_score"] == 0.0  # a reference key and no estimated key: a miss
+    assert scores["chroma.cosine"] == 0.0  # every frame where the reference sounds is a miss
+    assert math.isnan(scores["chroma.pc_histogram_similarity"])  # no histogram to compare
+    assert scores["key.weighted_score"] == 0.0 and scores["key.local_score"] == 0.0
     assert all(math.isnan(v) for v in chroma.evaluate(silence, silence, SR).values())
+
+
+def test_mostly_silent_output_scores_low(c_major):
+    # before (frames silent on either side skipped): one second of the reference then silence scored ~0.9
+    one_second = c_major.copy()
+    one_second[SR:] = 0.0
+    scores = chroma.evaluate(c_major, one_second, SR)
+    full = chroma.evaluate(c_major, c_major, SR)["chroma.cosine"]
+    frac = SR / c_major.size
+    assert scores["chroma.cosine"] < 1.5 * frac * full
+    # the clip-level key cannot see when the key is stated; the local key can
+    assert scores["key.weighted_score"] == 1.0
+    assert scores["key.local_score"] < 0.5
+
+
+def test_output_sounding_where_the_reference_is_silent_is_a_miss(c_major):
+    half = c_major.copy()
+    half[half.size // 2:] = 0.0
+    one_way = chroma.evaluate(half, c_major, SR)["chroma.cosine"]
+    other_way = chroma.evaluate(c_major, half, SR)["chroma.cosine"]
+    assert one_way == pytest.approx(other_way, abs=0.02) and one_way < 0.6
+
+
+def test_frame_cosine_one_sided_silence_known_answer():
+    a = np.zeros((12, 4))
+    a[0] = 1.0
+    b = a.copy()
+    b[:, 3] = 0.0  # est silent on the last frame: a miss
+    a[:, 0] = 0.0  # ref silent on the first frame, est sounds: a miss
+    assert chroma.frame_cosine(a, b) == pytest.approx(2 / 4)
+    b[:, 0] = 0.0  # now frame 0 is silent on both sides: skipped
+    assert chroma.frame_cosine(a, b) == pytest.approx(2 / 3)
 
 
 def test_key_score_agrees_with_mir_eval():

@@ -12,6 +12,8 @@ from metrics_signals import (
     SR,
     chord_progression,
     clicks_at_bpm,
+    drum_pattern,
+    melody,
     save_tiny_wav2vec2,
 )
 
@@ -19,27 +21,47 @@ from vitmusic.metrics import emotion
 
 
 def test_identical_audio_agrees_perfectly():
-    y = chord_progression(C_MAJOR_CHORDS)
+    y = _long(chord_progression(C_MAJOR_CHORDS))
     scores = emotion.evaluate(y, y, SR)
     assert list(scores) == list(emotion.METRIC_NAMES)
     assert scores["emotion.valence_abs_error"] == 0.0 and scores["emotion.arousal_abs_error"] == 0.0
     assert scores["emotion.quadrant_agreement"] == 1.0
 
 
+def _long(y: np.ndarray, seconds: float = emotion.MODE_CONTEXT_S) -> np.ndarray:
+    """``y`` repeated to at least ``seconds`` (valence needs that much context)."""
+    return np.tile(y, int(np.ceil(seconds * SR / y.size)))
+
+
 def test_proxy_directions():
     est = emotion.FeatureEmotionEstimator()
     assert est.is_proxy
-    major, minor = chord_progression(C_MAJOR_CHORDS), chord_progression(A_MINOR_CHORDS)
+    major, minor = _long(chord_progression(C_MAJOR_CHORDS)), _long(chord_progression(A_MINOR_CHORDS))
     v_major, _ = est(major, SR)
     v_minor, _ = est(minor, SR)
     assert v_major > v_minor  # mode carries valence
-    _, a_slow = est(0.05 * clicks_at_bpm(70.0, 6.0), SR)
-    _, a_fast = est(0.05 * clicks_at_bpm(160.0, 6.0), SR)
+    _, a_slow = est(drum_pattern(60.0, 8.0), SR)
+    _, a_fast = est(drum_pattern(150.0, 8.0), SR)
     assert a_fast > a_slow  # event rate and tempo carry arousal
     v, a = est(major, SR)
     assert -1.0 <= v <= 1.0 and -1.0 <= a <= 1.0
     label = emotion.describe()
     assert label["emotion.estimator"] == "FeatureEmotionEstimator" and "PROXY" in label["emotion.note"]
+
+
+def test_valence_undefined_on_short_clips_and_without_pitch():
+    # the mode cue's sign was right on 38-55 % of 4-8 s windows of minor chorales: no valence there
+    est = emotion.FeatureEmotionEstimator()
+    short = chord_progression(C_MAJOR_CHORDS)  # 4 s
+    v, a = est(short, SR)
+    assert math.isnan(v) and math.isfinite(a)
+    assert math.isfinite(est(_long(short), SR)[0])
+    v, a = est(drum_pattern(100.0, emotion.MODE_CONTEXT_S), SR)  # rhythm, no pitch: no mode
+    assert math.isnan(v) and math.isfinite(a)
+    s = emotion.evaluate(short, short, SR)
+    assert math.isnan(s["emotion.valence_abs_error"]) and math.isnan(s["emotion.quadrant_agreement"])
+    assert s["emotion.arousal_abs_error"] == 0.0
+    assert not emotion.mode_is_reliable(0.05, 60.0) and emotion.mode_is_reliable(0.2, 20.0)
 
 
 def test_features_are_documented_units():
@@ -53,8 +75,8 @@ def test_features_are_documented_units():
 def test_proxy_is_loudness_normalised():
     # the issue's measurement: a -15 dB gain change moved arousal by 0.35 before normalisation
     est = emotion.FeatureEmotionEstimator()
-    for y in (chord_progression(C_MAJOR_CHORDS), clicks_at_bpm(120.0, 6.0)):
-        assert est(y * 10 ** (-15 / 20), SR) == pytest.approx(est(y, SR), abs=1e-3)
+    for y in (_long(chord_progression(C_MAJOR_CHORDS)), drum_pattern(120.0, 6.0)):
+        assert est(y * 10 ** (-15 / 20), SR) == pytest.approx(est(y, SR), abs=1e-3, nan_ok=True)
 
 
 def test_non_musical_input_is_undefined_not_confident():
@@ -65,7 +87,7 @@ def test_non_musical_input_is_undefined_not_confident():
     assert all(math.isnan(x) for x in est(np.zeros(3 * SR, np.float32), SR))
     assert not emotion.is_musical(noise, SR)
     assert emotion.is_musical(chord_progression(C_MAJOR_CHORDS), SR)
-    assert emotion.is_musical(clicks_at_bpm(100.0, 6.0), SR)  # rhythm without pitch is music too
+    assert emotion.is_musical(drum_pattern(100.0, 6.0), SR)  # rhythm without pitch is music too
     music = chord_progression(C_MAJOR_CHORDS)
     s = emotion.evaluate(noise, music, SR)
     assert all(math.isnan(v) for v in s.values())
@@ -95,6 +117,33 @@ def test_key_mode_reads_the_cadence():
     assert chroma.estimate_key(g) == "E minor"  # the whole-clip Krumhansl estimate alone: the relative key
 
 
+@pytest.mark.parametrize("bpm", [70.0, 100.0, 120.0, 160.0])
+def test_click_tracks_are_not_music(bpm):
+    # before: a click track passed the gate (rhythmic) and got confident values (valence +0.07/-0.11)
+    y = clicks_at_bpm(bpm, 8.0)
+    cues = emotion.content(y, SR)
+    assert cues["click_track"] == 1.0 and cues["musical"] == 0.0
+    assert all(math.isnan(x) for x in emotion.FeatureEmotionEstimator()(y, SR))
+    music = _long(chord_progression(C_MAJOR_CHORDS))
+    s = emotion.evaluate(music, clicks_at_bpm(bpm, music.size / SR), SR)
+    assert math.isnan(s["emotion.valence_abs_error"]) and s["emotion.quadrant_agreement"] == 0.0
+    # the same clicks under a melody are music again (the melody is)
+    tune, _ = melody([60, 62, 64, 65, 67, 65, 64, 62] * 4, [0.5] * 32)
+    assert emotion.is_musical(tune + clicks_at_bpm(bpm, tune.size / SR)[: tune.size], SR)
+
+
+def test_codec_artifacts_are_not_music():
+    # the random-init tiny MusicGen's output: 99.95 % of the energy at DC and 4/8/16 kHz (32 kHz codec)
+    sr = 32000
+    t = np.arange(8 * sr) / sr
+    y = 0.03 + 0.01 * np.sin(2 * np.pi * 4000 * t) + 0.01 * np.sin(2 * np.pi * 8000 * t)
+    y = (y * (1 + 0.2 * np.sin(2 * np.pi * 0.7 * t))).astype(np.float32)
+    cues = emotion.content(y, sr)
+    assert cues["band_share"] < 0.05 and cues["musical"] == 0.0
+    music = _long(chord_progression(C_MAJOR_CHORDS))
+    assert emotion.evaluate(music, np.resize(y, music.size), SR)["emotion.quadrant_agreement"] == 0.0
+
+
 class _Fixed:
     def __init__(self, table):
         self.table = table
@@ -104,7 +153,7 @@ class _Fixed:
 
 
 def test_pluggable_estimator_and_quadrants():
-    y = clicks_at_bpm(100.0, 2.0)
+    y = chord_progression(C_MAJOR_CHORDS)
     est = _Fixed({0: (0.5, 0.5), 1: (-0.25, 0.75)})
     assert isinstance(est, emotion.EmotionEstimator)
     scores = emotion.evaluate(y, y, SR, estimator=_Fixed({0: (0.5, 0.5), 1: (0.5, -0.5)}))
@@ -121,9 +170,11 @@ def test_pluggable_estimator_and_quadrants():
 
 
 def test_bad_estimator_output_is_rejected():
-    y = clicks_at_bpm(100.0, 2.0)
+    y = chord_progression(C_MAJOR_CHORDS)
     with pytest.raises(ValueError, match="finite"):
-        emotion.evaluate(y, y, SR, estimator=lambda a, sr: (math.nan, 0.0))
+        emotion.evaluate(y, y, SR, estimator=lambda a, sr: (math.inf, 0.0))
+    s = emotion.evaluate(y, y, SR, estimator=lambda a, sr: (math.nan, 0.0))  # nan: undefined, not an error
+    assert math.isnan(s["emotion.valence_abs_error"]) and s["emotion.arousal_abs_error"] == 0.0
     with pytest.raises(ValueError, match="two numbers"):
         emotion.evaluate(y, y, SR, estimator=lambda a, sr: ("high", 0.0))
 
@@ -145,7 +196,8 @@ def test_transformers_adapter_round_trip(tmp_path):
         logits = model(**inputs).logits[0]
     assert (v, a) == pytest.approx((float(logits[0]), float(logits[1])), abs=1e-5)
     # Resampling path: the same audio given at 22050 Hz goes through soxr first.
-    scores = emotion.evaluate(clicks_at_bpm(100.0, 1.5), clicks_at_bpm(100.0, 1.5), SR, estimator=est)
+    tones = chord_progression(C_MAJOR_CHORDS)
+    scores = emotion.evaluate(tones, tones, SR, estimator=est)
     assert scores["emotion.valence_abs_error"] == 0.0
     with pytest.raises(ValueError, match="must be < 2"):
         emotion.TransformersEmotionEstimator(tmp_path, arousal_index=2)
@@ -162,7 +214,7 @@ def test_evaluate_with_a_trained_model_path_replaces_the_proxy(tmp_path, capsys)
     model_dir = tmp_path / "va_model"
     save_tiny_wav2vec2(model_dir, Wav2Vec2ForSequenceClassification, num_hidden_layers=1,
                        classifier_proj_size=8, num_labels=2, problem_type="regression")
-    major, minor = chord_progression(C_MAJOR_CHORDS), chord_progression(A_MINOR_CHORDS)
+    major, minor = _long(chord_progression(C_MAJOR_CHORDS)), _long(chord_progression(A_MINOR_CHORDS))
     for side, y in (("ref", major), ("gen", minor)):
         (tmp_path / side).mkdir()
         sf.write(tmp_path / side / "a.wav", y, SR)
@@ -173,6 +225,7 @@ def test_evaluate_with_a_trained_model_path_replaces_the_proxy(tmp_path, capsys)
     want = emotion.evaluate(major, minor, SR, estimator=emotion.TransformersEmotionEstimator(model_dir))
     assert got["emotion.valence_abs_error"]["mean"] == pytest.approx(want["emotion.valence_abs_error"], abs=1e-6)
     proxy = emotion.evaluate(major, minor, SR)
+    assert math.isfinite(proxy["emotion.valence_abs_error"])
     assert want["emotion.valence_abs_error"] != pytest.approx(proxy["emotion.valence_abs_error"])
     capsys.readouterr()
     assert cli.main(argv + ["--emotion-model", str(tmp_path / "missing")]) == 2

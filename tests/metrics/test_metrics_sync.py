@@ -20,13 +20,7 @@ def onsets_and_frames():
     rng = np.random.default_rng(0)
     onsets = np.cumsum(rng.uniform(0.3, 0.8, 20))
     onsets = onsets[onsets < DURATION_S - 1.0]
-    n = int(DURATION_S * FPS)
-    frames = np.full((n, 24, 24, 3), 30, np.uint8)
-    event = np.searchsorted(onsets, np.arange(n) / FPS, side="right")  # events so far at each frame
-    for k in range(n):
-        r, c = divmod(int(event[k]) % 9, 3)
-        frames[k, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8] = 220
-    return onsets, frames
+    return onsets, _square_video(onsets)
 
 
 def test_motion_envelope_peaks_at_onsets(onsets_and_frames):
@@ -88,3 +82,58 @@ def test_chunked_envelope_equals_whole_video_formula():
     energy = np.concatenate([[0.0], np.abs(np.diff(gray, axis=0)).mean(axis=(1, 2))])
     expected = np.concatenate([[0.0, 0.0], np.maximum(np.diff(energy)[1:], 0.0)])
     assert np.allclose(sync.motion_envelope(frames, FPS), expected)
+
+
+# ------------------------------------------------------------------ null distribution (issue 23.3)
+def _square_video(onsets: np.ndarray, duration_s: float = DURATION_S) -> np.ndarray:
+    """Frames ``[T, 24, 24, 3]`` of a square that jumps to the next of 9 places at each onset."""
+    n = int(duration_s * FPS)
+    frames = np.full((n, 24, 24, 3), 30, np.uint8)
+    event = np.searchsorted(onsets, np.arange(n) / FPS, side="right")  # events so far at each frame
+    for k in range(n):
+        r, c = divmod(int(event[k]) % 9, 3)
+        frames[k, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8] = 220
+    return frames
+
+
+def test_mismatched_video_scores_near_the_null(onsets_and_frames):
+    # before: the peak correlation of another clip's video was far from "around 0" (here 0.3-0.5)
+    onsets, frames = onsets_and_frames
+    audio = click_train(onsets, DURATION_S)
+    matched = sync.evaluate(sync.motion_envelope(frames, FPS), FPS, audio, SR)
+    assert matched["sync.z_score"] > 3.5 and matched["sync.null_percentile"] > 0.99
+    zs = []
+    for seed in range(1, 6):
+        rng = np.random.default_rng(seed)
+        other = np.cumsum(rng.uniform(0.3, 0.8, 20))
+        other = other[other < DURATION_S - 1.0]
+        mismatched = sync.evaluate(sync.motion_envelope(_square_video(other), FPS), FPS, audio, SR)
+        assert mismatched["sync.correlation"] > 0.1  # the raw peak is not near 0 ...
+        zs.append(mismatched["sync.z_score"])
+    assert max(zs) < 3.0 and np.mean(zs) < 1.5  # ... the z-score is
+    assert min(zs) < matched["sync.z_score"] - 2.0
+
+
+def test_steady_tempo_fits_any_video_and_the_null_says_so():
+    # a metronome against a video moving at the same tempo with another phase: a high raw peak, no evidence
+    beats = np.arange(0.25, DURATION_S - 0.5, 0.5)
+    audio = click_train(beats, DURATION_S)
+    env = sync.motion_envelope(_square_video(beats + 0.21), FPS)
+    scores = sync.evaluate(env, FPS, audio, SR)
+    assert scores["sync.correlation"] > 0.5
+    assert scores["sync.z_score"] < 2.5  # measured 1.9; matched irregular onsets: 4.2
+
+
+def test_null_needs_a_clip_longer_than_the_lag_window(onsets_and_frames):
+    onsets, frames = onsets_and_frames
+    short = frames[: int(1.9 * FPS)]
+    scores = sync.evaluate(sync.motion_envelope(short, FPS), FPS, click_train(onsets, 1.9), SR)
+    assert math.isfinite(scores["sync.correlation"])
+    assert math.isnan(scores["sync.z_score"]) and math.isnan(scores["sync.null_percentile"])
+
+
+def test_circular_correlation_known_shift():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=300)
+    c = sync.circular_correlation(v, np.roll(v, 7))  # audio 7 samples late
+    assert int(np.argmax(c)) == 7 and c[7] == pytest.approx(1.0)

@@ -1,6 +1,6 @@
 """Undefined vs zero: every metric on a silent generated file and on a silent reference.
 
-The expected values are the table in eval/README.md ("Undefined values"): NaN where the set a metric is
+The expected values are the table in docs/evaluation.md ("Undefined values"): NaN where the set a metric is
 taken over is empty or a value it compares does not exist on one side, 0 where the reference has
 something and the estimate failed to produce it.
 """
@@ -22,7 +22,11 @@ TABLE: dict[str, tuple[str, str]] = {
     "tempo.p_score": (ZERO, NAN),
     "tempo.bpm_abs_error": (NAN, NAN),
     "tempo.bpm_rel_error": (NAN, NAN),
+    "tempo.acc1": (ZERO, NAN),
+    "tempo.acc2": (ZERO, NAN),
+    "tempo.bpm_rel_error_octave": (NAN, NAN),
     "beat.f_measure": (ZERO, NAN),
+    "beat.amlt": (ZERO, NAN),
     "pitch.voicing_recall": (ZERO, NAN),
     "pitch.voicing_false_alarm": (ZERO, DEFINED),
     "pitch.raw_pitch_accuracy": (ZERO, NAN),
@@ -32,8 +36,9 @@ TABLE: dict[str, tuple[str, str]] = {
     "notes.recall": (ZERO, NAN),
     "notes.f1": (ZERO, NAN),
     "notes.f1_no_offset": (ZERO, NAN),
-    "chroma.cosine": (NAN, NAN),
+    "chroma.cosine": (ZERO, ZERO),
     "key.weighted_score": (ZERO, NAN),
+    "key.local_score": (ZERO, NAN),
     "chroma.pc_histogram_similarity": (NAN, NAN),
     "emotion.valence_abs_error": (NAN, NAN),
     "emotion.arousal_abs_error": (NAN, NAN),

@@ -2,10 +2,25 @@
 
 These reward generated music that uses the same harmony as the reference even when it is not note for
 note. Chroma is ``librosa.feature.chroma_cqt`` at 22050 Hz with a 512-sample hop (~23 ms). The key is
-estimated with the Krumhansl-Schmuckler method: the Pearson correlation of the clip's pitch-class
-histogram with the 24 rotated Krumhansl-Kessler probe-tone profiles; the best-correlated key wins.
-Keys are compared with ``mir_eval.key.weighted_score`` (1 same key, 0.5 fifth, 0.3 relative, 0.2
-parallel, 0 otherwise).
+estimated with the Krumhansl-Schmuckler method: the Pearson correlation of a pitch-class histogram with
+the 24 rotated Krumhansl-Kessler probe-tone profiles; the best-correlated key wins. Keys are compared
+with ``mir_eval.key.weighted_score`` (1 same key, 0.5 fifth, 0.3 relative, 0.2 parallel, 0 otherwise).
+
+Silence (a frame whose chroma energy is below :data:`SILENT_FRAME_RATIO` of its side's loudest frame)
+is part of the comparison, not a gap in it:
+
+- ``chroma.cosine`` is the mean cosine over the frames where **either** side sounds; a frame where only
+  one side sounds scores 0 (a miss: the generated audio is silent where the reference plays, or plays
+  where the reference is silent); frames silent on both sides are skipped. Before, frames silent on
+  either side were skipped, so one second of the reference followed by nine seconds of silence scored
+  0.87-0.90; now it scores ~0.1.
+- ``key.weighted_score`` compares the two clip-level keys (one key per clip, the MIREX convention).
+  It cannot see when the key is stated: the same one second plus silence scores 1.0.
+- ``key.local_score`` compares local keys over time: every :data:`KEY_HOP_S` seconds where the reference
+  sounds, the key of each side's :data:`KEY_WINDOW_S` window centred there (mir_eval weighted score);
+  a step where the generated audio is silent scores 0. It follows modulations and penalises output
+  that states the key only briefly.
+- ``chroma.pc_histogram_similarity`` is timing-free by definition (harmony regardless of when).
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ import math
 import numpy as np
 
 from vitmusic.metrics.audio_checks import is_silent, resample, validate_audio, validate_pair
+from vitmusic.metrics.jit import ensure_jit_cache
 
 ANALYSIS_SR = 22050
 HOP_LENGTH = 512
@@ -26,7 +42,11 @@ MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 
 #: Frames whose chroma energy is below this fraction of the clip's loudest frame count as silent.
 SILENT_FRAME_RATIO = 1e-3
 
-METRIC_NAMES = ("chroma.cosine", "key.weighted_score", "chroma.pc_histogram_similarity")
+#: local key: the key of the window of this length centred on each step (one step every KEY_HOP_S)
+KEY_WINDOW_S = 8.0
+KEY_HOP_S = 1.0
+
+METRIC_NAMES = ("chroma.cosine", "key.weighted_score", "key.local_score", "chroma.pc_histogram_similarity")
 
 
 def validate(ref_chroma: object, est_chroma: object) -> tuple[np.ndarray, np.ndarray]:
@@ -48,6 +68,7 @@ def validate(ref_chroma: object, est_chroma: object) -> tuple[np.ndarray, np.nda
 
 def chromagram(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Constant-Q chromagram ``[12, T]`` (raw energies, not max-normalised; zeros for silence)."""
+    ensure_jit_cache()
     import librosa
 
     y = resample(validate_audio(audio, sample_rate), sample_rate, ANALYSIS_SR)
@@ -65,20 +86,22 @@ def _active(chroma: np.ndarray) -> np.ndarray:
 
 
 def frame_cosine(ref_chroma: np.ndarray, est_chroma: np.ndarray) -> float:
-    """Mean cosine similarity of time-aligned chroma frames where both signals sound.
+    """Mean cosine similarity of time-aligned chroma frames where either signal sounds.
 
-    The longer chromagram is truncated to the shorter. Frames silent in either signal are skipped; nan
-    when no frame is active in both.
+    The longer chromagram is truncated to the shorter. A frame where only one signal sounds scores 0 (a
+    miss either way); frames silent in both are skipped; nan when no frame sounds in either.
     """
     ref, est = validate(ref_chroma, est_chroma)
     n = min(ref.shape[1], est.shape[1])
     ref, est = ref[:, :n], est[:, :n]
-    both = _active(ref) & _active(est)
-    if not np.any(both):
+    ref_on, est_on = _active(ref), _active(est)
+    either = ref_on | est_on
+    if not np.any(either):
         return math.nan
+    both = ref_on & est_on
     r, e = ref[:, both], est[:, both]
     cos = (r * e).sum(axis=0) / (np.linalg.norm(r, axis=0) * np.linalg.norm(e, axis=0))
-    return float(np.mean(cos))
+    return float(np.sum(cos) / np.count_nonzero(either))
 
 
 def pc_histogram(chroma: np.ndarray) -> np.ndarray:
@@ -167,6 +190,50 @@ def key_score(ref_key: str | None, est_key: str | None) -> float:
     return float(mir_eval.key.weighted_score(ref_key, est_key))
 
 
+def local_keys(chroma: np.ndarray, window_s: float = KEY_WINDOW_S, hop_s: float = KEY_HOP_S
+               ) -> tuple[list[str | None], np.ndarray]:
+    """Krumhansl-Schmuckler key of the ``window_s`` window centred on each ``hop_s`` step.
+
+    Args:
+        chroma: ``[12, T]`` chromagram at ``ANALYSIS_SR / HOP_LENGTH`` frames per second.
+        window_s: window length (clipped at the clip edges; a clip shorter than it is one window).
+        hop_s: step length.
+
+    Returns:
+        ``(keys, sounding [S])``: per step the key string (None when the window is silent or flat) and
+        whether any frame of the step itself sounds.
+    """
+    c = np.asarray(chroma, dtype=np.float64)
+    fps = ANALYSIS_SR / HOP_LENGTH
+    hop, half = max(1, int(round(hop_s * fps))), max(1, int(round(window_s * fps / 2)))
+    n = c.shape[1]
+    active = _active(c)
+    cum = np.concatenate([np.zeros((12, 1)), np.cumsum(np.where(active, c, 0.0), axis=1)], axis=1)
+    keys: list[str | None] = []
+    sounding = []
+    for start in range(0, n, hop):
+        centre = min(start + hop // 2, n - 1)
+        lo, hi = max(0, centre - half), min(n, centre + half)
+        hist = cum[:, hi] - cum[:, lo]
+        keys.append(estimate_key(hist[:, None]) if hist.sum() > 0 else None)
+        sounding.append(bool(active[start:start + hop].any()))
+    return keys, np.asarray(sounding, dtype=bool)
+
+
+def local_key_score(ref_chroma: np.ndarray, est_chroma: np.ndarray, window_s: float = KEY_WINDOW_S,
+                    hop_s: float = KEY_HOP_S) -> float:
+    """Mean ``mir_eval`` weighted score of the local keys (:func:`local_keys`) over the steps where the
+    reference sounds; a step where the generated audio is silent (or flat) scores 0; nan when the
+    reference never sounds."""
+    ref, est = validate(ref_chroma, est_chroma)
+    n = min(ref.shape[1], est.shape[1])
+    ref_keys, ref_on = local_keys(ref[:, :n], window_s, hop_s)
+    est_keys, est_on = local_keys(est[:, :n], window_s, hop_s)
+    scores = [key_score(r, e if on else None)
+              for r, on_ref, e, on in zip(ref_keys, ref_on, est_keys, est_on) if on_ref and r is not None]
+    return float(np.mean(scores)) if scores else math.nan
+
+
 def describe(ref_audio: np.ndarray, est_audio: np.ndarray, sample_rate: int) -> dict[str, str | None]:
     """The estimated key strings ``{"key.ref": ..., "key.est": ...}`` (for reports; not metrics)."""
     ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
@@ -179,13 +246,17 @@ def evaluate(
     """Chroma and key agreement of generated audio with the reference.
 
     Returns:
-        ``chroma.cosine`` (mean frame cosine, 0..1), ``key.weighted_score`` (0..1) and
-        ``chroma.pc_histogram_similarity`` (0..1); nan where a signal is silent.
+        ``chroma.cosine`` (mean frame cosine over the frames where either side sounds, 0..1),
+        ``key.weighted_score`` (clip keys, 0..1), ``key.local_score`` (local keys over time, 0..1) and
+        ``chroma.pc_histogram_similarity`` (0..1). A silent generated side scores 0 on the cosine and the
+        key scores, nan on the histogram similarity; a silent reference scores 0 on the cosine when the
+        generated side sounds (every sounding frame is a miss), nan on the others.
     """
     ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
     ref_c, est_c = chromagram(ref, sr), chromagram(est, sr)
     scores: collections.OrderedDict[str, float] = collections.OrderedDict()
     scores["chroma.cosine"] = frame_cosine(ref_c, est_c)
     scores["key.weighted_score"] = key_score(estimate_key(ref_c), estimate_key(est_c))
+    scores["key.local_score"] = local_key_score(ref_c, est_c)
     scores["chroma.pc_histogram_similarity"] = histogram_similarity(ref_c, est_c)
     return scores

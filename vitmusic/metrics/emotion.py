@@ -30,11 +30,39 @@ Both lie in [-1, 1]. Quadrant agreement is 1 when the signs of valence and arous
 positive) match for both signals, else 0. ``loudness_lufs`` (before normalisation) is reported by
 :func:`features` for information only; it has no weight.
 
-**Undefined for non-music.** Emotion is not defined for input without tonal or rhythmic content: a signal
-is *tonal* when its median spectral flatness is below :data:`MAX_TONAL_FLATNESS` (white noise ~0.56, pink
-~0.2, the benchmark's chorales < 0.002) and *rhythmic* when the autocorrelation of its onset envelope at
-lags 0.25-2 s peaks at or above :data:`MIN_PULSE` (noise ~0.12, chorales >= 0.28, a click track 0.84).
-Neither (or silence) -> :func:`evaluate` returns nan instead of a confident value, for any estimator.
+**Undefined for non-music.** Emotion is not defined for input that is not music; :func:`content` decides
+(figures from ``scripts/benchmarks/bench_metric_definitions.py``):
+
+- **in band**: at least :data:`MIN_BAND_SHARE` of the energy lies between 27.5 Hz and 4.2 kHz (the piano's
+  range, where the fundamentals and most of the energy of music lie). The random-init tiny MusicGen
+  writes almost all its energy at DC and 4/8/16 kHz (share 0.001): codec artifacts, not music.
+- **tonal**: median spectral flatness of the sounding frames below :data:`MAX_TONAL_FLATNESS` (white
+  noise ~0.56, pink ~0.2, the benchmark's chorales < 0.002) **and** a pitch-class entropy of the chroma
+  below :data:`MAX_PC_ENTROPY` bits (uniform over 12 classes is 3.58; a 1 kHz click track and drum kits
+  3.53-3.58, melodies and chorales 3.1-3.3);
+- **rhythmic**: at least 3 onsets and either an onset-envelope autocorrelation peak at 0.25-2 s lags of
+  at least :data:`MIN_PULSE` (noise ~0.1, chorales >= 0.22, a drum beat ~0.8) or, when not noise-like
+  (flatness as above), :data:`MIN_ONSET_RATE` onsets per second (a freely played drum solo), and **not a
+  click track**: a click track repeats one identical event (timbre variety, the
+  mean standard deviation of MFCC 1-12 across onsets, below :data:`MIN_EVENT_VARIETY`: clicks 3.4, real
+  drum kits 5.4-11.4, chorales 8.7) at a steady rate (inter-onset-interval coefficient of variation below
+  :data:`MAX_CLICK_IOI_CV`: clicks 0.02).
+
+``musical = in band and (tonal or rhythmic)``. Not musical (or silence) -> :func:`evaluate` returns nan
+instead of a confident value, for any estimator.
+
+**Mode cue on short windows.** Valence rests on the mode cue, and whether a passage is in a major key or
+its relative minor cannot be told reliably from a few seconds without a cadence: on 4 s and 8 s windows of
+16 chorales the cue's sign was right for 77-79 % of the major windows but only 38-55 % of the minor ones,
+and no confidence threshold fixed it (the wrong minor windows are confidently wrong); on whole pieces with
+``|mode| >= 0.1`` it was right 13 of 13 times (3 of 16 pieces below the threshold). The proxy's valence is
+therefore **undefined** (nan; arousal stays defined) on clips shorter than :data:`MODE_CONTEXT_S` and
+when ``|mode| <`` :data:`MIN_MODE_EVIDENCE` (``scripts/benchmarks/bench_metric_definitions.py``). Even so,
+16 s windows cut from the middle of a piece are only right 73 % (major) / 67 % (minor) of the time where
+valence is defined (the cue reads the tonic from the cadence, which such windows lack): the proxy's
+valence means something for whole pieces, little for excerpts.
+Music without
+pitch content (rhythmic but not tonal: drums) has no mode either: arousal only, valence nan.
 
 Any model can replace the proxy through the :class:`EmotionEstimator` protocol, e.g.
 :class:`TransformersEmotionEstimator` for a transformers audio model with a 2-value regression head.
@@ -50,6 +78,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from vitmusic.metrics.audio_checks import is_silent, resample, validate_audio, validate_pair
+from vitmusic.metrics.jit import ensure_jit_cache
+from vitmusic.metrics.loudness import TARGET_LUFS, loudness_normalize  # noqa: F401  (re-exported)
 
 ANALYSIS_SR = 22050
 #: ``name -> (low anchor, high anchor)`` mapped to -1 and +1.
@@ -61,9 +91,18 @@ FEATURE_ANCHORS: dict[str, tuple[float, float]] = {
 }
 AROUSAL_WEIGHTS = {"onset_rate": 0.40, "tempo": 0.30, "brightness": 0.30}
 VALENCE_WEIGHTS = {"mode": 0.60, "tempo": 0.25, "brightness": 0.15}
-TARGET_LUFS = -23.0
 MAX_TONAL_FLATNESS = 0.1
 MIN_PULSE = 0.25
+#: musical gate (module docstring): energy share in 27.5 Hz..4.2 kHz, pitch-class entropy (bits), onsets
+MIN_BAND_SHARE = 0.5
+MUSIC_BAND_HZ = (27.5, 4200.0)
+MAX_PC_ENTROPY = 3.45
+MIN_ONSET_RATE = 1.0
+MIN_EVENT_VARIETY = 4.5
+MAX_CLICK_IOI_CV = 0.1
+#: valence is undefined on clips shorter than MODE_CONTEXT_S seconds or with |mode| below MIN_MODE_EVIDENCE
+MIN_MODE_EVIDENCE = 0.1
+MODE_CONTEXT_S = 16.0
 
 METRIC_NAMES = ("emotion.valence_abs_error", "emotion.arousal_abs_error", "emotion.quadrant_agreement")
 
@@ -76,17 +115,17 @@ class EmotionEstimator(Protocol):
 
 
 def validate(valence: float, arousal: float, name: str = "estimator output") -> tuple[float, float]:
-    """Check an estimator's output (two finite floats) and return it.
+    """Check an estimator's output (two floats, each finite or nan for "undefined") and return it.
 
     Raises:
-        ValueError: non-numeric or non-finite values.
+        ValueError: non-numeric or infinite values.
     """
     try:
         v, a = float(valence), float(arousal)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be two numbers (valence, arousal): {exc}") from exc
-    if not (math.isfinite(v) and math.isfinite(a)):
-        raise ValueError(f"{name} must be finite, got valence={v}, arousal={a}")
+    if math.isinf(v) or math.isinf(a):
+        raise ValueError(f"{name} must be finite (or nan: undefined), got valence={v}, arousal={a}")
     return v, a
 
 
@@ -95,49 +134,66 @@ def _scale(value: float, name: str) -> float:
     return float(np.clip(2.0 * (value - lo) / (hi - lo) - 1.0, -1.0, 1.0))
 
 
-def loudness_normalize(y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
-    """``y`` scaled to ``target_lufs`` integrated loudness (ITU-R BS.1770); returns it and its loudness
-    before scaling (-inf for silence, returned unscaled)."""
-    import pyloudnorm
-
-    y64 = np.asarray(y, np.float64)
-    if y64.size < int(0.4 * sample_rate):  # shorter than one BS.1770 gating block: pad with silence
-        y64 = np.pad(y64, (0, int(0.4 * sample_rate) - y64.size))
-    lufs = float(pyloudnorm.Meter(sample_rate).integrated_loudness(y64))
-    if not math.isfinite(lufs):
-        return np.asarray(y, np.float32), -math.inf
-    return (np.asarray(y, np.float64) * 10 ** ((target_lufs - lufs) / 20)).astype(np.float32), lufs
-
-
 def content(audio: np.ndarray, sample_rate: int) -> collections.OrderedDict[str, float]:
-    """Musical-content cues: ``flatness`` (median spectral flatness of the sounding frames) and ``pulse``
-    (peak onset-envelope autocorrelation at 0.25-2 s lags), plus ``tonal`` / ``rhythmic`` / ``musical``
-    (1.0 or 0.0) from :data:`MAX_TONAL_FLATNESS` and :data:`MIN_PULSE`."""
+    """Musical-content cues of the module docstring's gate.
+
+    Returns:
+        ``band_share`` (energy share in :data:`MUSIC_BAND_HZ`), ``flatness`` (median spectral flatness of
+        the sounding frames), ``pc_entropy`` (bits, of the chroma summed over time), ``pulse`` (peak
+        onset-envelope autocorrelation at 0.25-2 s lags), ``onset_rate`` (/s), ``event_variety`` (mean std
+        of MFCC 1-12 across onsets; nan below 3 onsets), ``ioi_cv`` (inter-onset intervals), and the 0/1
+        decisions ``in_band``, ``tonal``, ``click_track``, ``rhythmic``, ``musical``. Silence: all cues nan,
+        all decisions 0.
+    """
+    ensure_jit_cache()
     import librosa
 
     y = resample(validate_audio(audio, sample_rate), sample_rate, ANALYSIS_SR)
-    out: collections.OrderedDict[str, float] = collections.OrderedDict(flatness=math.nan, pulse=math.nan,
-                                                                       tonal=0.0, rhythmic=0.0, musical=0.0)
+    names = ("band_share", "flatness", "pc_entropy", "pulse", "onset_rate", "event_variety", "ioi_cv")
+    out: collections.OrderedDict[str, float] = collections.OrderedDict.fromkeys(names, math.nan)
+    out.update(dict.fromkeys(("in_band", "tonal", "click_track", "rhythmic", "musical"), 0.0))
     if is_silent(y):
         return out
+    power = np.abs(librosa.stft(y)) ** 2
+    freqs = librosa.fft_frequencies(sr=ANALYSIS_SR)
+    band = (freqs >= MUSIC_BAND_HZ[0]) & (freqs <= MUSIC_BAND_HZ[1])
+    out["band_share"] = float(power[band].sum() / max(power.sum(), 1e-30))
     rms = librosa.feature.rms(y=y)[0]
     flat = librosa.feature.spectral_flatness(y=y)[0][: rms.size]
     sounding = rms > 1e-3 * rms.max()
     out["flatness"] = float(np.median(flat[sounding])) if sounding.any() else math.nan
+    from vitmusic.metrics import chroma
+
+    hist = chroma.pc_histogram(chroma.chromagram(y, ANALYSIS_SR))
+    p = hist[hist > 0]
+    out["pc_entropy"] = float(-(p * np.log2(p)).sum()) if p.size else math.nan
     env = librosa.onset.onset_strength(y=y, sr=ANALYSIS_SR)
-    env = env - env.mean()
-    ac = np.correlate(env, env, "full")[env.size - 1:]
+    centred = env - env.mean()
+    ac = np.correlate(centred, centred, "full")[centred.size - 1:]
     lags_s = np.arange(ac.size) * 512 / ANALYSIS_SR
     window = (lags_s >= 0.25) & (lags_s <= 2.0)
     out["pulse"] = float(ac[window].max() / ac[0]) if ac[0] > 0 and window.any() else 0.0
-    out["tonal"] = float(out["flatness"] < MAX_TONAL_FLATNESS)
-    out["rhythmic"] = float(out["pulse"] >= MIN_PULSE)
-    out["musical"] = float(out["tonal"] or out["rhythmic"])
+    onsets = librosa.onset.onset_detect(onset_envelope=env, sr=ANALYSIS_SR)
+    out["onset_rate"] = float(onsets.size / (y.size / ANALYSIS_SR))
+    if onsets.size >= 3:
+        mfcc = librosa.feature.mfcc(y=y, sr=ANALYSIS_SR, n_mfcc=13)[1:]  # c0 (level) left out
+        events = np.stack([mfcc[:, o:o + 3].mean(axis=1) for o in onsets])  # ~70 ms after each onset
+        out["event_variety"] = float(events.std(axis=0).mean())
+        ioi = np.diff(onsets).astype(np.float64)
+        out["ioi_cv"] = float(ioi.std() / ioi.mean())
+    noise_like = not out["flatness"] < MAX_TONAL_FLATNESS
+    out["in_band"] = float(out["band_share"] >= MIN_BAND_SHARE)
+    out["tonal"] = float(not noise_like and out["pc_entropy"] < MAX_PC_ENTROPY)
+    out["click_track"] = float(out["event_variety"] < MIN_EVENT_VARIETY and out["ioi_cv"] < MAX_CLICK_IOI_CV)
+    out["rhythmic"] = float(onsets.size >= 3 and not out["click_track"] and (
+        out["pulse"] >= MIN_PULSE or (not noise_like and out["onset_rate"] >= MIN_ONSET_RATE)))
+    out["musical"] = float(out["in_band"] and (out["tonal"] or out["rhythmic"]))
     return out
 
 
 def is_musical(audio: np.ndarray, sample_rate: int) -> bool:
-    """Whether ``audio`` has tonal or rhythmic content (see :func:`content`); False for silence and noise."""
+    """Whether ``audio`` is music by :func:`content`'s gate; False for silence, noise, click tracks and
+    out-of-band artifacts."""
     return bool(content(audio, sample_rate)["musical"])
 
 
@@ -146,6 +202,7 @@ def features(audio: np.ndarray, sample_rate: int) -> collections.OrderedDict[str
     tempo BPM, brightness log2 Hz, mode (key-score difference), and ``loudness_lufs`` before normalisation
     (information only). Silence gives loudness -inf, zero rate/mode and nan tempo/brightness.
     """
+    ensure_jit_cache()
     import librosa
 
     from vitmusic.metrics import chroma, tempo
@@ -169,23 +226,33 @@ def features(audio: np.ndarray, sample_rate: int) -> collections.OrderedDict[str
     return out
 
 
+def mode_is_reliable(mode: float, duration_s: float) -> bool:
+    """Whether the mode cue may carry valence: on a clip of at least :data:`MODE_CONTEXT_S` with
+    ``|mode| >=`` :data:`MIN_MODE_EVIDENCE` (module docstring, "Mode cue on short windows")."""
+    return duration_s >= MODE_CONTEXT_S - 1e-6 and abs(mode) >= MIN_MODE_EVIDENCE
+
+
 class FeatureEmotionEstimator:
     """PROXY valence/arousal estimator from onset rate, tempo, brightness and mode of loudness-normalised audio.
 
     Hand-set weights (see the module docstring), not fitted to listener ratings. Undefined features
     (nan tempo/brightness of near-silent audio) contribute 0, the neutral value. Non-musical input
-    (:func:`is_musical` False: silence, noise) gives ``(nan, nan)``.
+    (:func:`is_musical` False: silence, noise, click tracks, artifacts) gives ``(nan, nan)``; non-tonal
+    music (drums) or weak mode evidence on a short clip (:func:`mode_is_reliable`) a nan valence.
     """
 
     is_proxy = True
 
     def __call__(self, audio: np.ndarray, sample_rate: int) -> tuple[float, float]:
-        if not is_musical(audio, sample_rate):
+        gate = content(audio, sample_rate)
+        if not gate["musical"]:
             return math.nan, math.nan
         raw = features(audio, sample_rate)
         scaled = {k: (0.0 if math.isnan(v) else _scale(v, k)) for k, v in raw.items() if k in FEATURE_ANCHORS}
         arousal = sum(w * scaled[k] for k, w in AROUSAL_WEIGHTS.items())
         valence = sum(w * scaled[k] for k, w in VALENCE_WEIGHTS.items())
+        if not gate["tonal"] or not mode_is_reliable(raw["mode"], len(audio) / sample_rate):
+            valence = math.nan  # no pitch content (drums) or weak mode evidence: the mode cue is noise
         return float(valence), float(arousal)
 
 
@@ -292,6 +359,8 @@ def evaluate(
         (noise: :func:`is_musical`) have no emotion, whatever an estimator returns for them: such a
         reference makes all three nan; such an estimate against a musical reference gives nan errors (no
         value to measure) and quadrant agreement 0 (the estimate failed to convey the reference's emotion).
+        A nan valence or arousal from the estimator (e.g. the proxy's valence on weak mode evidence) makes
+        that error and the quadrant agreement nan.
     """
     ref, est, sr = validate_pair(ref_audio, est_audio, sample_rate)
     ref_none = is_silent(ref) or not is_musical(ref, sr)
@@ -304,10 +373,12 @@ def evaluate(
     estimator = FeatureEmotionEstimator() if estimator is None else estimator
     ref_v, ref_a = validate(*estimator(ref, sr), name="estimator output for ref_audio")
     est_v, est_a = validate(*estimator(est, sr), name="estimator output for est_audio")
+    defined = not any(math.isnan(x) for x in (ref_v, ref_a, est_v, est_a))
     return collections.OrderedDict(
         [
             ("emotion.valence_abs_error", abs(ref_v - est_v)),
             ("emotion.arousal_abs_error", abs(ref_a - est_a)),
-            ("emotion.quadrant_agreement", float(quadrant(ref_v, ref_a) == quadrant(est_v, est_a))),
+            ("emotion.quadrant_agreement",
+             float(quadrant(ref_v, ref_a) == quadrant(est_v, est_a)) if defined else math.nan),
         ]
     )

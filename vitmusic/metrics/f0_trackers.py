@@ -11,7 +11,7 @@ f0_hz [F])`` with 0 Hz on unvoiced frames, like every backend of :func:`vitmusic
   unpickles the bundled file (a full, not weights-only, load inside the package): only the checkpoint
   that ships with the installed package is ever loaded. Voicing = confidence >= :data:`PESTO_VOICING`.
 
-Which one is the default of the benchmark is decided by measurement (``eval/README.md``).
+Which one is the default of the benchmark is decided by measurement (``docs/evaluation.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import types
 
 import numpy as np
 
-from vitmusic.metrics.referees import RefereeUnavailableError
+from vitmusic.metrics.referees import RefereeUnavailableError, onnx_threads
 
 SWIFT_HINT = "pip install swift-f0 (MIT, ONNX model inside the package; needs onnxruntime)"
 PESTO_HINT = "pip install --no-deps pesto-pitch==2.0.1 (its torchaudio dependency is not needed)"
@@ -37,7 +37,7 @@ def _swift():
         from swift_f0 import SwiftF0
     except ImportError as e:
         raise RefereeUnavailableError(f"pitch backend 'swift' needs swift-f0 ({e}): {SWIFT_HINT}") from e
-    return SwiftF0(spin=False)  # no busy-waiting thread pool on shared CPUs
+    return SwiftF0(threads=onnx_threads(), spin=False)  # the process's thread count, no busy-waiting pool
 
 
 def track_swift(y: np.ndarray, sample_rate: int, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, np.ndarray]:

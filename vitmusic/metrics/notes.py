@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from vitmusic.metrics.audio_checks import validate_audio, validate_sample_rate
+from vitmusic.metrics.jit import ensure_jit_cache
 
 METRIC_NAMES = ("notes.precision", "notes.recall", "notes.f1", "notes.f1_no_offset")
 
@@ -90,6 +91,29 @@ def precision_recall_f1(
     return float(p), float(r), float(f)
 
 
+def matched_reference(
+    ref_notes: np.ndarray,
+    est_notes: np.ndarray,
+    *,
+    offset_ratio: float | None = None,
+    onset_tolerance_s: float = 0.05,
+    pitch_tolerance_cents: float = 50.0,
+) -> np.ndarray:
+    """Which reference notes the estimate recalls: ``bool [N]`` from mir_eval's one-to-one note matching
+    (onsets within ``onset_tolerance_s``, pitch within ``pitch_tolerance_cents``; offsets only when
+    ``offset_ratio`` is given). Its mean is the recall of :func:`precision_recall_f1`."""
+    import mir_eval
+
+    ref_i, ref_p = to_intervals(ref_notes)
+    est_i, est_p = to_intervals(est_notes)
+    hit = np.zeros(ref_p.size, bool)
+    if ref_p.size and est_p.size:
+        pairs = mir_eval.transcription.match_notes(ref_i, ref_p, est_i, est_p, onset_tolerance=onset_tolerance_s,
+                                                   pitch_tolerance=pitch_tolerance_cents, offset_ratio=offset_ratio)
+        hit[[i for i, _ in pairs]] = True
+    return hit
+
+
 def evaluate(ref_notes: np.ndarray, est_notes: np.ndarray) -> collections.OrderedDict[str, float]:
     """Note precision/recall/F1 with offsets (``offset_ratio`` 0.2) and F1 on onsets + pitch only.
 
@@ -110,6 +134,7 @@ def evaluate(ref_notes: np.ndarray, est_notes: np.ndarray) -> collections.Ordere
 
 def _level_db(y: np.ndarray, sample_rate: int, times_s: np.ndarray) -> np.ndarray:
     """RMS level in dB (20 ms windows) sampled at ``times_s``."""
+    ensure_jit_cache()
     import librosa
 
     hop = max(1, int(round(0.01 * sample_rate)))
@@ -158,6 +183,7 @@ def transcribe(
     Returns:
         ``[K, 3]`` float64 notes ``(onset_s, f0_hz, duration_s)``, sorted by onset.
     """
+    ensure_jit_cache()
     import librosa
 
     from vitmusic.metrics import pitch

@@ -2,7 +2,7 @@
 
 f0 tracking backends:
 
-- ``"pyin"`` (default): ``librosa.pyin`` on audio resampled to 16 kHz, 1024-sample frames, 20 ms hop,
+- ``"pyin"`` (this function's default): ``librosa.pyin`` on audio resampled to 16 kHz, 1024-sample frames, 20 ms hop,
   39.8..2100 Hz (double bass low E to beyond the violin/flute range of URMP), 0.2-semitone pitch grid.
   The grid is the main speed knob: pyin's Viterbi cost grows with the square of the number of pitch
   states and 0.2 semitones (20 cents, so at most 10 cents quantisation error) is ~4x faster than librosa's
@@ -11,6 +11,9 @@ f0 tracking backends:
   ``pip install --no-deps torchcrepe``; its module-level imports of torchaudio and resampy are satisfied by
   temporary placeholders, as neither is used for 16 kHz input). Voicing = periodicity >= 0.21 after a
   3-frame median filter. Checked with torchcrepe 0.0.24 (tiny model: ~1 s per 2 s of audio on 2 cores).
+- ``"swift"`` and ``"pesto"``: the trained trackers swift-f0 and PESTO (models inside their PyPI packages, run
+  offline; :mod:`vitmusic.metrics.f0_trackers`). ``vitmusic evaluate`` uses ``"swift"`` by default, chosen by
+  measurement on the benchmark's stems (docs/evaluation.md, "f0 trackers").
 
 The reference f0 either comes from tracking the ground-truth audio or from annotations (URMP ``F0s``
 files, passed in as arrays). Per-stem evaluation is the caller's loop. f0 arrays use ``mir_eval``'s
@@ -33,6 +36,7 @@ from vitmusic.metrics.audio_checks import (
     validate_sample_rate,
     validate_series,
 )
+from vitmusic.metrics.jit import ensure_jit_cache
 
 ANALYSIS_SR = 16000
 FRAME_LENGTH = 1024
@@ -109,6 +113,7 @@ def track_f0(
 
 
 def _track_pyin(y: np.ndarray, fmin_hz: float, fmax_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    ensure_jit_cache()
     import librosa
 
     n_frames = 1 + y.size // HOP_LENGTH
