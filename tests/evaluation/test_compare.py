@@ -7,8 +7,10 @@ import pytest
 from scipy.stats import wilcoxon
 
 from vitmusic import cli
-from vitmusic.evaluation.report import compare_runs, write_per_clip_csv
-from vitmusic.evaluation.runner import PER_CLIP_METRICS, SUMMARY_METRICS
+from vitmusic.evaluation.compare import compare_runs
+from vitmusic.evaluation.registry import per_clip_metrics, summary_metrics
+from vitmusic.evaluation.report import write_per_clip_csv
+from vitmusic.metrics import stats
 
 
 def make_run(path, values: dict[str, dict[str, float]], fad=None):
@@ -16,11 +18,11 @@ def make_run(path, values: dict[str, dict[str, float]], fad=None):
     for cid, vals in values.items():
         row = {"clip_id": cid, "ref": f"r/{cid}.wav", "gen": f"g/{cid}.wav", "duration_s": 2.0,
                "ref_duration_s": 2.0, "gen_duration_s": 2.0}
-        row.update({m: vals.get(m, math.nan) for m in PER_CLIP_METRICS})
+        row.update({m: vals.get(m, math.nan) for m in per_clip_metrics()})
         rows.append(row)
     path.mkdir(parents=True)
     write_per_clip_csv(path / "per_clip.csv", rows)
-    metrics = {m: {"mean": None, "ci95": [None, None], "n": 0} for m in SUMMARY_METRICS}
+    metrics = {m: {"mean": None, "ci95": [None, None], "n": 0} for m in summary_metrics()}
     metrics["fad"] = {"mean": fad, "ci95": [None, None], "n": len(rows) if fad is not None else 0}
     (path / "summary.json").write_text(json.dumps({"metrics": metrics, "config": {}, "version": "0"}))
     return path
@@ -54,7 +56,13 @@ def test_compare_values_against_scipy_and_numpy(runs):
 
     d = b - a
     ref = sst.t.interval(0.95, df=d.size - 1, loc=d.mean(), scale=sst.sem(d))  # t interval of the mean
-    assert [rb["ci95_lo"], rb["ci95_hi"]] == pytest.approx(list(ref))
+    # the interval is stats.paired_difference's on the metric's range with pieces as units (here every clip is
+    # its own piece: the files have no piece column), never narrower than Student-t's
+    shared = [f"c{i:02d}" for i in range(12) if i not in (0, 5)]
+    diff = stats.paired_difference(a, b, groups=shared, bounds=(0.0, 1.0), n_boot=400, seed=3)
+    assert rb["p"] == pytest.approx(diff["p"]) and rb["test"] == diff["test"] == "sign-flip(piece)"
+    assert [rb["ci95_lo"], rb["ci95_hi"]] == pytest.approx(diff["ci95"])
+    assert rb["ci95_lo"] <= ref[0] + 1e-12 and rb["ci95_hi"] >= ref[1] - 1e-12
     # each system's mean is over its own defined clips (B: 10 shared-defined + 'extra')
     defined_b = [v["notes.f1"] for v in vals_b.values() if math.isfinite(v["notes.f1"])]
     assert rb["mean"] == pytest.approx(np.mean(defined_b)) and rb["n"] == 11
@@ -72,7 +80,7 @@ def test_compare_cli_writes_md_and_csv(runs, tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert out == md.read_text()
-    assert "| notes.f1 |" in out and "sysB − sysA" in out
+    assert "| notes.f1 ↑ |" in out and "| fad ↓ |" in out and "sysB − sysA" in out
     assert f"p={wilcoxon(b - a).pvalue:.4g}" in out
     rows = list(csv.DictReader(open(table)))
     assert [(r["system"], r["metric"]) for r in rows] == [

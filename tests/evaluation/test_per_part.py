@@ -67,3 +67,37 @@ def test_evaluate_writes_per_part_csv(ensemble, tmp_path):
     same = [k for k, c in enumerate(codes) if c == codes[0]]
     if len(same) == 1:
         assert math.isnan(float(rows[0]["notes.f1"])) and "no generated part" in rows[0]["reason"]
+
+
+def test_per_voice_rows_ceilings_and_a_missing_voice(ensemble, tmp_path):
+    from vitmusic.data import urmp
+
+    piece = urmp.discover_pieces(ensemble)[0]
+    stems = [sf.read(s.audio, dtype="float32")[0] for s in piece.stems]
+    counts = [len(urmp.read_notes(s.notes)) for s in piece.stems]
+    figures = {}
+    for name, audio in (("full", np.sum(stems, axis=0)), ("minus1", np.sum(stems[1:], axis=0))):
+        gen = tmp_path / name
+        gen.mkdir()
+        sf.write(gen / f"{piece.id}.wav", audio, 22050)
+        out = tmp_path / f"out_{name}"
+        assert cli.main(["evaluate", "--urmp", str(ensemble), "--gen", str(gen), "--out", str(out),
+                         "--metrics", "notes", "--quiet"] + (["--no-voice-ceilings"] if name == "minus1" else [])) == 0
+        rows = list(csv.DictReader(open(out / "per_part.csv")))
+        figures[name] = (rows, json.loads((out / "summary.json").read_text()), out)
+    rows, summary, out = figures["full"]
+    assert sorted({r["part"] for r in rows}) == ["audio", "referee", "referee-mix"]
+    ceilings = [r for r in rows if r["part"] == "referee"]
+    assert [r["instrument"] for r in ceilings] == [s.instrument for s in piece.stems]
+    assert all(0.0 <= float(r["notes.f1_no_offset"]) <= 1.0 for r in ceilings)
+    assert set(summary["per_voice"]) == {"audio", "referee-mix", "referee"}
+    assert summary["metrics"]["notes.voice_recall"]["mean"] == pytest.approx(1.0)
+    report = (out / "report.md").read_text()
+    assert "## Per voice" in report and (out / "voices.png").is_file() and "Per part" not in report
+    # the top voice removed: voice recall loses about its share of the notes; no ceiling rows when switched off
+    rows2, summary2, _ = figures["minus1"]
+    assert "referee" not in {r["part"] for r in rows2}
+    share = counts[0] / sum(counts)
+    assert 1.0 - summary2["metrics"]["notes.voice_recall"]["mean"] >= 0.8 * share
+    top = [r for r in rows2 if r["part"] == "audio" and r["stem"] == "1"][0]
+    assert float(top["notes.voice_recall"]) < 0.2

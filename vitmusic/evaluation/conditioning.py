@@ -1,59 +1,56 @@
 """The conditioning gap: does a trained model's loss depend on the video it is shown?
 
-For the MusicGen task, the teacher-forced cross-entropy of held-out clips with their own video against the same
-clips with another piece's video (:func:`conditioning_gap`); the transcription task's control is
-:func:`vitmusic.training.tasks.transcription.evaluate_split` with ``shuffled=True``.
+The task's own loss (:meth:`vitmusic.training.loop.Task.loss`: the MusicGen task's teacher-forced cross-entropy,
+the transcription task's note losses) on held-out clips with their own video, against the same clips each given
+the video of a clip of another piece (:func:`vitmusic.data.donors.donor_map`, the one donor rule of every
+shuffled control). A model that learned nothing about the video scores the same on both; one that did scores
+lower with the true video. Works for any task whose ``split_dataset(split, donors)`` swaps the video and keeps
+the targets and whose ``clip_pieces(split)`` names each clip's piece.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 __all__ = ["conditioning_gap"]
 
 
 @torch.no_grad()
-def conditioning_gap(
-    task, split: str = "test", seed: int = 0, batch_size: int = 8
-) -> dict[str, float]:
-    """Teacher-forced cross-entropy of held-out clips with their own video vs with another piece's video.
+def conditioning_gap(task, split: str = "test", seed: int = 0, batch_size: int = 8) -> dict[str, float]:
+    """The task's loss on a split's clips with their own video vs with another piece's video.
 
-    The mismatched condition of clip ``i`` is the video of a clip drawn (seeded) from a *different* piece
-    when the split has several pieces, so a projection that learned nothing about the video scores the same
-    on both, and one that did scores lower with the true video.
+    Args:
+        task: a built task with ``trainable()``, ``collate``, ``loss``, ``split_dataset(split, donors=None)`` and
+            ``clip_pieces(split) -> {clip_id: piece}``.
+        split: the held-out split.
+        seed: the donor map's seed.
+        batch_size: clips per forward pass (the loss is averaged per clip, whatever the batching).
 
     Returns:
-        ``{"true": mean CE, "shuffled": mean CE, "clips": n}`` (NaN when the split is empty).
+        ``{"true": mean loss, "shuffled": mean loss, "clips": n}`` (NaN when the split is empty).
+
+    Raises:
+        DataError: the split's clips come from fewer than 2 pieces.
     """
-    ds = task.split_dataset(split)
-    items = [ds[i] for i in range(len(ds))]
-    if not items:
+    from vitmusic.data.donors import donor_map
+    from vitmusic.training.loop import split_loss
+
+    own = task.split_dataset(split)
+    if len(own) == 0:
         return {"true": float("nan"), "shuffled": float("nan"), "clips": 0}
-    pieces = [str(p) for p in ds.ds["piece"]]
-    rng = np.random.default_rng(seed)
-    donors = []
-    for i, piece in enumerate(pieces):
-        others = (
-            [j for j, p in enumerate(pieces) if p != piece] or [j for j in range(len(items)) if j != i] or [i]
-        )
-        donors.append(int(rng.choice(others)))
+    donors = donor_map([{"clip_id": c, "piece": p} for c, p in task.clip_pieces(split).items()], seed)
+    shuffled = task.split_dataset(split, donors)
     model = task.trainable()
     was_training = model.training
     model.eval()
 
-    def mean_ce(pairs: list[tuple[int, int]]) -> float:
+    def mean_loss(ds) -> float:
         total = 0.0
-        for b in range(0, len(pairs), batch_size):
-            chunk = pairs[b : b + batch_size]
-            batch = task.collate([dict(items[v], codes=items[a]["codes"]) for a, v in chunk])
-            total += float(task.loss(model, batch)) * len(chunk)
-        return total / len(pairs)
+        for a in range(0, len(ds), batch_size):
+            items = [ds[i] for i in range(a, min(a + batch_size, len(ds)))]
+            total += float(split_loss(task.loss(model, task.collate(items)))[0]) * len(items)
+        return total / len(ds)
 
-    out = {
-        "true": mean_ce([(i, i) for i in range(len(items))]),
-        "shuffled": mean_ce([(i, d) for i, d in enumerate(donors)]),
-        "clips": len(items),
-    }
+    out = {"true": mean_loss(own), "shuffled": mean_loss(shuffled), "clips": len(own)}
     model.train(was_training)
     return out

@@ -2,7 +2,7 @@
 (URMP folders or a prepared manifest) and the video frames the sync metric needs.
 
 The rules (pairing by relative path without extension, the trim rule, which annotations replace tracked
-references) are described in :mod:`vitmusic.evaluation.runner` and ``eval/README.md``.
+references) are described in :mod:`vitmusic.evaluation.runner` and ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
@@ -164,19 +164,27 @@ class Reference:
     stem_notes: list | None = None
     instruments: list[str] = dataclasses.field(default_factory=list)
     stem_problems: list[str] = dataclasses.field(default_factory=list)
+    piece: str = ""  # the piece the clip comes from (the unit of the intervals)
+    stem_audio: list[Path | None] = dataclasses.field(default_factory=list)  # per stem (per-voice ceilings)
+
+
+def _complete(stems: list) -> list | None:
+    """The stems' annotations when every stem has one, else None: a melody or a note union built from some
+    of the voices would score the missing voices as wrong (the metrics fall back to the reference audio)."""
+    return stems if stems and all(s is not None for s in stems) else None
 
 
 def urmp_references(root: str | os.PathLike) -> dict[str, Reference]:
-    """References keyed by URMP piece folder name (whole pieces; f0 = skyline of the stems, notes = union)."""
-    from vitmusic.data import urmp
+    """References keyed by piece id (whole pieces; f0 = skyline of the stems, notes = union), from a URMP root
+    or any other dataset layout (:mod:`vitmusic.data.layouts`, detected)."""
+    from vitmusic.data.layouts import discover_pieces
 
     refs: dict[str, Reference] = {}
-    for piece in urmp.discover_pieces(check_dir(root, "URMP")):
+    for piece in discover_pieces(check_dir(root, "URMP")):
         problems: list[str] = []
-        stem_f0s = [_read_stem(urmp.read_f0, s.f0, "F0s", s.index, problems) for s in piece.stems]
-        stem_notes = [_read_stem(urmp.read_notes, s.notes, "Notes", s.index, problems) for s in piece.stems]
-        f0s = [f for f in stem_f0s if f is not None]
-        notes = [n for n in stem_notes if n is not None]
+        stem_f0s = [_read_stem(s.load_f0, "F0s", s.index, problems) for s in piece.stems]
+        stem_notes = [_read_stem(s.load_notes, "Notes", s.index, problems) for s in piece.stems]
+        f0s, notes = _complete(stem_f0s), _complete(stem_notes)
         refs[piece.id] = Reference(
             f0=skyline_f0(f0s) if f0s else None,
             notes=np.concatenate(notes, 0) if notes else None,
@@ -187,16 +195,17 @@ def urmp_references(root: str | os.PathLike) -> dict[str, Reference]:
             stem_notes=stem_notes,
             instruments=[s.instrument for s in piece.stems],
             stem_problems=problems,
+            piece=piece.id,
+            stem_audio=[s.audio for s in piece.stems],
         )
     return refs
 
 
-def _read_stem(reader, path, label: str, index: int, problems: list[str]):
-    """One stem's annotation file, or None (missing / malformed: the reason goes to ``problems``)."""
-    if path is None:
-        return None
+def _read_stem(load, label: str, index: int, problems: list[str]):
+    """One stem's annotation (``load()``: a Stem's loader), or None (missing / malformed: the reason goes to
+    ``problems``)."""
     try:
-        return reader(path)
+        return load()
     except (DataError, ValueError, OSError) as e:
         problems.append(f"stem {index} {label} annotation unreadable: {e}")
         return None
@@ -208,8 +217,8 @@ def manifest_references(path: str | os.PathLike) -> dict[str, Reference]:
 
     refs: dict[str, Reference] = {}
     for clip in read_manifest(path):
-        f0s = [(np.asarray(d["times_s"], float), np.asarray(d["f0_hz"], float)) for d in clip.get("f0") or []]
-        notes = [np.asarray(n, float).reshape(-1, 3) for n in clip.get("notes") or []]
+        stems = _manifest_stems(clip)
+        f0s, notes = _complete(stems["stem_f0s"] or []), _complete(stems["stem_notes"] or [])
         refs[str(clip["clip_id"])] = Reference(
             f0=skyline_f0(f0s) if f0s else None,
             notes=np.concatenate(notes, 0) if notes else None,
@@ -218,7 +227,8 @@ def manifest_references(path: str | os.PathLike) -> dict[str, Reference]:
             t0=float(clip["start_s"]),
             t1=float(clip["end_s"]),
             n_voices=len(clip.get("stems") or clip.get("instruments") or []),
-            **_manifest_stems(clip),
+            piece=str(clip.get("piece") or ""),
+            **stems,
         )
     return refs
 
@@ -235,6 +245,7 @@ def _manifest_stems(clip: dict) -> dict:
         "stem_notes": [np.asarray(n, float).reshape(-1, 3) if p.get("notes") is not None else None
                        for n, p in zip(notes, paths)] or None,
         "instruments": [str(p.get("instrument", "")) for p in stems],
+        "stem_audio": [Path(p["audio"]) if p.get("audio") else None for p in stems],
     }
 
 
@@ -259,3 +270,25 @@ def read_motion_frames(video: Path, t0: float, t1: float, size: int = 64, max_fp
             t += chunk_s
     frames = np.concatenate(chunks, 0) if chunks else np.zeros((0, size, size, 3), np.uint8)
     return frames, fps
+
+
+def reference_beats(ref: Reference | None, duration_s: float) -> tuple[np.ndarray | None, str]:
+    """The clip's annotated beats ``[B, 2]`` (time_s from the clip start, position in bar) or None, and why
+    an annotation that exists is unusable ("" otherwise).
+
+    Read from the folder of the piece's mix (:func:`vitmusic.data.beats.find_reference_beats`: a
+    ``Beats_*.txt`` or Bach10's score alignment), shifted by the clip start and trimmed to the clip.
+    """
+    from vitmusic.data.beats import find_reference_beats
+
+    if ref is None or ref.audio is None:
+        return None, ""
+    try:
+        found = find_reference_beats(Path(ref.audio).parent)
+    except DataError as e:
+        return None, f"beat annotation unreadable: {e}"
+    if found is None:
+        return None, ""
+    beats = found[0].copy()
+    beats[:, 0] -= ref.t0
+    return beats[(beats[:, 0] >= 0) & (beats[:, 0] < duration_s)], ""

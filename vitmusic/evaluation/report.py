@@ -20,31 +20,26 @@ from typing import Any
 import numpy as np
 
 from vitmusic.atomic import atomic_path, atomic_write_text
-from vitmusic.errors import DataError, VitmusicError
+from vitmusic.errors import DataError
 from vitmusic.evaluation.inputs import Pairing
-from vitmusic.evaluation.schema import (
-    CLIP_COLUMNS,
-    PER_CLIP_METRICS,
-    REFEREE_METRICS,
-    SET_LEVEL_METRICS,
-    SUMMARY_METRICS,
-    EvalConfig,
-    EvalResult,
+from vitmusic.evaluation.registry import (
+    REFEREE_PREFIX,
     MetricGroup,
+    get_metric,
+    metric_definitions,
+    per_clip_metrics,
+    referee_metrics,
+    summary_metrics,
 )
+from vitmusic.evaluation.schema import CLIP_COLUMNS, EvalConfig, EvalResult
 from vitmusic.metrics import stats
 
-# metrics on a 0..1 "higher is better" scale share one panel; errors / unbounded values get their own
-BOUNDED_METRICS = frozenset({
-    "tempo.p_score", "beat.f_measure", "pitch.voicing_recall", "pitch.voicing_false_alarm",
-    "pitch.raw_pitch_accuracy", "pitch.raw_chroma_accuracy", "pitch.overall_accuracy", "notes.precision",
-    "notes.recall", "notes.f1", "notes.f1_no_offset", "chroma.cosine", "key.weighted_score",
-    "emotion.quadrant_agreement", "sync.correlation", "tempo.bpm_rel_error", "multipitch.precision",
-    "multipitch.recall", "multipitch.accuracy", "multipitch.chroma_accuracy",
-})
 
-# metrics whose per-clip values lie in [0, 1] (so does their mean and its interval)
-UNIT_METRICS = BOUNDED_METRICS - {"sync.correlation", "tempo.bpm_rel_error"}
+def shares_unit_panel(name: str) -> bool:
+    """Metrics bounded within [-1, 1] (scores, accuracies, correlations) share one plot panel; errors in BPM
+    or seconds and unbounded values get a panel each."""
+    m = get_metric(name)
+    return m is not None and None not in m.bounds and -1.0 <= m.bounds[0] and m.bounds[1] <= 1.0
 
 
 def _pyplot():
@@ -75,7 +70,7 @@ def _bars(ax, names: list[str], defined: Mapping[str, Mapping[str, Any]], label_
 
 
 def plot_metric_bars(metrics: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> Path | None:
-    """Bar chart of the summary means with their 95 % CI as error bars (undefined metrics left out).
+    """Bar chart of the summary means with their 95 % CIs as error bars (undefined metrics left out).
 
     Metrics on a 0..1 scale share one panel; every other metric (errors in BPM / seconds, FAD) gets its own
     small panel with its own scale, so one large value cannot flatten the rest.
@@ -84,8 +79,8 @@ def plot_metric_bars(metrics: Mapping[str, Mapping[str, Any]], path: str | os.Pa
     defined = {k: v for k, v in metrics.items() if v.get("mean") is not None}
     if not defined:
         return None
-    bounded = [k for k in defined if k in BOUNDED_METRICS]
-    other = [k for k in defined if k not in BOUNDED_METRICS]
+    bounded = [k for k in defined if shares_unit_panel(k)]
+    other = [k for k in defined if not shares_unit_panel(k)]
     nrows = max(1, len(other))
     ncols = int(bool(bounded)) + int(bool(other))
     fig = plt.figure(figsize=(6 * ncols, max(0.35 * len(bounded) + 1.5, 1.1 * len(other) + 1.0)))
@@ -93,13 +88,13 @@ def plot_metric_bars(metrics: Mapping[str, Mapping[str, Any]], path: str | os.Pa
     if bounded:
         ax = fig.add_subplot(grid[:, 0])
         _bars(ax, bounded, defined)
-        ax.set_xlabel("mean over clips, 95% t CI")
+        ax.set_xlabel("mean over clips, 95% CI over pieces")
     for i, name in enumerate(other):
         ax = fig.add_subplot(grid[i, ncols - 1])
         _bars(ax, [name], defined)
         ax.set_yticks([])  # the title names it: tick labels would run into the left panel
         ax.set_title(f"{name} (n={defined[name]['n']})", fontsize=9)
-    fig.suptitle("Metrics: mean over clips with 95% t CI")
+    fig.suptitle("Metrics: mean over clips with 95% CIs over pieces (method per metric: report table)")
     return _save(fig, Path(path))
 
 
@@ -199,7 +194,8 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
         "",
         f"- vitmusic {s['version']}; references: `{cfg.get('ref_dir')}`; generated: `{cfg.get('gen_dir')}`",
         f"- metrics: {', '.join(cfg['metrics'])}; sample rate {cfg['sample_rate']} Hz; "
-        "95% CIs: Student t over clips",
+        f"{cfg['n_evaluated']} clips from {cfg.get('n_pieces', '?')} pieces; 95% CIs over pieces (the unit: clips of "
+        "one piece are correlated), method per metric in the table (docs/statistics.md)",
         f"- pairs: {cfg['n_pairs']}, evaluated: {cfg['n_evaluated']}, failed: {len(result.failures)}, "
         f"references without generated file: {len(result.missing_gen)}, "
         f"generated files without reference: {len(result.missing_ref)}",
@@ -208,22 +204,32 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
         "",
         "## Summary",
         "",
-        "Referee ceiling: the same tracker / transcriber run on the reference audio against the annotations "
-        "(what a copy of the reference scores); `n<10` flags a mean over fewer than 10 clips, whose t interval "
-        "rests on normality. FAD has no CI (resampling clips duplicates windows and biases it upward).",
+        "↑ higher / ↓ lower is better. Referee ceiling: the same tracker / transcriber run on the reference audio "
+        "against the annotations (what a copy of the reference scores). Reference: what each metric was scored "
+        "against (the dataset's annotations, or the reference audio through the same analysis), with the number "
+        "of clips. `n<10` flags a mean over fewer than 10 clips. Definitions at the end.",
         "",
-        "| metric | mean | 95% CI (t) | n | referee ceiling |",
-        "|---|---|---|---|---|",
+        *_set_level_lines(s["metrics"]),
+        "| metric | mean | 95% CI (method) | n clips (pieces) | referee ceiling | reference |",
+        "|---|---|---|---|---|---|",
     ]
+    arrows = {"higher": " ↑", "lower": " ↓", "none": ""}
     for name, m in s["metrics"].items():
         lo, hi = m["ci95"]
-        ci = "—" if lo is None else f"[{_cell(lo)}, {_cell(hi)}]"
+        ci = "—" if lo is None else f"[{_cell(lo)}, {_cell(hi)}] ({m.get('method', '?')})"
         ceiling = m.get("referee_ceiling") or {}
         ceil = "—" if ceiling.get("mean") is None else f"{_cell(ceiling['mean'])} (n={ceiling['n']})"
         why = m.get("undefined_reasons")
         if m["mean"] is None and why:
             ceil += f"; undefined: {next(iter(why))}"
-        lines.append(f"| {name} | {_cell(m['mean'])} | {ci} | {_n_cell(m['n'])} | {ceil} |")
+        used = "; ".join(f"{k} ({v})" for k, v in (m.get("reference") or {}).items()) or "—"
+        if m.get("referee"):  # which referee scored it, with its licence
+            used += "; referee: " + "; ".join(f"{k} ({v})" for k, v in m["referee"].items())
+        metric = get_metric(name)
+        arrow = arrows[metric.direction] if metric is not None else ""
+        count = _n_cell(m["n"]) + (f" ({m['n_groups']})" if m.get("n_groups") else "")
+        label = f"{name}{arrow} ({embedding_name(m)})" if m.get("embedding") else f"{name}{arrow}"
+        lines.append(f"| {label} | {_cell(m['mean'])} | {ci} | {count} | {ceil} | {used} |")
     bars = plot_metric_bars(s["metrics"], out / "metrics.png")
     if bars is not None:
         lines += ["", f"![metric means with 95% CIs]({bars.name})"]
@@ -242,12 +248,20 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
                            art["gen_beats_s"], out / f"beats_{i:02d}.png", clip_id)
             lines.append(f"![beats {clip_id}]({p.name})")
         lines.append("")
-    if result.parts:
+    if s.get("per_part"):
         lines += ["", "## Per part (generated MIDI parts vs their instrument-matched stems, `per_part.csv`)", "",
-                  "| metric | mean | 95% CI (t) | n |", "|---|---|---|---|"]
+                  "| metric | mean | 95% CI | n |", "|---|---|---|---|"]
         for name, m in s.get("per_part", {}).items():
             ci = "—" if m["ci95"][0] is None else f"[{_cell(m['ci95'][0])}, {_cell(m['ci95'][1])}]"
             lines.append(f"| {name} | {_cell(m['mean'])} | {ci} | {_n_cell(m['n'])} |")
+    if s.get("per_voice"):
+        lines += voice_table(s["per_voice"], out)
+    lines += ["", "## Metric definitions", "", "| metric | range | unit | better | definition |", "|---|---|---|---|---|"]
+    for name, d in (s.get("definitions") or {}).items():
+        lo, hi = d["bounds"]
+        rng = f"[{'−∞' if lo is None else f'{lo:g}'}, {'∞' if hi is None else f'{hi:g}'}]"
+        better = {True: "higher", False: "lower"}.get(d["higher_is_better"], "—")
+        lines.append(f"| {name} | {rng} | {d['unit'] or '—'} | {better} | {d['doc']} |")
     if result.failures:
         lines += ["", "## Failures (skipped)", ""]
         lines += [f"- `{f['clip_id']}`: {f['reason']}" for f in result.failures]
@@ -261,48 +275,180 @@ def write_report(out_dir: str | os.PathLike, result: EvalResult) -> Path:
     return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
 
 
+# ------------------------------------------------------------------------------------- per voice
+#: per kind of per-voice row, the per_part.csv metrics worth a mean (the others are nan by definition)
+VOICE_METRICS: dict[str, tuple[str, ...]] = {
+    "audio": ("notes.recall_no_offset", "notes.recall", "notes.voice_recall"),
+    "referee-mix": ("notes.recall_no_offset", "notes.recall"),
+    "referee": ("notes.precision", "notes.recall", "notes.f1", "notes.f1_no_offset", "notes.recall_no_offset",
+                "pitch.raw_pitch_accuracy", "pitch.overall_accuracy"),
+}
+#: the columns of the report's per-voice table: (kind, metric, header)
+VOICE_TABLE: tuple[tuple[str, str, str], ...] = (
+    ("referee", "notes.f1_no_offset", "ceiling: referee on the stem, F1 (onsets)"),
+    ("referee", "notes.recall_no_offset", "ceiling: stem, recall (onsets)"),
+    ("referee-mix", "notes.recall_no_offset", "referee on the reference mix, recall (onsets)"),
+    ("audio", "notes.recall_no_offset", "generated, recall (onsets)"),
+    ("audio", "notes.voice_recall", "generated, voice recall"),
+)
+
+
+def summarize_parts(part_rows: list[dict], piece_of: Mapping[str, str]) -> dict:
+    """``summary.json``'s ``per_part`` (MIDI parts: mean and interval over pieces per metric) and ``per_voice``
+    (per kind of per-voice row and instrument: the means of :data:`VOICE_METRICS`)."""
+    from vitmusic.metrics.parts import PART_METRICS, VOICE_KIND_NAMES
+
+    def summarize(rows: list[dict], metric: str) -> dict:
+        return stats.summarize([r[metric] for r in rows], bounds=(0.0, 1.0),
+                               groups=[piece_of.get(r["clip_id"], r["clip_id"]) for r in rows])
+
+    out: dict[str, Any] = {}
+    midi = [r for r in part_rows if r["part"] not in VOICE_KIND_NAMES]
+    if midi:
+        out["per_part"] = {m: summarize(midi, m) for m in PART_METRICS}
+    per_voice: dict[str, dict] = {}
+    for kind, what in VOICE_KIND_NAMES.items():
+        rows = [r for r in part_rows if r["part"] == kind]
+        if rows:
+            instruments = list(dict.fromkeys(r["instrument"] for r in rows))
+            per_voice[kind] = {"what": what, "instruments": {
+                inst: {m: summarize([r for r in rows if r["instrument"] == inst], m) for m in VOICE_METRICS[kind]}
+                for inst in instruments}}
+    if per_voice:
+        out["per_voice"] = per_voice
+    return out
+
+
+def voice_table(per_voice: Mapping[str, Any], out: Path) -> list[str]:
+    """The report's per-instrument table (and ``voices.png``) from ``summary.json``'s ``per_voice``."""
+    instruments = list(dict.fromkeys(i for kind in per_voice.values() for i in kind["instruments"]))
+    cols = [(k, m, h) for k, m, h in VOICE_TABLE if k in per_voice]
+    lines = ["", "## Per voice (`per_part.csv` rows `audio`, `referee-mix`, `referee`)", "",
+             "Each voice's notes (onsets and pitch within 50 ms / 50 cents) found by the referee in the generated "
+             "audio, in the reference mix, and in the voice's own stem recording (its per-voice ceiling). A "
+             "voice the generated audio lacks shows as a low `generated` recall next to a high ceiling. Means "
+             "over clips (n clips).", "",
+             "| instrument | " + " | ".join(h for _, _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    values: dict[str, list[float]] = {h: [] for _, _, h in cols}
+    for inst in instruments:
+        cells = []
+        for kind, metric, header in cols:
+            m = per_voice[kind]["instruments"].get(inst, {}).get(metric)
+            mean = None if m is None else m["mean"]
+            values[header].append(_nan(mean))
+            cells.append("—" if mean is None else f"{_cell(mean)} (n={m['n']})")
+        lines.append(f"| {inst} | " + " | ".join(cells) + " |")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(instruments) + 2), 3.5))
+    width = 0.8 / max(1, len(cols))
+    for j, (_, _, header) in enumerate(cols):
+        ax.bar(np.arange(len(instruments)) + (j - (len(cols) - 1) / 2) * width, values[header], width,
+               label=header)
+    ax.set_xticks(np.arange(len(instruments)), instruments)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("mean over clips")
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("notes per voice: generated audio vs the referee's ceilings")
+    png = _save(fig, out / "voices.png")
+    return lines + ["", f"![notes per voice]({png.name})"]
+
+
+def embedding_name(entry: Mapping[str, Any]) -> str:
+    """The embedding a set-level summary entry was computed with (``unrecorded`` for runs made before
+    embeddings were recorded, without loudness normalisation)."""
+    emb = entry.get("embedding") or {}
+    return str(emb.get("name", "unrecorded"))
+
+
+def _set_level_lines(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The report's paragraph on kid / fad / fad_inf: what they are, the embedding, their size warnings."""
+    done = [m for m in metrics.values() if m.get("embedding") and m.get("n")]
+    if not done:
+        return []
+    emb = done[0]["embedding"]
+    level = f", after loudness normalisation to {emb['loudness_lufs']:g} LUFS" if "loudness_lufs" in emb else ""
+    lines = [f"Distribution distances between the reference and the generated set (lower is better), embedding "
+             f"`{embedding_name(done[0])}`{level}: **kid** is the headline (unbiased at any number of clips; "
+             "95% CI from a jackknife over clips); **fad** is the classic Fréchet distance, biased upward by "
+             "about c/n at n clips (compare it only at equal n and embedding); **fad_inf** is fad extrapolated "
+             "to infinitely many clips. See docs/fad.md.", ""]
+    warned = dict.fromkeys(w for m in done for w in m.get("warnings") or [])
+    return lines + [f"- {w}" for w in warned] + ([""] if warned else [])
+
+
 # ------------------------------------------------------------------------------------- summary.json
-FAD_CI_NOTE = ("no CI: a bootstrap over clips duplicates their windows, which shrinks the fitted covariances "
-               "and biases FAD upward (the point estimate sat at the lower edge of its own interval)")
+FAD_CI_NOTE = ("no CI: fad is biased upward by about c/n at n clips, so an interval around it would not hold "
+               "the true value; kid (the headline) has a jackknife interval over clips (docs/fad.md)")
+SET_METRIC_NOTES = {
+    "kid": "headline distribution distance: unbiased at any number of clips; 95% CI = t with the "
+           "delete-one-clip jackknife SE",
+    "fad_inf": "fad extrapolated to infinitely many clips (delete-a-group jackknife); no CI",
+}
 
 
-def _set_metric(group: MetricGroup, ref_embs: list, gen_embs: list) -> dict:
-    """A set-level metric (FAD) over all clips, reported without a confidence interval (:data:`FAD_CI_NOTE`)."""
+def _finite_or_none(v: Any) -> Any:
+    """NaN / inf -> None, also inside lists (summary.json holds no NaN)."""
+    if isinstance(v, list | tuple):
+        return [_finite_or_none(x) for x in v]
+    if isinstance(v, float | np.floating):
+        return float(v) if math.isfinite(v) else None
+    return v
+
+
+def _set_metrics(group: MetricGroup, ref_embs: list, gen_embs: list) -> dict[str, dict]:
+    """A set-level group (FAD) over all clips: ``{metric: summary entry}``, without a per-clip interval
+    (:data:`FAD_CI_NOTE`) unless the group's aggregate returns one (``{"value", "ci95", ...}`` per metric)."""
     n = len(ref_embs)
-    if n == 0:
-        return {"mean": None, "ci95": [None, None], "n": 0, "small_n": True}
-    try:
-        value = group.aggregate(ref_embs, gen_embs)
-    except Exception as e:
-        warnings.warn(f"{group.name} failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
-        value = float("nan")
-    return {"mean": value if math.isfinite(value) else None, "ci95": [None, None], "n": n,
-            "small_n": n < stats.SMALL_N, "ci_note": FAD_CI_NOTE}
+    out: dict[str, dict] = {}
+    values: Any = {}
+    if n:
+        try:
+            values = group.aggregate(ref_embs, gen_embs)
+        except Exception as e:
+            warnings.warn(f"{group.name} failed: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+            values = {}
+        if not isinstance(values, Mapping):  # a single-metric group may return its one number
+            values = {group.names[0]: values}
+    for metric in group.metrics:
+        v = values.get(metric.name)
+        extra = dict(v) if isinstance(v, Mapping) else {"value": v}
+        value = extra.pop("value", None)
+        value = None if value is None or not math.isfinite(float(value)) else metric.clip(float(value))
+        entry = {"mean": value, "ci95": [None, None], "n": n, "small_n": n < stats.SMALL_N,
+                 "ci_note": SET_METRIC_NOTES.get(metric.name, FAD_CI_NOTE)}
+        entry.update({k: _finite_or_none(v) for k, v in extra.items()})
+        out[metric.name] = entry
+    return out
 
 
 def build_summary(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairing: Pairing) -> dict:
-    """Build the ``summary.json`` dict: every name in ``schema.SUMMARY_METRICS``, config, version."""
+    """Build the ``summary.json`` dict: every registered metric (null for groups not computed), with its
+    interval over clips and its referee ceiling; the metrics' definitions; config; version."""
     from vitmusic import __version__
 
     metrics: OrderedDict[str, dict] = OrderedDict()
     by_name = {g.name: g for g in groups}
-    for name in SUMMARY_METRICS:
-        if name in SET_LEVEL_METRICS:
-            group = next((g for g in groups if name in g.names), None)
-            if group is None:
-                metrics[name] = {"mean": None, "ci95": [None, None], "n": 0}
-            else:
-                metrics[name] = _set_metric(group, *embeds[group.name])
-        else:
-            metrics[name] = stats.summarize([r[name] for r in rows])
-            if name in UNIT_METRICS:  # the mean of values in [0, 1] lies in [0, 1]: clip the t interval
-                metrics[name]["ci95"] = [None if c is None else min(max(c, 0.0), 1.0) for c in metrics[name]["ci95"]]
-            ceiling = [r.get("referee." + name, float("nan")) for r in rows]
-            if np.isfinite(np.asarray(ceiling, float)).any():
-                metrics[name]["referee_ceiling"] = stats.summarize(ceiling)
+    set_level: dict[str, dict] = {}
+    for g in groups:
+        if g.embed is not None:
+            set_level.update(_set_metrics(g, *embeds[g.name]))
+    for name in summary_metrics():
+        metric = get_metric(name)
+        if metric.set_level:
+            metrics[name] = set_level.get(name) or {"mean": None, "ci95": [None, None], "n": 0}
+            continue
+        pieces = [r.get("piece") or r["clip_id"] for r in rows]
+        metrics[name] = _clip_summary(metric, [r[name] for r in rows], pieces, notes, n_boot=cfg.n_boot, seed=cfg.seed)
+        ceiling = [r.get(REFEREE_PREFIX + name, float("nan")) for r in rows]
+        if np.isfinite(np.asarray(ceiling, float)).any():
+            metrics[name]["referee_ceiling"] = _clip_summary(metric, ceiling, pieces, n_boot=cfg.n_boot, seed=cfg.seed)
     config = cfg.to_dict()
     config.update(
-        metrics=[g for g in cfg.metrics if g in by_name] or list(by_name),
+        metrics=list(by_name),
+        ci_method="per metric (summary.metrics[name].method): a studentized bootstrap over pieces, Wilson-type "
+        "on a metric's range (docs/statistics.md)",
+        n_pieces=len({r.get("piece") or r["clip_id"] for r in rows}),
         trim_rule="both signals trimmed to the shorter; warning when lengths differ by more than "
         f"{100 * cfg.max_length_mismatch:.0f}% of the longer",
         pairing="relative path without extension",
@@ -313,8 +459,20 @@ def build_summary(rows, groups, embeds, cfg: EvalConfig, failures, notes, pairin
         missing_gen=pairing.missing_gen,
         missing_ref=pairing.missing_ref,
     )
-    return {"metrics": dict(metrics), "config": config, "version": __version__}
+    return {"metrics": dict(metrics), "definitions": metric_definitions(), "config": config,
+            "version": __version__}
 
+
+def _clip_summary(metric, values: list[float], pieces: list[str], notes: list[str] | None = None, *,
+                  n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0) -> dict:
+    """Clip mean with its interval over pieces (the unit: clips of one piece are correlated), from the
+    interval the metric's range calls for (:func:`vitmusic.metrics.stats.summarize`). A value outside the
+    declared range is a fault of the metric: it is clipped to the range and a warning names it."""
+    x = np.asarray(values, dtype=np.float64)
+    clipped = np.array([metric.clip(v) if math.isfinite(v) else v for v in x], dtype=np.float64)
+    if notes is not None and np.any(np.isfinite(x) & (clipped != x)):
+        notes.append(f"{metric.name}: values outside its declared range {tuple(metric.bounds)} were clipped to it")
+    return stats.summarize(clipped, groups=pieces, bounds=metric.bounds, n_boot=n_boot, seed=seed)
 
 
 # ------------------------------------------------------------------------------------- per_clip.csv
@@ -332,15 +490,23 @@ def write_table_csv(path: str | os.PathLike, columns: Sequence[str], rows: Itera
 
 
 def write_per_clip_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write ``per_clip.csv`` atomically: schema.CLIP_COLUMNS then schema.PER_CLIP_METRICS; NaN as ``nan``."""
-
-    return write_table_csv(path, list(CLIP_COLUMNS) + list(PER_CLIP_METRICS) + list(REFEREE_METRICS), rows)
+    """Write ``per_clip.csv`` atomically: schema.CLIP_COLUMNS, then every registered per-clip metric and referee
+    ceiling (:mod:`vitmusic.evaluation.registry`); NaN as ``nan``."""
+    return write_table_csv(path, list(CLIP_COLUMNS) + list(per_clip_metrics()) + list(referee_metrics()), rows)
 
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float | np.floating):
         return "nan" if not math.isfinite(v) else repr(float(v))
     return "" if v is None else str(v)
+
+
+def read_clip_pieces(path: str | os.PathLike) -> dict[str, str]:
+    """``{clip_id: piece}`` of a ``per_clip.csv`` (the clip id itself where the file has no piece column)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["clip_id"]: r.get("piece") or r["clip_id"] for r in csv.DictReader(f)}
 
 
 def read_per_clip_csv(path: str | os.PathLike) -> tuple[list[str], dict[str, dict[str, float]]]:
@@ -366,150 +532,3 @@ def read_per_clip_csv(path: str | os.PathLike) -> tuple[list[str], dict[str, dic
                     raise DataError(f"{p}:{line}: column {c}: not a number: {rec[c]!r}") from e
             out[rec["clip_id"]] = values
     return metric_cols, out
-
-
-
-
-# ------------------------------------------------------------------------------------------- compare
-def _read_summary(run_dir: Path) -> dict:
-    import json
-
-    p = run_dir / "summary.json"
-    if not p.is_file():
-        return {}
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{p}:{e.lineno}: not valid JSON: {e.msg}") from e
-
-
-def compare_runs(
-    run_dirs: Sequence[str | os.PathLike],
-    *,
-    metrics: Sequence[str] | None = None,
-    n_boot: int = stats.DEFAULT_N_BOOT,
-    seed: int = 0,
-) -> list[dict]:
-    """Systems x metrics with paired differences against the first system.
-
-    Clips are paired by ``clip_id`` in each run's ``per_clip.csv``; a system's mean is over its own defined
-    clips (set-level metrics such as ``fad`` come from ``summary.json`` and get no paired statistics).
-
-    Returns:
-        One dict per (system, metric): ``system, run_dir, metric, mean, n, diff, ci95_lo, ci95_hi,
-        p_wilcoxon, n_paired`` (NaN where undefined; the difference columns are NaN for the first system).
-
-    Raises:
-        VitmusicError: fewer than two runs, a missing folder / per_clip.csv, an unknown metric.
-    """
-
-    if len(run_dirs) < 2:
-        raise VitmusicError("compare needs at least two evaluation folders")
-    names = _system_names([Path(d) for d in run_dirs])
-    runs = []
-    for d in map(Path, run_dirs):
-        if not d.is_dir():
-            raise DataError(f"evaluation folder does not exist: {d}")
-        cols, clips = read_per_clip_csv(d / "per_clip.csv")
-        runs.append((d, cols, clips, _read_summary(d)))
-    wanted = list(metrics) if metrics else list(SUMMARY_METRICS)
-    unknown = [m for m in wanted if m not in SUMMARY_METRICS]
-    if unknown:
-        raise VitmusicError(f"unknown metric {unknown[0]!r}; known: {', '.join(SUMMARY_METRICS)}")
-    base_dir, _, base_clips, _ = runs[0]
-    rows = []
-    for name, (d, _cols, clips, summary) in zip(names, runs):
-        shared = sorted(set(base_clips) & set(clips))
-        for m in wanted:
-            row = {"system": name, "run_dir": str(d), "metric": m, "mean": math.nan, "n": 0, "diff": math.nan,
-                   "ci95_lo": math.nan, "ci95_hi": math.nan, "p_wilcoxon": math.nan, "n_paired": 0}
-            if m in SET_LEVEL_METRICS or m not in PER_CLIP_METRICS:
-                s = summary.get("metrics", {}).get(m) or {}
-                row["mean"] = _nan(s.get("mean"))
-                row["n"] = int(s.get("n") or 0)
-            else:
-                values = stats.finite([clips[c].get(m, math.nan) for c in clips])
-                row["mean"] = float(values.mean()) if values.size else math.nan
-                row["n"] = int(values.size)
-                if d is not base_dir:
-                    a = [base_clips[c].get(m, math.nan) for c in shared]
-                    b = [clips[c].get(m, math.nan) for c in shared]
-                    diff = stats.paired_difference(a, b, n_boot=n_boot, seed=seed)
-                    row.update(diff=diff["mean_diff"], ci95_lo=diff["ci95"][0], ci95_hi=diff["ci95"][1],
-                               p_wilcoxon=diff["p_wilcoxon"], n_paired=diff["n"])
-            rows.append(row)
-    return rows
-
-
-def _system_names(dirs: list[Path]) -> list[str]:
-    names = [d.name or str(d) for d in dirs]
-    if len(set(names)) < len(names):  # same folder names under different parents: use the full paths
-        names = [str(d) for d in dirs]
-    return names
-
-
-def compare_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown table: one row per metric; per system its mean (n), and for the others the difference to
-    the first system with its 95 % t CI and Wilcoxon p over the shared clips."""
-    systems = list(dict.fromkeys(r["system"] for r in rows))
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    cell = {(r["system"], r["metric"]): r for r in rows}
-    head = ["metric", f"{systems[0]} (baseline)"] + [h for s in systems[1:] for h in (s, f"{s} − {systems[0]}")]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m in metrics:
-        base = cell[(systems[0], m)]
-        out = [m, f"{_cell(base['mean'])} (n={_n_cell(base['n'])})"]
-        for s in systems[1:]:
-            r = cell[(s, m)]
-            out.append(f"{_cell(r['mean'])} (n={_n_cell(r['n'])})")
-            if r["n_paired"] == 0:
-                out.append("—")
-            else:
-                out.append(f"{r['diff']:+.4g} [{_cell(r['ci95_lo'])}, {_cell(r['ci95_hi'])}] "
-                           f"p={_cell(r['p_wilcoxon'])} (n={_n_cell(r['n_paired'])})")
-        lines.append("| " + " | ".join(out) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_compare_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Long-format compare table (one row per system and metric), written atomically."""
-    cols = ["system", "run_dir", "metric", "mean", "n", "diff", "ci95_lo", "ci95_hi", "p_wilcoxon", "n_paired"]
-    return write_table_csv(path, cols, rows)
-
-
-def plot_compare(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path | None:
-    """Paired differences to the first system with their 95 % CIs: one panel per other system.
-
-    Each metric is divided by the largest |CI bound| / |difference| of its row so metrics on different
-    scales fit one axis; the printed labels keep the raw values. None when nothing is paired.
-    """
-    plt = _pyplot()
-    systems = list(dict.fromkeys(r["system"] for r in rows))
-    others = [s for s in systems[1:] if any(r["system"] == s and r["n_paired"] > 0 for r in rows)]
-    if not others:
-        return None
-    metrics = [m for m in dict.fromkeys(r["metric"] for r in rows)
-               if any(r["metric"] == m and r["n_paired"] > 0 for r in rows)]
-    fig, axes = plt.subplots(1, len(others), figsize=(6 * len(others), 0.4 * len(metrics) + 1.5),
-                             squeeze=False, sharey=True)
-    for ax, system in zip(axes[0], others):
-        cell = {r["metric"]: r for r in rows if r["system"] == system}
-        diff = np.array([cell[m]["diff"] for m in metrics], dtype=float)
-        lo = np.array([cell[m]["ci95_lo"] for m in metrics], dtype=float)
-        hi = np.array([cell[m]["ci95_hi"] for m in metrics], dtype=float)
-        scale = np.nanmax(np.abs(np.vstack([diff, lo, hi])), axis=0)
-        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-        err = np.vstack([np.nan_to_num(diff - lo), np.nan_to_num(hi - diff)]).clip(min=0) / scale
-        y = np.arange(len(metrics))
-        ax.errorbar(np.nan_to_num(diff / scale), y, xerr=err, fmt="o", color="tab:blue", capsize=3)
-        ax.axvline(0, color="k", lw=0.8)
-        for k, m in enumerate(metrics):
-            ax.annotate(f"{_cell(diff[k])} p={_cell(cell[m]['p_wilcoxon'])}", (1.02, k), fontsize=7,
-                        xycoords=("axes fraction", "data"), va="center")
-        ax.set_yticks(y, metrics, fontsize=8)
-        ax.set_xlim(-1.1, 1.1)
-        ax.set_xlabel("difference / max |value| per metric")
-        ax.set_title(f"{system} − {systems[0]} (95% CI)", fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-    axes[0][0].invert_yaxis()
-    return _save(fig, Path(path))

@@ -1,6 +1,6 @@
 """Batch evaluation: pair generated files with references, load them, score every pair, summarize.
 
-The protocol (documented for users in ``eval/README.md``):
+The protocol (documented for users in ``docs/evaluation.md``):
 
 * **Pairing** — files are paired by their path relative to ``--ref`` / ``--gen`` without the extension
   (``a/x.wav`` pairs with ``a/x.flac``); that key is the clip id. Files without a partner are reported, not
@@ -19,15 +19,17 @@ The protocol (documented for users in ``eval/README.md``):
 * **Bad files** — a corrupt, empty or non-finite file is skipped and listed under ``failures``; only "no
   pair could be evaluated" is fatal.
 
-Metric groups live in the registry :data:`METRICS` (name -> :class:`MetricGroup`); tests and experiments can
-add or replace groups there.
+Metric groups live in the registry (:mod:`vitmusic.evaluation.registry`; the built-in ones in
+:mod:`vitmusic.evaluation.groups`): every registered group's metrics appear in ``per_clip.csv``,
+``summary.json`` (with their definitions), the report and ``compare``.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +48,27 @@ from vitmusic.evaluation.inputs import (  # noqa: F401  (re-exported: the runner
     manifest_references,
     pair_files,
     read_motion_frames,
+    reference_beats,
     skyline_f0,
     trim_annotations,
     trim_pair,
     urmp_references,
 )
+from vitmusic.evaluation.registry import (  # noqa: F401  (re-exported: the metric registry)
+    MetricGroup,
+    metric_groups,
+    per_clip_metrics,
+    referee_metrics,
+    register_metric_group,
+    summary_metrics,
+)
 from vitmusic.evaluation.schema import (  # noqa: F401  (re-exported: the names and types of the protocol)
     ANNOTATION_POLICIES,
     CLIP_COLUMNS,
     DEFAULT_PITCH_BACKEND,
-    METRIC_GROUPS,
-    PER_CLIP_METRICS,
-    REFEREE_METRICS,
-    SET_LEVEL_METRICS,
-    SUMMARY_METRICS,
     ClipInput,
-    ClipScorer,
     EvalConfig,
     EvalResult,
-    MetricGroup,
 )
 
 
@@ -74,114 +78,26 @@ def _lazy(module: str):
     return importlib.import_module(f"vitmusic.metrics.{module}")
 
 
-def _f0(clip: ClipInput, side: str, opts: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """f0 track of one side, computed once per clip and shared by the pitch and notes metrics."""
-    key = f"{side}_f0"
-    if key not in clip.cache:
-        audio = clip.ref_audio if side == "ref" else clip.gen_audio
-        clip.cache[key] = _lazy("pitch").track_f0(audio, clip.sample_rate, backend=opts.get("pitch_backend", DEFAULT_PITCH_BACKEND))
-    return clip.cache[key]
-
-
-def _score_tempo(clip, opts, art):
-    tempo = _lazy("tempo")
-    # the steps of tempo.evaluate, so that the beat plot shows the very beats that were scored
-    ref_env, gen_env = (tempo.onset_envelope(a, clip.sample_rate) for a in (clip.ref_audio, clip.gen_audio))
-    ref_beats, gen_beats = tempo.beats_from_envelope(ref_env), tempo.beats_from_envelope(gen_env)
-    if art is not None:
-        art["ref_beats_s"], art["gen_beats_s"] = ref_beats, gen_beats
-    return tempo.evaluate_envelopes(ref_env, gen_env, ref_beats, gen_beats)
-
-
-def _score_pitch(clip, opts, art):
-    pitch = _lazy("pitch")
-    ref_f0 = clip.ref_f0 if clip.ref_f0 is not None else _f0(clip, "ref", opts)
-    gen_f0 = _f0(clip, "gen", opts)
-    if art is not None:
-        art["ref_f0"], art["gen_f0"] = ref_f0, gen_f0
-    scores = dict(pitch.evaluate(None, clip.gen_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=gen_f0))
-    if clip.ref_f0 is not None:  # referee ceiling: the tracker on the reference audio vs the annotation
-        ceiling = pitch.evaluate(None, clip.ref_audio, clip.sample_rate, ref_f0=ref_f0, est_f0=_f0(clip, "ref", opts))
-        scores.update({"referee." + k: v for k, v in ceiling.items()})
-    return scores
-
-
-def _score_notes(clip, opts, art):
-    notes = _lazy("notes")
-    backend = opts.get("pitch_backend", DEFAULT_PITCH_BACKEND)
-
-    def mono(side: str) -> np.ndarray:  # the monophonic transcriber (f0 track + onsets) of one side
-        audio = clip.ref_audio if side == "ref" else clip.gen_audio
-        return notes.transcribe(audio, clip.sample_rate, f0=_f0(clip, side, opts), backend=backend)
-
-    return _lazy("ensemble").score_notes(clip, opts, art, mono)
-
-
-def _score_multipitch(clip, opts, art):
-    return _lazy("ensemble").score_multipitch(clip, opts, art)
-
-
-def _score_chroma(clip, opts, art):
-    return _lazy("chroma").evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate)
-
-
-def _score_emotion(clip, opts, art):
-    return _lazy("emotion").evaluate(clip.ref_audio, clip.gen_audio, clip.sample_rate,
-                                     estimator=opts.get("emotion_estimator"))
-
-
-def _score_sync(clip, opts, art):
-    sync = _lazy("sync")
-    if clip.video is None:
-        return {}
-    frames, fps = read_motion_frames(clip.video, clip.video_t0, clip.video_t0 + clip.duration_s)
-    env = sync.motion_envelope(frames, fps)
-    return sync.evaluate(env, fps, clip.gen_audio, clip.sample_rate)
-
-
-def _embed_fad(clip, opts):
-    fad = _lazy("fad")
-    return (
-        np.asarray(fad.embed(clip.ref_audio, clip.sample_rate)),
-        np.asarray(fad.embed(clip.gen_audio, clip.sample_rate)),
-    )
-
-
-def _aggregate_fad(ref_embs: list[np.ndarray], gen_embs: list[np.ndarray]) -> float:
-    fad = _lazy("fad")
-    return float(fad.frechet_distance(np.concatenate(ref_embs, 0), np.concatenate(gen_embs, 0)))
-
-
-METRICS: dict[str, MetricGroup] = {
-    "tempo": MetricGroup("tempo", SUMMARY_METRICS[0:4], score=_score_tempo),
-    "pitch": MetricGroup("pitch", SUMMARY_METRICS[4:9], score=_score_pitch),
-    "notes": MetricGroup("notes", SUMMARY_METRICS[9:13], score=_score_notes),
-    "chroma": MetricGroup("chroma", SUMMARY_METRICS[13:15], score=_score_chroma),
-    "emotion": MetricGroup("emotion", SUMMARY_METRICS[15:18], score=_score_emotion),
-    "sync": MetricGroup("sync", SUMMARY_METRICS[18:20], score=_score_sync, needs_video=True),
-    "multipitch": MetricGroup("multipitch", SUMMARY_METRICS[20:24], score=_score_multipitch),
-    "fad": MetricGroup("fad", ("fad",), embed=_embed_fad, aggregate=_aggregate_fad),
-}
-
-
 def resolve_metrics(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     """Turn ``"tempo,pitch"`` (group names or full metric names like ``notes.f1``) into group names.
 
     Raises:
         ConfigError: for an unknown name.
     """
+    groups_by_name = metric_groups()
     if spec is None:
-        return tuple(METRICS)
+        return tuple(groups_by_name)
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
     items = [s for s in items if s]
     if not items:
         raise ConfigError("--metrics is empty")
     groups: list[str] = []
     for item in items:
-        group = item if item in METRICS else next((g.name for g in METRICS.values() if item in g.names), None)
+        group = item if item in groups_by_name else next(
+            (g.name for g in groups_by_name.values() if item in g.names), None)
         if group is None:
-            known = ", ".join(list(METRICS) + list(SUMMARY_METRICS))
-            raise ConfigError(f"unknown metric {item!r}; known: {known}")
+            raise ConfigError(f"unknown metric {item!r}; groups: {', '.join(groups_by_name)} (or a metric name "
+                              "of one, e.g. notes.f1)")
         if group not in groups:
             groups.append(group)
     return tuple(groups)
@@ -225,7 +141,8 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     """
     from tqdm import tqdm
 
-    groups = [METRICS[g] for g in resolve_metrics(list(cfg.metrics))]
+    registry = metric_groups()
+    groups = [registry[g] for g in resolve_metrics(None if cfg.metrics is None else list(cfg.metrics))]
     if cfg.annotations not in ANNOTATION_POLICIES:
         raise ConfigError(f"annotations must be one of {', '.join(ANNOTATION_POLICIES)}, got {cfg.annotations!r}")
     if {"pitch", "notes"} & {g.name for g in groups}:
@@ -239,13 +156,24 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             f"no file pairs: {len(pairing.missing_gen)} reference(s) and {len(pairing.missing_ref)} generated "
             f"file(s) share no name (files are paired by name without extension)"
         )
-    opts: dict[str, Any] = {"pitch_backend": cfg.pitch_backend, "notes_backend": cfg.notes_backend}
+    opts: dict[str, Any] = {"pitch_backend": cfg.pitch_backend, "notes_backend": cfg.notes_backend,
+                            "beat_referee": cfg.beat_referee, "chord_referee": cfg.chord_referee}
+    _check_referees(cfg)
     if cfg.emotion_model and "emotion" in {g.name for g in groups}:
         try:
             opts["emotion_estimator"] = _lazy("emotion").TransformersEmotionEstimator(cfg.emotion_model)
         except Exception as e:  # a wrong id / folder is the user's: one line
             raise ConfigError(f"cannot load --emotion-model {cfg.emotion_model}: {type(e).__name__}: {e}") from e
+    elif cfg.emotion_referee == "vibenet":
+        opts["emotion_estimator"] = _lazy("mood").VibeNetEstimator()  # loads on first use (null + reason if absent)
+    referees_used: dict[str, dict[str, int]] = {}  # metric group -> referee -> clips
+    if "fad" in {g.name for g in groups}:
+        try:
+            opts["fad_embedder"] = _lazy("fad").load_embedder(cfg.fad_embedding, layer=cfg.fad_layer)
+        except Exception as e:  # a wrong name / id / folder is the user's: one line
+            raise ConfigError(f"cannot load --fad-embedding {cfg.fad_embedding}: {type(e).__name__}: {e}") from e
     reasons: dict[str, dict[str, int]] = {}  # metric group -> reason -> clips
+    used: dict[str, dict[str, int]] = {}  # metric group -> reference it used -> clips
     part_rows: list[dict] = []
     rows: list[dict] = []
     failures: list[dict] = []
@@ -253,6 +181,7 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     artifacts: dict[str, dict] = {}
     n_video = 0
     embeds: dict[str, tuple[list, list]] = {g.name: ([], []) for g in groups if g.embed is not None}
+    columns = per_clip_metrics() + referee_metrics()
     for clip_id, ref_path, gen_path, ref in tqdm(jobs, desc="evaluate", unit="clip", disable=not progress):
         try:
             t0, t1 = (ref.t0, ref.t1) if ref is not None and ref_path == ref.audio else (0.0, None)
@@ -268,23 +197,15 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
         if mismatch > cfg.max_length_mismatch:
             notes.append(f"{clip_id}: reference {ref_n / cfg.sample_rate:.2f} s vs generated "
                          f"{gen_n / cfg.sample_rate:.2f} s differ by {100 * mismatch:.0f}%; both trimmed")
-        duration_s = len(gen_audio) / cfg.sample_rate
-        use = ref is not None and (cfg.annotations == "always" or (cfg.annotations == "solo" and ref.n_voices == 1))
-        f0, ann = trim_annotations(ref.f0 if use else None, ref.notes if use else None, duration_s)
-        video, video_t0 = _video_for(videos, clip_id, ref)
-        n_video += video is not None
-        clip = ClipInput(clip_id, ref_audio, gen_audio, cfg.sample_rate, f0, ann, video, video_t0)
-        if ref is not None and cfg.annotations != "never":
-            clip.n_voices = ref.n_voices
-            clip.stem_f0s = [None if t is None else trim_annotations(t, None, duration_s)[0] for t in ref.stem_f0s or []]
-            clip.stem_notes = [None if n is None else trim_annotations(None, n, duration_s)[1]
-                               for n in ref.stem_notes or []]
-            clip.stem_problems = list(ref.stem_problems)
+        clip = _clip_input(cfg, clip_id, ref, ref_audio, gen_audio, videos)
+        midi = Path(gen_path).with_suffix(".mid")
+        clip.gen_midi = midi if midi.is_file() else None
+        n_video += clip.video is not None
         art = {} if len(artifacts) < cfg.n_plot_clips else None
-        row: dict[str, Any] = {"clip_id": clip_id, "ref": str(ref_path), "gen": str(gen_path),
-                               "duration_s": duration_s, "ref_duration_s": ref_n / cfg.sample_rate,
+        row: dict[str, Any] = {"clip_id": clip_id, "piece": clip.piece, "ref": str(ref_path), "gen": str(gen_path),
+                               "duration_s": clip.duration_s, "ref_duration_s": ref_n / cfg.sample_rate,
                                "gen_duration_s": gen_n / cfg.sample_rate}
-        row.update({m: float("nan") for m in PER_CLIP_METRICS + REFEREE_METRICS})
+        row.update(dict.fromkeys(columns, float("nan")))
         for group in groups:
             if group.needs_video and clip.video is None:
                 continue
@@ -296,16 +217,18 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
                     continue
                 scores = group.score(clip, opts, art)
             except _lazy("referees").MetricUndefinedError as e:  # null with the reason, not a failure
-                reasons.setdefault(group.name, {}).setdefault(str(e), 0)
-                reasons[group.name][str(e)] += 1
+                _count(reasons, group.name, str(e))
                 continue
             except Exception as e:  # one clip's metric failure must not lose the other clips' results
                 if cfg.strict:
                     raise
                 notes.append(f"{clip_id}: {group.name} failed: {type(e).__name__}: {e}")
-                why = reasons.setdefault(group.name, {})
-                why[f"{type(e).__name__}: {e}"] = why.get(f"{type(e).__name__}: {e}", 0) + 1
+                _count(reasons, group.name, f"{type(e).__name__}: {e}")
                 continue
+            if group.name in clip.reference_used:
+                _count(used, group.name, clip.reference_used[group.name])
+            if group.name in clip.referee_used:
+                _count(referees_used, group.name, clip.referee_used[group.name])
             for name in group.names + tuple("referee." + n for n in group.names):
                 if name in scores:
                     value = float(scores[name])
@@ -314,9 +237,10 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
             art.update(ref_audio=ref_audio, gen_audio=gen_audio, sample_rate=cfg.sample_rate)
             artifacts[clip_id] = art
         rows.append(row)
-        midi = Path(gen_path).with_suffix(".mid")
-        if midi.is_file() and ref is not None and clip.stem_notes:
-            part_rows.extend(_score_parts(clip, ref, midi, notes))
+        if clip.gen_midi is not None and ref is not None and clip.stem_notes:
+            part_rows.extend(_score_parts(clip, ref, clip.gen_midi, notes))
+        if ref is not None and "voice_recalls" in clip.cache:
+            part_rows.extend(_voice_rows(clip, ref, cfg))
     if not rows:
         raise DataError(f"nothing could be evaluated: all {len(jobs)} pair(s) failed to load "
                         f"(first: {failures[0]['reason']})")
@@ -328,54 +252,162 @@ def evaluate_dirs(cfg: EvalConfig, *, progress: bool = True) -> EvalResult:
     from vitmusic.evaluation.report import build_summary
 
     summary = build_summary(rows, groups, embeds, cfg, failures, notes, pairing)
-    for group_name, why in reasons.items():  # the reason next to each metric of the group
-        for name in METRICS[group_name].names:
-            summary["metrics"][name]["undefined_reasons"] = dict(why)
+    for group in groups:  # the reason next to each metric of the group, and the reference it was scored against
+        for name in group.names:
+            if group.name in reasons:
+                summary["metrics"][name]["undefined_reasons"] = dict(reasons[group.name])
+            if group.name in used:
+                summary["metrics"][name]["reference"] = dict(used[group.name])
+            if group.name in referees_used:
+                summary["metrics"][name]["referee"] = dict(referees_used[group.name])
+            if group.name == "fad" and "fad_embedding" in opts and summary["metrics"][name].get("n"):
+                summary["metrics"][name]["embedding"] = opts["fad_embedding"]  # never a distance without it
     if part_rows:
-        from vitmusic.metrics import stats
-        from vitmusic.metrics.parts import PART_METRICS
+        from vitmusic.evaluation.report import summarize_parts
 
-        summary["per_part"] = {m: stats.summarize([r[m] for r in part_rows]) for m in PART_METRICS}
+        summary.update(summarize_parts(part_rows, {r["clip_id"]: r["piece"] for r in rows}))
     return EvalResult(rows, summary, artifacts, failures, notes, pairing.missing_gen, pairing.missing_ref,
                       part_rows)
 
 
+def _check_referees(cfg: EvalConfig) -> None:
+    """An unknown referee name is the user's mistake: one line (a known one that is not installed makes its
+    metrics null with the reason, clip by clip)."""
+    from vitmusic.metrics.beat_trackers import BEAT_REFEREES
+    from vitmusic.metrics.chords import CHORD_REFEREES
+    from vitmusic.metrics.mood import EMOTION_REFEREES
+
+    for what, value, known in (("beat referee", cfg.beat_referee, BEAT_REFEREES),
+                               ("chord referee", cfg.chord_referee, CHORD_REFEREES),
+                               ("emotion referee", cfg.emotion_referee, EMOTION_REFEREES)):
+        if value not in known:
+            raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(known)}")
+    if cfg.emotion_model and cfg.emotion_referee != "proxy":
+        raise ConfigError("--emotion-model and --emotion-referee both replace the emotion proxy: give one")
+
+
+def _count(table: dict[str, dict[str, int]], group: str, key: str) -> None:
+    table.setdefault(group, {}).setdefault(key, 0)
+    table[group][key] += 1
+
+
+def _clip_input(cfg: EvalConfig, clip_id: str, ref: Reference | None, ref_audio: np.ndarray,
+                gen_audio: np.ndarray, videos: dict[str, Path]) -> ClipInput:
+    """The scorers' view of one trimmed pair: which annotations apply (``cfg.annotations``), trimmed to it."""
+    duration_s = len(gen_audio) / cfg.sample_rate
+    n_voices = ref.n_voices if ref is not None else 1
+    use = ref is not None and (cfg.annotations == "always" or (cfg.annotations == "solo" and n_voices == 1))
+    f0, ann = trim_annotations(ref.f0 if use else None, ref.notes if use else None, duration_s)
+    video, video_t0 = _video_for(videos, clip_id, ref)
+    piece = (ref.piece if ref is not None and ref.piece else "") or clip_id
+    clip = ClipInput(clip_id, ref_audio, gen_audio, cfg.sample_rate, f0, ann, video, video_t0, piece=piece)
+    if cfg.annotations != "never":
+        clip.ref_beats, clip.ref_beats_problem = reference_beats(ref, duration_s)
+    if ref is not None:
+        clip.n_voices = n_voices
+    if ref is not None and cfg.annotations != "never":
+        clip.stem_f0s = [None if t is None else trim_annotations(t, None, duration_s)[0] for t in ref.stem_f0s or []]
+        clip.stem_notes = [None if n is None else trim_annotations(None, n, duration_s)[1]
+                           for n in ref.stem_notes or []]
+        clip.stem_problems = list(ref.stem_problems)
+    if ref is not None:  # the per-part groups match MIDI parts to stems by program, as _score_parts does
+        from vitmusic.data.instruments import find_instrument
+
+        clip.stem_programs = [-1 if i is None or i.is_drum else i.gm_program
+                              for i in map(find_instrument, ref.instruments)]
+        clip.start_s = float(ref.t0)
+    return clip
+
+
 def _score_parts(clip: ClipInput, ref: Reference, midi: Path, notes: list[str]) -> list[dict]:
     """per_part.csv rows of one clip: the generated MIDI's parts against their instrument-matched stems."""
-    from vitmusic.data.urmp import INSTRUMENTS
-
     parts_mod = _lazy("parts")
     try:
         parts = parts_mod.read_parts(midi)
     except ValueError as e:
         notes.append(f"{clip.clip_id}: per-part scores skipped: {e}")
         return []
-    programs = [INSTRUMENTS[c].gm_program if c in INSTRUMENTS else -1 for c in ref.instruments]
+    programs = _programs(ref.instruments)
+    # a clip cut after its piece's start: notes at 0 s were carried over (vitmusic.metrics.parts' rule)
     return parts_mod.score_parts(clip.clip_id, parts, ref.instruments, programs, clip.stem_notes,
-                                 clip.stem_f0s or [], clip.duration_s)
+                                 clip.stem_f0s or [], clip.duration_s, carried_over=ref.t0 > 0)
+
+
+def _voice_rows(clip: ClipInput, ref: Reference, cfg: EvalConfig) -> list[dict]:
+    """per_part.csv per-voice rows of one ensemble clip: each voice in the generated audio and in the reference
+    mix, and (``cfg.voice_ceilings``) the referee on each stem's own audio, cut and trimmed like the mix."""
+    ensemble, parts_mod = _lazy("ensemble"), _lazy("parts")
+    n_stems = len(clip.stem_notes or [])
+    transcriptions = None
+    if cfg.voice_ceilings and any(p is not None for p in ref.stem_audio):
+        def load(k: int) -> np.ndarray | None:
+            path = ref.stem_audio[k] if k < len(ref.stem_audio) else None
+            if path is None:
+                return None
+            return load_mono(path, cfg.sample_rate, ref.t0, ref.t1)[: len(clip.gen_audio)]
+
+        transcriptions = ensemble.stem_transcriptions(clip, load, n_stems)
+    return parts_mod.voice_rows(clip.clip_id, ref.instruments, _programs(ref.instruments), clip.stem_notes,
+                                clip.stem_f0s or [], clip.cache["voice_recalls"], transcriptions)
+
+
+def _programs(instruments: Sequence[str]) -> list[int]:
+    """Each stem's General MIDI program; -1 (matches no pitched track) for a drum kit or an unknown name."""
+    from vitmusic.data.instruments import find_instrument
+
+    infos = [find_instrument(c) for c in instruments]
+    return [-1 if i is None or i.is_drum else i.gm_program for i in infos]
+
+
+# what run_evaluation writes into its folder (and hidden temporaries); anything else there is not an evaluation's
+_OUTPUT_NAMES = re.compile(r"(per_clip\.csv|per_part\.csv|summary\.json|failures\.json|report\.md|metrics\.png|"
+                           r"(f0|pianoroll|beats)_\d+\.png|voices\.png|\..*)")
+
+
+def check_evaluation_out(out_dir: str | os.PathLike) -> None:
+    """``out_dir`` must be new, empty or an earlier evaluation's folder, since it is replaced as a whole.
+
+    Raises:
+        ConfigError: it holds a file or folder an evaluation does not write (one line naming one).
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not _OUTPUT_NAMES.fullmatch(p.name))
+    if foreign:
+        raise ConfigError(f"--out {out} holds {foreign[0]!r}, which evaluate did not write: an evaluation replaces "
+                          "its folder as a whole; choose a new or empty folder, or an earlier evaluation's")
 
 
 def run_evaluation(cfg: EvalConfig, out_dir: str | os.PathLike, *, progress: bool = True,
                    report: bool = True) -> EvalResult:
-    """Evaluate and write ``per_clip.csv``, ``summary.json`` and (optionally) ``report.md`` + plots."""
+    """Evaluate and write ``per_clip.csv``, ``summary.json``, ``failures.json`` and (optionally) ``report.md`` +
+    plots into ``out_dir`` as a unit: the folder is built under a temporary name and swapped in whole
+    (:func:`vitmusic.atomic.atomic_path`), so an earlier evaluation there is replaced entirely or, after a
+    failure or an interrupt, left as it was.
+
+    Raises:
+        ConfigError: ``out_dir`` holds files an evaluation does not write (checked before scoring).
+    """
     import json
 
-    from vitmusic.atomic import atomic_write_text
-
-    result = evaluate_dirs(cfg, progress=progress)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from vitmusic.atomic import atomic_path
     from vitmusic.evaluation.report import write_per_clip_csv
 
-    write_per_clip_csv(out / "per_clip.csv", result.rows)
-    if result.parts:
-        from vitmusic.evaluation.report import write_table_csv
-        from vitmusic.metrics.parts import PART_COLUMNS
+    check_evaluation_out(out_dir)
+    result = evaluate_dirs(cfg, progress=progress)
+    with atomic_path(out_dir, is_dir=True) as out:
+        write_per_clip_csv(out / "per_clip.csv", result.rows)
+        if result.parts:
+            from vitmusic.evaluation.report import write_table_csv
+            from vitmusic.metrics.parts import PART_COLUMNS
 
-        write_table_csv(out / "per_part.csv", PART_COLUMNS, result.parts)
-    atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=2, allow_nan=False) + "\n")
-    if report:
-        from vitmusic.evaluation.report import write_report
+            write_table_csv(out / "per_part.csv", PART_COLUMNS, result.parts)
+        (out / "summary.json").write_text(json.dumps(result.summary, indent=2, allow_nan=False) + "\n",
+                                          encoding="utf-8")
+        (out / "failures.json").write_text(json.dumps(result.failures, indent=1) + "\n", encoding="utf-8")
+        if report:
+            from vitmusic.evaluation.report import write_report
 
-        write_report(out, result)
+            write_report(out, result)
     return result

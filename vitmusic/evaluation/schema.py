@@ -1,75 +1,43 @@
-"""The evaluation protocol's names and types: summary metrics, ``per_clip.csv`` columns, the inputs a metric
-group scores, the run's arguments and result (the runner computes, the report writes; both read this)."""
+"""The evaluation protocol's types: ``per_clip.csv``'s leading columns, the inputs a metric group scores, the
+run's arguments and result (the runner computes, the report writes; both read this). The metrics themselves
+are declared in the registry (:mod:`vitmusic.evaluation.registry`)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 __all__ = [
     "ANNOTATION_POLICIES",
+    "DEFAULT_BEAT_REFEREE",
+    "DEFAULT_CHORD_REFEREE",
+    "DEFAULT_EMOTION_REFEREE",
     "DEFAULT_PITCH_BACKEND",
     "CLIP_COLUMNS",
-    "METRIC_GROUPS",
-    "PER_CLIP_METRICS",
-    "REFEREE_METRICS",
-    "SET_LEVEL_METRICS",
-    "SUMMARY_METRICS",
     "ClipInput",
-    "ClipScorer",
     "EvalConfig",
     "EvalResult",
-    "MetricGroup",
 ]
 
-# the ``--metrics`` groups, in the order of the runner's registry (vitmusic.evaluation.runner.METRICS)
-METRIC_GROUPS: tuple[str, ...] = ("tempo", "pitch", "notes", "chroma", "emotion", "sync", "multipitch", "fad")
-SUMMARY_METRICS: tuple[str, ...] = (
-    "tempo.p_score",
-    "tempo.bpm_abs_error",
-    "tempo.bpm_rel_error",
-    "beat.f_measure",
-    "pitch.voicing_recall",
-    "pitch.voicing_false_alarm",
-    "pitch.raw_pitch_accuracy",
-    "pitch.raw_chroma_accuracy",
-    "pitch.overall_accuracy",
-    "notes.precision",
-    "notes.recall",
-    "notes.f1",
-    "notes.f1_no_offset",
-    "chroma.cosine",
-    "key.weighted_score",
-    "emotion.valence_abs_error",
-    "emotion.arousal_abs_error",
-    "emotion.quadrant_agreement",
-    "sync.offset_s",
-    "sync.correlation",
-    "multipitch.precision",
-    "multipitch.recall",
-    "multipitch.accuracy",
-    "multipitch.chroma_accuracy",
-    "fad",
-)
-SET_LEVEL_METRICS: tuple[str, ...] = ("fad",)
-PER_CLIP_METRICS: tuple[str, ...] = tuple(m for m in SUMMARY_METRICS if m not in SET_LEVEL_METRICS)
-# what the referee (tracker / transcriber) achieves on the reference audio against the annotations
-REFEREE_METRICS: tuple[str, ...] = tuple(
-    "referee." + m for m in SUMMARY_METRICS if m.split(".")[0] in ("pitch", "notes", "multipitch"))
 # per_clip.csv columns ahead of the metric columns
-CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "ref", "gen", "duration_s", "ref_duration_s", "gen_duration_s")
+CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "piece", "ref", "gen", "duration_s", "ref_duration_s", "gen_duration_s")
 
-# When URMP / manifest annotations replace the tracked reference f0 / transcribed reference notes:
-# "solo" = single-voice pieces only (a monophonic tracker applied to an ensemble mix follows whichever voice
-# dominates, so for ensembles both sides go through the same tracker/transcriber instead), "always", "never".
+# When the URMP / manifest melody annotation is the reference of the single-voice pitch metrics: "solo" =
+# single-voice pieces only (for ensembles pitch.* is then undefined: a monophonic tracker on a mix follows
+# whichever voice dominates, and the ensemble answer is multipitch.*), "always" (ensembles: the top voice of the
+# stems' F0s, with its referee ceiling), "never" (the tracker on the reference audio, single voices only).
+# The ensemble metrics (notes, multipitch) use every stem's annotations whenever they are complete.
 ANNOTATION_POLICIES: tuple[str, ...] = ("solo", "always", "never")
 # single-voice f0 tracker of the pitch metrics: swift-f0 tracks the benchmark's stems about as well as pYIN
-# (raw pitch accuracy 0.940 vs 0.953) at 1/8 of its time (eval/README.md, "f0 trackers")
+# (raw pitch accuracy 0.940 vs 0.953) at 1/8 of its time (docs/evaluation.md, "f0 trackers")
 DEFAULT_PITCH_BACKEND = "swift"
+# referees of the rhythm / harmony / emotion metrics (docs/evaluation.md "Trained referees"): the defaults are in the
+# default (MIT-compatible) install; BeatNet (CC BY), madmom (models CC BY-NC-SA) and vibenet (GPL) are optional
+DEFAULT_BEAT_REFEREE = "librosa"
+DEFAULT_CHORD_REFEREE = "template"
+DEFAULT_EMOTION_REFEREE = "proxy"
 
 
 @dataclasses.dataclass
@@ -101,31 +69,21 @@ class ClipInput:
     stem_f0s: list | None = None  # per stem (times_s, f0_hz) or None, for the ensemble metrics
     stem_notes: list | None = None  # per stem notes [M_k, 3] or None
     stem_problems: list = dataclasses.field(default_factory=list)
+    piece: str = ""  # the piece the clip belongs to (the unit of the intervals); the clip id when unknown
+    # metric group -> which reference it used for this clip ("annotations", "reference audio", ...)
+    reference_used: dict = dataclasses.field(default_factory=dict)
+    # annotated beats [B, 2] (time_s, position in bar; 1 = downbeat, 0 = unknown), or None; why they are unusable
+    ref_beats: np.ndarray | None = None
+    ref_beats_problem: str = ""
+    # metric group -> the referee that scored it ("name version (settings; licence)")
+    referee_used: dict = dataclasses.field(default_factory=dict)
+    gen_midi: Path | None = None  # the generated side's MIDI (one track per part) next to its audio, if any
+    stem_programs: list = dataclasses.field(default_factory=list)  # GM program per stem (-1: none / drums)
+    start_s: float = 0.0  # the clip's start within its piece (> 0: notes at 0 s were carried over from before)
 
     @property
     def duration_s(self) -> float:
         return len(self.gen_audio) / float(self.sample_rate)
-
-
-# A per-clip scorer: (clip, options, artifacts or None) -> {summary metric name: value}. When ``artifacts``
-# is a dict the scorer may store plot material in it (f0 tracks, notes, beats); it is None for most clips.
-ClipScorer = Callable[[ClipInput, Mapping[str, Any], "dict | None"], Mapping[str, float]]
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricGroup:
-    """One ``--metrics`` name: the summary metrics it produces and how to compute them.
-
-    Either ``score`` (per clip) or, for set-level metrics such as FAD, ``embed`` (per clip ->
-    ``(ref_emb [Nr, D], gen_emb [Ng, D])``) plus ``aggregate`` (lists of per-clip embeddings -> value).
-    """
-
-    name: str
-    names: tuple[str, ...]
-    score: ClipScorer | None = None
-    embed: Callable[[ClipInput, Mapping[str, Any]], tuple[np.ndarray, np.ndarray]] | None = None
-    aggregate: Callable[[list[np.ndarray], list[np.ndarray]], float] | None = None
-    needs_video: bool = False
 
 
 @dataclasses.dataclass
@@ -134,17 +92,24 @@ class EvalConfig:
 
     gen_dir: Path
     ref_dir: Path | None = None
-    metrics: tuple[str, ...] = METRIC_GROUPS
+    metrics: tuple[str, ...] | None = None  # metric groups; None = every registered group
     sample_rate: int = 22050
     videos_dir: Path | None = None
     urmp_root: Path | None = None
     manifest: Path | None = None
-    pitch_backend: str = DEFAULT_PITCH_BACKEND  # measured on the benchmark stems: eval/README.md
+    pitch_backend: str = DEFAULT_PITCH_BACKEND  # measured on the benchmark stems: docs/evaluation.md
     notes_backend: str = "auto"  # "auto": basic-pitch for ensembles, the f0-based transcriber for one voice
+    # the referee on each stem's own audio (per-voice ceilings in per_part.csv) when stems have audio; it costs
+    # one referee run per stem
+    voice_ceilings: bool = True
     emotion_model: str | None = None  # transformers audio model (hub id / folder) replacing the proxy
+    beat_referee: str = DEFAULT_BEAT_REFEREE  # rhythm metrics: librosa, beatnet or madmom
+    chord_referee: str = DEFAULT_CHORD_REFEREE  # harmony metrics: template or madmom
+    emotion_referee: str = DEFAULT_EMOTION_REFEREE  # emotion metrics: proxy or vibenet
+    fad_embedding: str = "mel-stats"  # kid / fad / fad_inf embedding: fadtk name, hub id or folder
+    fad_layer: int | None = None  # hidden-state layer of a transformers fad_embedding (None: its default)
     annotations: str = "solo"
     n_boot: int = 1000
-    set_n_boot: int = 100  # FAD: each resample recomputes two covariances and a matrix square root
     seed: int = 0
     n_plot_clips: int = 3
     max_length_mismatch: float = 0.10
@@ -166,4 +131,4 @@ class EvalResult:
     warnings: list[str]
     missing_gen: list[str]
     missing_ref: list[str]
-    parts: list[dict] = dataclasses.field(default_factory=list)  # per_part.csv rows (MIDI parts vs stems)
+    parts: list[dict] = dataclasses.field(default_factory=list)  # per_part.csv rows (MIDI parts, voices vs stems)
