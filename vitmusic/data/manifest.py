@@ -1,4 +1,7 @@
-"""Clip manifests: cut URMP pieces into fixed-length windows with their annotations, write/read JSONL.
+"""Clip manifests: cut dataset pieces into fixed-length windows with their annotations, write/read JSONL.
+
+Pieces come from any dataset layout (:mod:`vitmusic.data.layouts`: URMP, Bach10, or one a user adds); a clip
+records the same fields whatever the layout, ``null`` for what it lacks (Bach10 has no video).
 
 A prepared folder ``OUT/`` holds:
 
@@ -18,8 +21,12 @@ A prepared folder ``OUT/`` holds:
   and ``stems[k]["notes"]`` / ``stems[k]["f0"]`` is ``null`` -- check the path to tell "not annotated" from
   "annotated, nothing in this window".
 * ``prepare.png`` — pieces/clips per split and instrument tracks per split (see :func:`plot_prepare`).
-* ``prepare.json`` — the arguments, the piece -> split map, counts, the missing-file report and the pieces
-  that produced no clip, with the reason.
+* ``prepare.json`` — the arguments, the layout, the piece -> split map, counts, the missing-file report, the
+  pieces that produced no clip, with the reason, and the tune groups (``tunes``, see below).
+
+Splits are by piece, and pieces that perform one tune (same melodic signature, or the same chorale title in a
+synthetic benchmark; :mod:`vitmusic.data.tunes`) are kept in one split; a ``--split-file`` that separates them
+is refused unless ``allow_shared_scores``.
 
 Clip windows start at 0 s and advance by the hop; only full windows are kept (the tail shorter than a
 window is dropped). Annotation times are relative to the clip start. A note that overlaps the window is
@@ -46,8 +53,10 @@ import numpy as np
 
 from vitmusic.atomic import atomic_path
 from vitmusic.config import Config
+from vitmusic.data.layouts import Layout, discover_pieces
+from vitmusic.data.prepare_plot import plot_prepare
 from vitmusic.data.splits import SPLITS, split_counts, split_pieces
-from vitmusic.data.urmp import Piece, discover_pieces, read_f0, read_notes
+from vitmusic.data.urmp import Piece
 from vitmusic.errors import ConfigError, DataError, VitmusicError
 
 __all__ = [
@@ -58,6 +67,7 @@ __all__ = [
     "PrepareResult",
     "clip_f0",
     "clip_notes",
+    "check_annotations",
     "check_media",
     "clip_windows",
     "piece_clips",
@@ -174,6 +184,24 @@ def check_media(piece: Piece) -> list[str]:
     return problems
 
 
+def check_annotations(piece: Piece) -> list[str]:
+    """Read every annotation a piece lists (f0, notes); one ``"<file>: <reason>"`` per malformed file (once,
+    however many stems share it)."""
+    problems: list[str] = []
+    for stem in piece.stems:
+        for load in (stem.load_f0, stem.load_notes):
+            try:
+                load()
+            except DataError as e:
+                if str(e) not in problems:
+                    problems.append(str(e))
+    return problems
+
+
+def _first(problems: list[str]) -> str:
+    return problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+
+
 def clip_notes(notes: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
     """Notes overlapping ``[start_s, end_s)``, clipped to the window, times relative to ``start_s``.
 
@@ -213,7 +241,7 @@ def piece_clips(piece: Piece, split: str, clip_s: float, hop_s: float | None = N
     """All clip records (manifest lines) of one piece.
 
     Args:
-        piece: from :func:`~vitmusic.data.urmp.discover_pieces`.
+        piece: from :func:`~vitmusic.data.layouts.discover_pieces`.
         split: ``"train"``, ``"val"`` or ``"test"``.
         clip_s, hop_s: window length and hop in seconds (hop defaults to the window length).
         duration_s: piece duration; measured with :func:`piece_duration` when ``None``.
@@ -227,8 +255,8 @@ def piece_clips(piece: Piece, split: str, clip_s: float, hop_s: float | None = N
     windows = clip_windows(duration_s, clip_s, hop_s)
     if not windows:
         raise DataError(f"clip window {clip_s:g} s is longer than piece {piece.id} ({duration_s:.1f} s)")
-    notes = [None if s.notes is None else read_notes(s.notes) for s in piece.stems]
-    f0 = [None if s.f0 is None else read_f0(s.f0) for s in piece.stems]
+    notes = [s.load_notes() for s in piece.stems]
+    f0 = [s.load_f0() for s in piece.stems]
     stems = [{"index": s.index, "instrument": s.instrument, "audio": _path(s.audio), "f0": _path(s.f0),
               "notes": _path(s.notes)} for s in piece.stems]
     clips = []
@@ -284,6 +312,8 @@ class PrepareResult:
     missing: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     plot: Path | None = None
+    layout: str = "urmp"
+    tune_groups: list[list[str]] = field(default_factory=list)
 
     def summary(self) -> str:
         """One paragraph for people."""
@@ -293,6 +323,10 @@ class PrepareResult:
                         for s in SPLITS)
         text = f"Prepared {n_clips} clip(s) from {n_pieces} piece(s) ({per}) -> {self.manifest}"
         text += f" (overview plot {self.plot.name})." if self.plot else "."
+        text += f" Layout: {self.layout}." if self.layout != "urmp" else ""
+        if self.tune_groups:
+            text += (f" {len(self.tune_groups)} group(s) of pieces performing one tune, each kept in one split "
+                     f"({sum(map(len, self.tune_groups))} pieces; listed in {self.report.name}).")
         if self.skipped:
             text += f" Skipped {len(self.skipped)} piece(s): " + "; ".join(
                 f"{p} ({why})" for p, why in list(self.skipped.items())[:3]) + (" ..." if len(self.skipped) > 3 else "")
@@ -305,48 +339,13 @@ class PrepareResult:
         return text
 
 
-def score_titles(urmp_root: str | os.PathLike) -> dict[str, str]:
-    """``{piece id: score}`` for the pieces of a synthetic benchmark that perform a fixed score (chorales).
-
-    Read from ``synth_data.json`` (written by ``vitmusic synth-data``); generated melodies are unique per piece
-    and real URMP folders carry no such record, so both give no entries.
-    """
-    path = Path(urmp_root) / "synth_data.json"
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: unreadable ({e})") from e
-    return {str(p["piece"]): f"{p['source']}:{p['title']}" for p in doc.get("pieces", [])
-            if p.get("source") == "chorale" and p.get("title")}
-
-
-def check_scores_disjoint(split_map: dict[str, str], scores: dict[str, str]) -> None:
-    """Raise when one score is performed by pieces of two different splits.
-
-    Raises:
-        DataError: one line naming the score(s), their pieces and splits.
-    """
-    by_score: dict[str, list[str]] = {}
-    for piece, score in scores.items():
-        if piece in split_map:
-            by_score.setdefault(score, []).append(piece)
-    shared = [(score, sorted(ps)) for score, ps in sorted(by_score.items())
-              if len({split_map[p] for p in ps}) > 1]
-    if shared:
-        named = "; ".join(f"{score.split(':', 1)[-1]} in " + ", ".join(f"{p} ({split_map[p]})" for p in ps)
-                          for score, ps in shared)
-        raise DataError(f"one score in two splits (content leakage): {named}; regenerate the benchmark, fix the "
-                        "split file, or pass --allow-shared-scores")
-
-
 def prepare_manifest(
     urmp_root: str | os.PathLike,
     out_dir: str | os.PathLike,
     clip_s: float,
     hop_s: float | None = None,
     *,
+    layout: str | Layout = "auto",
     split_file: str | os.PathLike | None = None,
     seed: int = 0,
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
@@ -359,20 +358,24 @@ def prepare_manifest(
     """Discover pieces, split them, cut clips and write ``manifest.jsonl`` + ``prepare.json`` atomically.
 
     Args:
-        urmp_root: URMP root folder (or a single piece folder).
+        urmp_root: dataset root folder (or a single piece folder), of any layout.
         out_dir: output folder (created).
         clip_s: window length in seconds; hop_s: hop in seconds (default ``clip_s``).
+        layout: ``"auto"`` (detect), a layout name (``"urmp"``, ``"bach10"``, a registered one) or a
+            :class:`~vitmusic.data.layouts.Layout`.
         split_file, seed, ratios: see :func:`~vitmusic.data.splits.split_pieces`.
         require: files every piece must have, among :data:`REQUIRABLE`.
-        skip_incomplete: skip (and report) a piece lacking a required file instead of failing.
+        skip_incomplete: skip (and report) a piece lacking a required file, or with a broken media or
+            annotation file, instead of failing.
         progress: tqdm bar over pieces (``None``: only on a terminal).
         plot: also save ``prepare.png`` (see :func:`plot_prepare`).
-        allow_shared_scores: accept a benchmark whose pieces perform one score (a chorale of a synthetic
-            benchmark, see :func:`score_titles`) in two splits; refused by default (content leakage).
+        allow_shared_scores: accept a split file that puts pieces performing one tune (same melodic signature,
+            or one chorale of a synthetic benchmark) in two splits; refused by default (content leakage).
 
     Raises:
-        DataError: bad root, no pieces, a required file missing (unless ``skip_incomplete``), malformed
-            annotation, or no piece long enough for one window. Nothing is written then.
+        DataError: bad root, no pieces, a required file missing or a broken media / annotation file (unless
+            ``skip_incomplete``), a split file separating one tune, or no piece long enough for one window.
+            Nothing is written then.
         VitmusicError: invalid arguments.
     """
     from tqdm import tqdm
@@ -393,13 +396,14 @@ def prepare_manifest(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pieces = discover_pieces(urmp_root)
+        pieces = discover_pieces(urmp_root, layout)
     notes_seen = [str(w.message) for w in caught]
 
     skipped: dict[str, str] = {}
     too_short: dict[str, float] = {}
     usable: list[tuple[Piece, float]] = []
     broken: dict[str, list[str]] = {}
+    bad_annotations: dict[str, list[str]] = {}
     n_clips = 0
     for piece in pieces:
         lacking = _missing_required(piece, require)
@@ -410,8 +414,10 @@ def prepare_manifest(
             skipped[piece.id] = reason
         elif problems := check_media(piece):  # every listed video/audio is opened before any clip is cut
             broken[piece.id] = problems
-            skipped[piece.id] = f"broken media: {problems[0]}" + (
-                f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            skipped[piece.id] = f"broken media: {_first(problems)}"
+        elif problems := check_annotations(piece):  # and every annotation read
+            bad_annotations[piece.id] = problems
+            skipped[piece.id] = f"broken annotation: {_first(problems)}"
         elif piece.mix is None and piece.video is None:
             skipped[piece.id] = "no mix or video to measure its duration"
         else:
@@ -430,6 +436,11 @@ def prepare_manifest(
         first = next(iter(broken.values()))[0]
         raise DataError(f"{n_files} broken media file(s) in {len(broken)} piece(s), first {first} "
                         "(--skip-incomplete skips such pieces)")
+    if bad_annotations and not skip_incomplete:
+        n_files = sum(len(v) for v in bad_annotations.values())
+        first = next(iter(bad_annotations.values()))[0]
+        raise DataError(f"{n_files} malformed annotation file(s) in {len(bad_annotations)} piece(s), first {first} "
+                        "(--skip-incomplete skips such pieces)")
     if not usable:
         if too_short:
             pid, duration_s = next(iter(too_short.items()))
@@ -438,12 +449,17 @@ def prepare_manifest(
         pid, reason = next(iter(skipped.items()))
         raise DataError(f"no usable piece under {urmp_root}: {pid}: {reason}")
 
+    from vitmusic.data.tunes import check_groups_disjoint, find_tune_groups, score_titles
+
+    tunes = find_tune_groups([p for p, _ in usable], score_titles(urmp_root))
+    notes_seen += tunes.warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        split_map = split_pieces([p.id for p, _ in usable], ratios=ratios, seed=seed, split_file=split_file)
+        split_map = split_pieces([p.id for p, _ in usable], ratios=ratios, seed=seed, split_file=split_file,
+                                 groups=[g for _, g in tunes.groups])
     notes_seen += [str(w.message) for w in caught]
     if not allow_shared_scores:
-        check_scores_disjoint(split_map, score_titles(urmp_root))
+        check_groups_disjoint(split_map, tunes.groups)
 
     # Clips stream straight into the (temporary) manifest: a URMP-sized run with a short hop holds
     # hundreds of MB of f0 lists, which need not all live in memory. Only light per-clip facts are kept.
@@ -473,14 +489,17 @@ def prepare_manifest(
                           "clip_seconds": clip_s, "hop_seconds": clip_s if hop_s is None else hop_s,
                           "split_file": None if split_file is None else str(Path(split_file).resolve()),
                           "seed": seed, "ratios": list(ratios), "require": list(require),
-                          "skip_incomplete": skip_incomplete},
+                          "skip_incomplete": skip_incomplete, "allow_shared_scores": allow_shared_scores},
+            "layout": pieces[0].layout,
             "splits": split_map,
             "counts": {"pieces": split_counts(split_map), "clips": clips_per_split,
                        "pieces_found": len(pieces), "pieces_skipped": len(skipped)},
             "skipped": skipped,
             "broken_media": broken,
+            "broken_annotations": bad_annotations,
             "missing": missing,
             "warnings": notes_seen,
+            "tunes": tunes.report,
             "vitmusic_version": __version__,
         }
         # the report lands just before the manifest: a manifest never appears without its report
@@ -489,48 +508,8 @@ def prepare_manifest(
     plot_path = plot_prepare(seen, split_map, out_dir / PLOT_NAME) if plot else None
     return PrepareResult(manifest=manifest_path, report=report_path, split_map=split_map,
                          clips_per_split=clips_per_split, pieces_per_split=split_counts(split_map),
-                         skipped=skipped, missing=missing, warnings=notes_seen, plot=plot_path)
-
-
-def plot_prepare(clips: Sequence[dict], split_map: dict[str, str], path: str | os.PathLike) -> Path:
-    """Save a PNG overview of a prepared manifest: pieces/clips per split, clips per instrument and split.
-
-    Args:
-        clips: manifest records (only their ``split`` and ``instruments`` are used).
-        split_map: ``{piece_id: split}``.
-        path: output PNG (written atomically).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colors = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
-    pieces = split_counts(split_map)
-    n_clips = {s: sum(c["split"] == s for c in clips) for s in SPLITS}
-    instruments = sorted({code for c in clips for code in c["instruments"]})
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
-    x = np.arange(len(SPLITS))
-    ax0.bar(x - 0.2, [pieces[s] for s in SPLITS], 0.4, label="pieces", color="0.6")
-    ax0.bar(x + 0.2, [n_clips[s] for s in SPLITS], 0.4, label="clips", color=[colors[s] for s in SPLITS])
-    ax0.set_xticks(x, SPLITS)
-    ax0.set_title("pieces (grey) and clips per split")
-    ax0.set_ylabel("count")
-    bottom = np.zeros(len(instruments))
-    for s in SPLITS:
-        # a clip counts once for every stem of that instrument it holds (two violins -> 2)
-        counts = np.array([sum(c["instruments"].count(code) for c in clips if c["split"] == s)
-                           for code in instruments], dtype=float)
-        ax1.bar(instruments, counts, bottom=bottom, label=s, color=colors[s])
-        bottom += counts
-    ax1.set_title("instrument tracks in clips, by split")
-    ax1.set_ylabel("clip-tracks")
-    ax1.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(path)
+                         skipped=skipped, missing=missing, warnings=notes_seen, plot=plot_path,
+                         layout=pieces[0].layout, tune_groups=[g for _, g in tunes.groups])
 
 
 def read_manifest(path_or_dir: str | os.PathLike, split: str | None = None) -> list[dict]:

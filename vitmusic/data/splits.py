@@ -9,6 +9,11 @@ therefore depends only on its own id and the seed: adding or removing pieces doe
 exception keeps small datasets usable: with 3 or more pieces, every split with a non-zero ratio gets at least
 one piece, by moving the piece(s) whose ``u`` lies nearest that split's band out of the largest split.
 
+Groups (``groups=``): pieces that must share a split, e.g. performances of one tune
+(:mod:`vitmusic.data.tunes`). A group is placed as one unit, by the hash of its first member in sorted order,
+so a piece alone in its group keeps exactly the split it would get without groups; the minimum-one-piece rule
+then moves whole groups.
+
 Split file (``split_file=``), which overrides the hashing entirely. Accepted formats:
 
 * CSV with a ``piece,split`` header, one piece per line (``#`` comments and blank lines allowed)::
@@ -40,7 +45,7 @@ from pathlib import Path
 
 from vitmusic.errors import DataError, VitmusicError
 
-__all__ = ["SPLITS", "SplitWarning", "piece_hash", "read_split_file", "split_counts", "split_pieces"]
+__all__ = ["SPLITS", "SplitWarning", "merge_groups", "piece_hash", "read_split_file", "split_counts", "split_pieces"]
 
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
 
@@ -71,6 +76,7 @@ def split_pieces(
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     split_file: str | os.PathLike | None = None,
+    groups: Iterable[Iterable[str]] = (),
 ) -> dict[str, str]:
     """Assign each piece to ``"train"``, ``"val"`` or ``"test"`` (see the module docstring for the rules).
 
@@ -78,7 +84,11 @@ def split_pieces(
         piece_ids: piece folder names (duplicates are ignored).
         ratios: relative sizes of (train, val, test); normalised, zeros allowed.
         seed: changes the hash-based assignment.
-        split_file: CSV or JSON file that fixes the assignment instead of hashing.
+        split_file: CSV or JSON file that fixes the assignment instead of hashing (``groups`` are then not
+            applied: checking that the file keeps them together is the caller's, see
+            :func:`vitmusic.data.tunes.check_groups_disjoint`).
+        groups: sets of piece ids that the hash-based split keeps in one split; ids not in ``piece_ids`` are
+            ignored, overlapping groups merge.
 
     Returns:
         ``{piece_id: split}`` in the order of ``piece_ids``.
@@ -102,21 +112,51 @@ def split_pieces(
 
     r_train, r_val, _ = _check_ratios(ratios)
     bands = {"train": (0.0, r_train), "val": (r_train, r_train + r_val), "test": (r_train + r_val, 1.0)}
-    u = {p: piece_hash(p, seed) for p in ids}
-    result = {p: ("train" if u[p] < r_train else "val" if u[p] < r_train + r_val else "test") for p in ids}
+    units = merge_groups(ids, groups)  # representative id -> its pieces (a lone piece is its own unit)
+    u = {rep: piece_hash(rep, seed) for rep in units}
+    unit_split = {rep: ("train" if u[rep] < r_train else "val" if u[rep] < r_train + r_val else "test")
+                  for rep in units}
 
     wanted = [s for s, (lo, hi) in bands.items() if hi > lo]
-    if len(ids) >= len(wanted):
+    if len(units) >= len(wanted):
         for target in wanted:
-            members = {s: [p for p in ids if result[p] == s] for s in SPLITS}
+            members = {s: [rep for rep in units if unit_split[rep] == s] for s in SPLITS}
             if members[target]:
                 continue
-            # the largest split can spare a piece: it has >= 2 since len(ids) >= number of wanted splits
+            # the split with the most units can spare one: it has >= 2 since there are >= len(wanted) units
             donor = max(SPLITS, key=lambda s: (len(members[s]), s == "train"))
             lo, hi = bands[target]
-            moved = min(members[donor], key=lambda p: (max(lo - u[p], u[p] - hi, 0.0), p))
-            result[moved] = target
-    return result
+            moved = min(members[donor], key=lambda r: (max(lo - u[r], u[r] - hi, 0.0), len(units[r]), r))
+            unit_split[moved] = target
+    split_of = {p: unit_split[rep] for rep, members in units.items() for p in members}
+    return {p: split_of[p] for p in ids}
+
+
+def merge_groups(ids: Sequence[str], groups: Iterable[Iterable[str]]) -> dict[str, list[str]]:
+    """Merge overlapping ``groups`` (restricted to ``ids``) into disjoint units (union-find).
+
+    Returns:
+        ``{smallest id of the unit: its ids in the order of ids}``, every id in exactly one unit (a lone id is
+        its own), units in the order of their first id in ``ids``.
+    """
+    parent = {p: p for p in ids}
+
+    def root(p: str) -> str:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    for group in groups:
+        members = sorted({p for p in group if p in parent})
+        for p in members[1:]:
+            a, b = root(members[0]), root(p)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    units: dict[str, list[str]] = {}
+    for p in ids:
+        units.setdefault(root(p), []).append(p)
+    return units
 
 
 def split_counts(split_map: dict[str, str]) -> dict[str, int]:

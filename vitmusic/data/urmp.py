@@ -1,7 +1,9 @@
 """The URMP dataset layout: instrument table, file naming, piece discovery, annotation readers/writers.
 
 A URMP root holds one folder per piece, named ``NN_Piece_inst1_inst2...`` (e.g. ``01_Jupiter_vn_vc``,
-``43_Chorale_tpt_tpt_hn_tbn_tba``). A piece folder holds::
+``43_Chorale_tpt_tpt_hn_tbn_tba``). The instruments are URMP's 13 codes or any lower-case name of the
+instrument vocabulary (:mod:`vitmusic.data.instruments`: ``05_Prelude_piano``, ``06_Duo_orchestral-harp_fl``);
+file names use them as written, :attr:`Piece.instruments` holds their canonical codes. A piece folder holds::
 
     Vid_<folder>.mp4                      the performance video
     AuMix_<folder>.wav                    the mixture
@@ -29,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from vitmusic.atomic import atomic_path
+from vitmusic.data.instruments import URMP_INSTRUMENTS as INSTRUMENTS
+from vitmusic.data.instruments import InstrumentInfo, canonical_code, is_instrument
 from vitmusic.errors import DataError
 
 __all__ = [
@@ -56,47 +60,8 @@ class UrmpWarning(UserWarning):
     """A recoverable problem in a URMP root (a folder that is not a piece, a missing optional file)."""
 
 
-@dataclass(frozen=True)
-class InstrumentInfo:
-    """One URMP instrument.
-
-    Attributes:
-        code: URMP code used in file names (``"vn"``).
-        name: English name.
-        family: ``"strings"``, ``"woodwinds"`` or ``"brass"``.
-        gm_program: General MIDI program, 0-based (as pretty_midi / MIDI files use it).
-        low_midi: lowest usual sounding pitch (MIDI note number).
-        high_midi: highest usual sounding pitch (MIDI note number); the orchestral range, not the extreme.
-    """
-
-    code: str
-    name: str
-    family: str
-    gm_program: int
-    low_midi: int
-    high_midi: int
-
-
-INSTRUMENTS: dict[str, InstrumentInfo] = {
-    info.code: info
-    for info in (
-        InstrumentInfo("vn", "violin", "strings", 40, 55, 100),
-        InstrumentInfo("va", "viola", "strings", 41, 48, 88),
-        InstrumentInfo("vc", "cello", "strings", 42, 36, 76),
-        InstrumentInfo("db", "double bass", "strings", 43, 28, 67),
-        InstrumentInfo("fl", "flute", "woodwinds", 73, 60, 96),
-        InstrumentInfo("ob", "oboe", "woodwinds", 68, 58, 91),
-        InstrumentInfo("cl", "clarinet", "woodwinds", 71, 50, 91),
-        InstrumentInfo("sax", "saxophone", "woodwinds", 65, 49, 81),
-        InstrumentInfo("bn", "bassoon", "woodwinds", 70, 34, 75),
-        InstrumentInfo("tpt", "trumpet", "brass", 56, 54, 82),
-        InstrumentInfo("hn", "french horn", "brass", 60, 34, 77),
-        InstrumentInfo("tbn", "trombone", "brass", 57, 40, 72),
-        InstrumentInfo("tba", "tuba", "brass", 58, 26, 65),
-    )
-}
-
 STEM_KINDS: dict[str, str] = {"AuSep": "wav", "F0s": "txt", "Notes": "txt"}
+FILE_PREFIXES: tuple[str, ...] = ("AuMix_", "Vid_", "AuSep_", "F0s_", "Notes_", "Sco_")
 
 # A lower-case token of at most 4 letters in a piece name is almost surely a mistyped instrument code
 # (URMP piece names are CamelCase words): refuse it rather than silently dropping an instrument.
@@ -115,6 +80,10 @@ def parse_piece_name(folder_name: str | os.PathLike) -> tuple[int, str, list[str
     Example:
         ``"43_Chorale_tpt_tpt_hn_tbn_tba"`` -> ``(43, "Chorale", ["tpt", "tpt", "hn", "tbn", "tba"])``
 
+    The instrument tokens are returned as written (they are part of the file names); a token counts as an
+    instrument when it is lower case and names one (:func:`vitmusic.data.instruments.find_instrument`), so
+    ``"02_Sonata_Piano_vn"`` is the piece ``Sonata_Piano`` for violin.
+
     Raises:
         DataError: no leading number, no piece name, no instruments, or an unknown instrument code.
     """
@@ -125,16 +94,14 @@ def parse_piece_name(folder_name: str | os.PathLike) -> tuple[int, str, list[str
     number = int(tokens[0])
     rest = tokens[1:]
     n_codes = 0
-    while n_codes < len(rest) - 1 and rest[-1 - n_codes] in INSTRUMENTS:
+    while n_codes < len(rest) - 1 and _is_code(rest[-1 - n_codes]):
         n_codes += 1
     if n_codes == 0:
-        raise DataError(f"unknown instrument code {rest[-1]!r} in piece folder {name!r} "
-                        f"(known: {' '.join(sorted(INSTRUMENTS))})")
+        _unknown_code(rest[-1], name)
     name_tokens = rest[: len(rest) - n_codes]
     suspect = name_tokens[-1]
     if len(name_tokens) > 1 and _CODE_LIKE.match(suspect):
-        raise DataError(f"unknown instrument code {suspect!r} in piece folder {name!r} "
-                        f"(known: {' '.join(sorted(INSTRUMENTS))})")
+        _unknown_code(suspect, name)
     piece = "_".join(name_tokens)
     if not piece:
         raise DataError(f"empty piece name in piece folder {name!r}")
@@ -179,10 +146,23 @@ def score_file_name(folder: str | os.PathLike) -> str:
     return f"Sco_{Path(folder).name}.mid"
 
 
+def _is_code(token: str) -> bool:
+    return token == token.lower() and is_instrument(token)
+
+
+def _unknown_code(token: str, folder: str) -> None:
+    try:
+        canonical_code(token)
+    except DataError as e:
+        raise DataError(f"{e} in piece folder {folder!r}") from None
+    raise DataError(f"instrument {token!r} in piece folder {folder!r} must be written in lower case")
+
+
 def _check_codes(instruments) -> None:
     for code in instruments:
-        if code not in INSTRUMENTS:
-            raise DataError(f"unknown instrument code {code!r} (known: {' '.join(sorted(INSTRUMENTS))})")
+        if not _is_code(code):
+            canonical_code(code)  # raises for an unknown name
+            raise DataError(f"instrument {code!r} must be written in lower case in URMP file names")
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -190,13 +170,41 @@ def _check_codes(instruments) -> None:
 
 @dataclass
 class Stem:
-    """One instrument track of a piece. Paths are ``None`` when the file is missing."""
+    """One instrument track of a piece. Paths are ``None`` when the file is missing.
+
+    ``instrument`` is a canonical code of :mod:`vitmusic.data.instruments`. The annotations are read with
+    :meth:`load_f0` / :meth:`load_notes`: from URMP text files by default; an importer of another layout
+    (:mod:`vitmusic.data.layouts`) sets ``f0_reader`` / ``notes_reader`` to read its own format (then ``f0`` /
+    ``notes`` name the file the annotation comes from, for reports).
+    """
 
     index: int
     instrument: str
     audio: Path | None = None
     f0: Path | None = None
     notes: Path | None = None
+    f0_reader: Callable[[], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False, compare=False)
+    notes_reader: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def load_f0(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(times_s [N], f0_hz [N])`` (0 Hz = unvoiced), or None when the stem has no f0 annotation.
+
+        Raises:
+            DataError: a malformed annotation (naming the file).
+        """
+        if self.f0 is None:
+            return None
+        return self.f0_reader() if self.f0_reader is not None else read_f0(self.f0)
+
+    def load_notes(self) -> np.ndarray | None:
+        """Notes ``[N, 3]`` (onset_s, f0_hz, duration_s), or None when the stem has no notes annotation.
+
+        Raises:
+            DataError: a malformed annotation (naming the file).
+        """
+        if self.notes is None:
+            return None
+        return self.notes_reader() if self.notes_reader is not None else read_notes(self.notes)
 
 
 @dataclass
@@ -205,10 +213,11 @@ class Piece:
 
     Attributes:
         folder: the piece folder.
-        number, name, instruments: parsed from the folder name.
+        number, name, instruments: parsed from the folder name (``instruments``: canonical codes).
         video, mix, score: file paths, ``None`` when missing.
         stems: one :class:`Stem` per instrument, in folder-name order.
         missing: names of expected files that are absent (for reports).
+        layout: name of the layout it was read from (:mod:`vitmusic.data.layouts`).
     """
 
     folder: Path
@@ -220,6 +229,7 @@ class Piece:
     score: Path | None = None
     stems: list[Stem] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    layout: str = "urmp"
 
     @property
     def id(self) -> str:
@@ -248,13 +258,13 @@ def load_piece(folder: str | os.PathLike) -> Piece:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"piece folder not found: {folder}")
-    number, name, instruments = parse_piece_name(folder.name)
+    number, name, tokens = parse_piece_name(folder.name)
     try:
         files = {p.name: p for p in folder.iterdir() if p.is_file()}
     except OSError as e:
         raise DataError(f"cannot list piece folder {folder}: {e.strerror or e}") from None
     fid = re.escape(folder.name)
-    piece = Piece(folder=folder, number=number, name=name, instruments=instruments)
+    piece = Piece(folder=folder, number=number, name=name, instruments=[canonical_code(t) for t in tokens])
     missing: list[str] = []
 
     def locate(exact: str, pattern: str) -> Path | None:
@@ -266,11 +276,11 @@ def load_piece(folder: str | os.PathLike) -> Piece:
     piece.video = locate(video_file_name(folder), rf"^Vid_{fid}\.(mp4|mkv|avi|mov|webm)$")
     piece.mix = locate(mix_file_name(folder), rf"^AuMix_{fid}\.wav$")
     piece.score = locate(score_file_name(folder), rf"^Sco_{fid}\.midi?$")
-    for k, code in enumerate(instruments, start=1):
+    for k, (token, code) in enumerate(zip(tokens, piece.instruments), start=1):
         stem = Stem(index=k, instrument=code)
         for kind, attr in (("AuSep", "audio"), ("F0s", "f0"), ("Notes", "notes")):
-            exact = stem_file_name(kind, k, code, number, name)
-            pattern = rf"^{kind}_0*{k}_{code}_\d+_.+\.{STEM_KINDS[kind]}$"
+            exact = stem_file_name(kind, k, token, number, name)
+            pattern = rf"^{kind}_0*{k}_{re.escape(token)}_\d+_.+\.{STEM_KINDS[kind]}$"
             setattr(stem, attr, locate(exact, pattern))
         piece.stems.append(stem)
     piece.missing = missing
@@ -283,7 +293,7 @@ def _is_piece_folder(folder: Path, entries: list[Path]) -> bool:
         parse_piece_name(folder.name)
     except DataError:
         return False
-    return any(p.name.startswith(("AuMix_", "Vid_", "AuSep_", "F0s_", "Notes_", "Sco_")) for p in entries)
+    return any(p.name.startswith(FILE_PREFIXES) for p in entries)
 
 
 def discover_pieces(root: str | os.PathLike) -> list[Piece]:

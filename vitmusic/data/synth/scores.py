@@ -2,6 +2,8 @@
 
 A :class:`Score` is written in *beats* (quarter notes); :func:`perform` turns it into timed notes for a
 given set of URMP instruments, with a seeded tempo, tempo drift, fermata ritardandi and phrase dynamics.
+A performance keeps the score's notes at the fixed tempo too (:attr:`PerformedPart.score_notes`, written as
+``Sco_*.mid``), so a score-informed model gets the notes as written while the annotation holds them as played.
 """
 
 from __future__ import annotations
@@ -44,13 +46,22 @@ class ScorePart:
 
 @dataclass
 class Score:
-    """A multi-part score in beats (quarter notes)."""
+    """A multi-part score in beats (quarter notes).
+
+    ``bar_offset_beats`` is the position of beat 0 within its bar (a one-beat pickup in 4/4: 3.0), so that
+    beat ``b`` is a downbeat when ``(b + bar_offset_beats) % beats_per_bar == 0``.
+    """
 
     title: str
     source: str
     parts: list[ScorePart]
     length_beats: float
     beats_per_bar: float = 4.0
+    bar_offset_beats: float = 0.0
+
+    def bar_position(self, beats: np.ndarray) -> np.ndarray:
+        """Position of score beats ``[K]`` within their bar, in beats from the bar line (0 = downbeat)."""
+        return np.mod(np.asarray(beats, dtype=np.float64) + self.bar_offset_beats, self.beats_per_bar)
 
 
 @dataclass
@@ -62,17 +73,25 @@ class PerformedPart:
         midi: [N] int MIDI pitch.
         notes: [N, 3] float (onset_s, f0_hz, duration_s), URMP Notes convention.
         velocities: [N] float in (0, 1], loudness of each note.
+        score_notes: [N, 3] float (onset_s, f0_hz, duration_s): the same notes as written in the score, at the
+            piece's fixed tempo ``tempo_bpm`` (written lengths, no drift, no ritardando): what ``Sco_*.mid``
+            holds, while ``notes`` is the performance.
     """
 
     instrument: str
     midi: np.ndarray
     notes: np.ndarray
     velocities: np.ndarray
+    score_notes: np.ndarray | None = None
 
 
 @dataclass
 class Performance:
-    """The timed performance of a score (what gets rendered and annotated)."""
+    """The timed performance of a score (what gets rendered and annotated).
+
+    ``beats`` [B, 2] holds the performed time of every score beat (quarter note) and its 1-based position in
+    the bar (1 = downbeat): the beat annotation of the benchmark (``Beats_<piece>.txt``).
+    """
 
     score: Score
     instruments: list[str]
@@ -80,6 +99,7 @@ class Performance:
     tempo_bpm: float
     duration_s: float
     info: dict = field(default_factory=dict)
+    beats: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
 def midi_to_hz(midi: np.ndarray | float) -> np.ndarray:
@@ -130,8 +150,12 @@ def load_chorale(path: str) -> Score | None:
     ts = s.parts[0].flatten().getElementsByClass("TimeSignature")
     if len(ts):
         beats_per_bar = float(ts[0].barDuration.quarterLength)
+    # a pickup bar is padded on the left: offset 0 of the flattened part lies that far into its bar
+    measures = s.parts[0].getElementsByClass("Measure")
+    bar_offset = float(measures[0].paddingLeft) % beats_per_bar if len(measures) else 0.0
     name = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    return Score(title=name, source="chorale", parts=parts, length_beats=length, beats_per_bar=beats_per_bar)
+    return Score(title=name, source="chorale", parts=parts, length_beats=length, beats_per_bar=beats_per_bar,
+                 bar_offset_beats=bar_offset)
 
 
 def random_chorale(rng: np.random.Generator, max_tries: int = 20) -> Score:
@@ -145,21 +169,30 @@ def random_chorale(rng: np.random.Generator, max_tries: int = 20) -> Score:
 
 
 def nth_chorale(seed: int, index: int) -> Score:
-    """The ``index``-th 4-voice chorale of a seeded order of the corpus: draws without replacement.
+    """The ``index``-th 4-voice chorale of a seeded order of the corpus: draws without replacement of tunes.
 
-    Pieces ``0, 1, ...`` of a benchmark get distinct chorales until the corpus is used up (then the order
-    starts again), and piece ``k``'s chorale depends only on ``(seed, k)``, not on how many pieces are drawn.
+    Pieces ``0, 1, ...`` of a benchmark get chorales of distinct *tunes* (a chorale sharing a melodic signature,
+    :mod:`vitmusic.data.tunes`, with an earlier draw is passed over: the corpus holds one tune under several
+    titles) until the corpus is used up (then the order starts again), and piece ``k``'s chorale depends only
+    on ``(seed, k)``, not on how many pieces are drawn.
     """
+    from vitmusic.data.tunes import voice_keys
+
     paths = chorale_paths()
     order = np.random.default_rng([int(seed), 0xC40]).permutation(len(paths))
     found: list[Score] = []
+    drawn_keys: set = set()
     for i in order:
         score = load_chorale(paths[int(i)])
         if score is None:
             continue
+        keys = voice_keys([(p.notes[:, 0], p.notes[:, 1]) for p in score.parts])
+        if keys & drawn_keys:  # another harmonisation of a tune already drawn
+            continue
         if len(found) == index:
             return score
         found.append(score)
+        drawn_keys |= keys
     if not found:
         raise DataError("could not find a 4-voice chorale in music21's corpus")
     return found[index % len(found)]
@@ -321,17 +354,25 @@ def perform(score: Score, instruments: list[str], rng: np.random.Generator, dura
         nxt = np.append(on[1:], np.inf)
         dur = np.minimum(dur, nxt - on - 0.03)
         vel = level * (0.75 + 0.25 * arc(notes[:, 0]))
-        vel += 0.08 * (np.mod(notes[:, 0], score.beats_per_bar) < 1e-6)  # downbeat accent
+        vel += 0.08 * (score.bar_position(np.mod(notes[:, 0], score.length_beats)) < 1e-6)  # downbeat accent
         vel *= rng.uniform(0.92, 1.08, size=len(vel))
+        written = notes[:, [0, 2]] * (60.0 / tempo_bpm)  # the score at its fixed tempo: onset_s, duration_s
         keep = (on < duration_s - 0.1) & (dur > 0.03)
-        on, dur, vel, midi = on[keep], dur[keep], vel[keep], midi[keep]
+        on, dur, vel, midi, written = on[keep], dur[keep], vel[keep], midi[keep], written[keep]
         dur = np.minimum(dur, duration_s - 0.05 - on)
         ok = dur > 0.03
         on, dur, vel, midi = on[ok], dur[ok], np.clip(vel[ok], 0.1, 1.0), midi[ok].astype(np.int64)
+        written = written[ok]
         arr = np.stack([on, midi_to_hz(midi), dur], axis=1) if len(on) else np.zeros((0, 3))
-        parts.append(PerformedPart(code, midi, arr, vel))
+        sco = np.stack([written[:, 0], midi_to_hz(midi), written[:, 1]], axis=1) if len(on) else np.zeros((0, 3))
+        parts.append(PerformedPart(code, midi, arr, vel, sco))
+    # the beat annotation: every score beat (quarter note) that starts before the last 0.1 s, as the notes
+    beat_idx = np.arange(0.0, np.floor(total_beats))
+    beat_s = np.interp(beat_idx, beats, secs)
+    keep = beat_s < duration_s - 0.1
+    position = np.floor(score.bar_position(np.mod(beat_idx[keep], score.length_beats)) + 1e-6) + 1
     return Performance(score=score, instruments=list(instruments), parts=parts, tempo_bpm=float(tempo_bpm),
-                       duration_s=float(duration_s))
+                       duration_s=float(duration_s), beats=np.stack([beat_s[keep], position], axis=1))
 
 
 def make_performance(rng: np.random.Generator, source: str, duration_s: float,
@@ -350,7 +391,7 @@ def make_performance(rng: np.random.Generator, source: str, duration_s: float,
     if kind == "chorales":
         score = random_chorale(rng) if chorale is None else nth_chorale(*chorale)
         score = Score(score.title, score.source, [score.parts[i] for i in keep], score.length_beats,
-                      score.beats_per_bar)
+                      score.beats_per_bar, score.bar_offset_beats)
         instruments = choose_ensemble(rng, num_parts, voices=[p.notes[:, 1] for p in score.parts])
     else:
         instruments = choose_ensemble(rng, num_parts)

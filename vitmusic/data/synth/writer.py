@@ -19,9 +19,18 @@ import numpy as np
 
 from vitmusic.atomic import atomic_path, atomic_write_text
 from vitmusic.data.audio import write_audio
+from vitmusic.data.beats import beats_file_name, write_beats
 from vitmusic.data.synth.instruments import render_part
-from vitmusic.data.synth.performer import Stage, player_state, render_frames
+from vitmusic.data.synth.nuisance import (
+    check_backgrounds,
+    draw_nuisance,
+    parse_level,
+    parse_nuisance,
+    piece_fps,
+)
+from vitmusic.data.synth.performer import player_state
 from vitmusic.data.synth.plots import plot_pieces
+from vitmusic.data.synth.scene import Scene, part_box
 from vitmusic.data.synth.scores import SOURCES, Performance, make_performance
 from vitmusic.data.urmp import (
     INSTRUMENTS,
@@ -67,7 +76,9 @@ def check_fluidsynth() -> None:
                         "pip install pyfluidsynth and apt-get install fluidsynth, or use --renderer builtin") from e
 
 
-def _part_midi(perf: Performance, which: list[int]):
+def _part_midi(perf: Performance, which: list[int], *, score: bool = False):
+    """The parts ``which`` as played (``score=False``) or as written at the fixed tempo (``score=True``: the
+    ``Sco_`` file, every note at velocity 80, the score's dynamics being unmarked)."""
     import pretty_midi
 
     # 960 ticks per beat keeps the performed (not quantised) timing within a millisecond
@@ -76,7 +87,8 @@ def _part_midi(perf: Performance, which: list[int]):
         part = perf.parts[k]
         info = INSTRUMENTS[part.instrument]
         inst = pretty_midi.Instrument(program=info.gm_program, name=f"{k + 1} {info.name}")
-        for (onset, _, dur), m, v in zip(part.notes, part.midi, part.velocities):
+        notes, vels = (part.score_notes, np.full(len(part.midi), 80 / 127)) if score else (part.notes, part.velocities)
+        for (onset, _, dur), m, v in zip(notes, part.midi, vels):
             inst.notes.append(pretty_midi.Note(velocity=int(np.clip(round(v * 127), 1, 127)), pitch=int(m),
                                                start=float(onset), end=float(onset + dur)))
         pm.instruments.append(inst)
@@ -118,9 +130,23 @@ def render_stems(perf: Performance, sample_rate: int, renderer: str, seed: int) 
     return stems, f0s
 
 
+def boxes_file_name(folder: Path) -> str:
+    """The performer-box annotation of a synthetic piece (not part of URMP): ``Boxes_<piece>.json``."""
+    return f"Boxes_{folder.name}.json"
+
+
 def write_piece(out_dir: Path, number: int, perf: Performance, *, sample_rate: int, fps: str, renderer: str,
-                seed: int, width_per_player: int = 160, height: int = 240) -> Path:
-    """Render one performance and write its URMP folder atomically; returns the folder path."""
+                seed: int, width_per_player: int = 160, height: int = 240, level: str = "painted",
+                nuisance: tuple[str, ...] = (), bench_seed: int = 0) -> tuple[Path, dict]:
+    """Render one performance and write its URMP folder atomically.
+
+    The picture follows ``level`` and ``nuisance`` (drawn from ``(bench_seed, number)``: see
+    :mod:`vitmusic.data.synth.nuisance`); next to the URMP files, ``Boxes_<piece>.json`` holds every
+    performer's box per frame.
+
+    Returns:
+        The folder path and the piece's picture record (level, nuisance, fps and what was drawn).
+    """
     name = PIECE_NAMES[perf.score.source]
     folder = out_dir / piece_folder_name(number, name, perf.instruments)
     stems, f0s = render_stems(perf, sample_rate, renderer, seed)
@@ -129,13 +155,20 @@ def write_piece(out_dir: Path, number: int, perf: Performance, *, sample_rate: i
     gain = PEAK / max(float(np.max(np.abs(mix))), 1e-9)
     stems = [s * gain for s in stems]
     mix = np.sum(stems, axis=0)
+    fps = piece_fps(bench_seed, number, nuisance, fps)
     rate = parse_fps(fps)
     num_frames = int(round(perf.duration_s * rate))
     times = np.arange(num_frames) / float(rate)
     infos = [INSTRUMENTS[c] for c in perf.instruments]
     states = [player_state(p.notes, p.midi, p.velocities, i.low_midi, i.high_midi, times)
               for p, i in zip(perf.parts, infos)]
-    stage = Stage(perf.instruments, [i.family for i in infos], width_per_player, height)
+    draws = draw_nuisance(bench_seed, number, nuisance, len(perf.parts), width_per_player, height, times,
+                          part_box(level, perf.instruments))
+    scene = Scene(level, perf.instruments, [i.family for i in infos], [p.midi for p in perf.parts], states, draws,
+                  width_per_player, height, float(rate), noise_key=(bench_seed, number))
+    record = {"level": level, "nuisance": list(nuisance), "fps": str(fps), **draws.info}
+    if "compression" in nuisance:
+        record.update(crf=draws.crf, jpeg_quality=draws.jpeg_quality, resolution=round(draws.resolution, 3))
     with atomic_path(folder, is_dir=True) as tmp:
         for k, (part, stem, (ft, fhz)) in enumerate(zip(perf.parts, stems, f0s), start=1):
             code = part.instrument
@@ -143,19 +176,25 @@ def write_piece(out_dir: Path, number: int, perf: Performance, *, sample_rate: i
             write_f0(tmp / stem_file_name("F0s", k, code, number, name), ft, fhz)
             write_notes(tmp / stem_file_name("Notes", k, code, number, name), part.notes)
         write_audio(tmp / mix_file_name(folder), mix, sample_rate, subtype="PCM_16")
-        pm = _part_midi(perf, list(range(len(perf.parts))))
+        pm = _part_midi(perf, list(range(len(perf.parts))), score=True)
         with atomic_path(tmp / score_file_name(folder)) as mid:
             pm.write(str(mid))
-        write_video(tmp / video_file_name(folder), render_frames(stage, states), rate, audio=mix,
-                    sample_rate=sample_rate)
-    return folder
+        write_beats(tmp / beats_file_name(folder), perf.beats)  # not part of URMP: vitmusic.data.beats
+        write_video(tmp / video_file_name(folder), scene.frames(), rate, audio=mix, sample_rate=sample_rate,
+                    crf=draws.crf)
+        boxes = {**record, "width": scene.W, "height": scene.H, "instruments": list(perf.instruments),
+                 "box_format": "x0 y0 x1 y1 in frame pixels, per frame then per part (left to right)",
+                 "boxes": [scene.boxes(i).tolist() for i in range(num_frames)]}
+        atomic_write_text(tmp / boxes_file_name(folder), json.dumps(boxes, separators=(",", ":")) + "\n")
+    return folder, record
 
 
 def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *, duration_s: float = 20.0,
                        fps: str | float = "30", source: str = "chorales", renderer: str = "builtin",
                        sample_rate: int = 48000, width_per_player: int = 160, height: int = 240,
                        tempo_range_bpm: tuple[float, float] = (66.0, 112.0), tempo_drift: float = 0.04,
-                       progress: bool = True, plot: bool = True, workers: int = 1) -> list[Path]:
+                       progress: bool = True, plot: bool = True, workers: int = 1, level: str = "painted",
+                       nuisance: str | tuple[str, ...] | list[str] | None = None) -> list[Path]:
     """Write ``pieces`` synthetic URMP pieces (``01_Chorale_vn_vn_va_vc``, ...) under ``out_dir``.
 
     Args:
@@ -173,6 +212,10 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
         progress: show a tqdm bar on stderr.
         plot: also save piano rolls of the pieces to ``out_dir/synth_data.png``.
         workers: pieces rendered in parallel processes (the output does not depend on it).
+        level: what the picture says about pitch: ``painted`` (hand height linear in pitch, the original
+            benchmark), ``fingering`` (small, ambiguous, instrument-like cues) or ``hidden`` (none).
+        nuisance: ``none``, ``all`` or a comma-separated list of ``layout``, ``background``, ``camera``,
+            ``lighting``, ``noise``, ``compression``, ``fps`` (see :mod:`vitmusic.data.synth.nuisance`).
 
     Returns:
         The piece folders, in order. A summary (arguments and per-piece source, tempo, instruments) is
@@ -216,6 +259,10 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
         find_soundfont()
     if width_per_player % 2 or height % 2 or width_per_player < 64 or height < 96:
         raise DataError(f"video panel must be even and at least 64x96 px, got {width_per_player}x{height}")
+    level = parse_level(level)
+    nuisance = parse_nuisance(nuisance)
+    if "background" in nuisance:
+        check_backgrounds()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -225,7 +272,7 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
     args = {"pieces": int(pieces), "seed": int(seed), "duration_s": float(duration_s), "fps": str(fps),
             "source": source, "renderer": renderer, "sample_rate": int(sample_rate),
             "width_per_player": width_per_player, "height": height, "tempo_range_bpm": list(tempo_range_bpm),
-            "tempo_drift": tempo_drift, "f0_hop_s": F0_HOP_S}
+            "tempo_drift": tempo_drift, "f0_hop_s": F0_HOP_S, "level": level, "nuisance": list(nuisance)}
     folders, summary, perfs = [], [], []
 
     def record(stale: set[str]) -> None:
@@ -237,7 +284,8 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
     job = functools.partial(_make_piece, out, seed=int(seed), source=source, duration_s=float(duration_s),
                             tempo_range_bpm=tuple(tempo_range_bpm), tempo_drift=float(tempo_drift),
                             sample_rate=int(sample_rate), fps=str(fps), renderer=renderer,
-                            width_per_player=int(width_per_player), height=int(height))
+                            width_per_player=int(width_per_player), height=int(height), level=level,
+                            nuisance=nuisance)
     numbers = range(1, int(pieces) + 1)
     with contextlib.ExitStack() as stack:
         if workers > 1:
@@ -248,8 +296,9 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
             results = pool.map(job, numbers)
         else:
             results = map(job, numbers)
-        for folder, perf in tqdm(results, total=int(pieces), desc="synth-data", unit="piece", disable=not progress):
-            _record_piece(folders, summary, perfs if plot else None, folder, perf)
+        for folder, perf, picture in tqdm(results, total=int(pieces), desc="synth-data", unit="piece",
+                                          disable=not progress):
+            _record_piece(folders, summary, perfs if plot else None, folder, perf, picture)
             record(previous - {f.name for f in folders})
     # pieces of an earlier synth-data run into the same folder that this run did not rewrite
     for name in sorted(previous - {f.name for f in folders}):
@@ -262,20 +311,27 @@ def generate_benchmark(out_dir: str | os.PathLike, pieces: int, seed: int = 0, *
 
 def _make_piece(out: Path, number: int, *, seed: int, source: str, duration_s: float,
                 tempo_range_bpm: tuple[float, float], tempo_drift: float, sample_rate: int, fps: str, renderer: str,
-                width_per_player: int, height: int) -> tuple[Path, Performance]:
-    """Draw and write piece ``number`` from its own seed sequence (seed, number); runs in a worker too."""
+                width_per_player: int, height: int, level: str = "painted",
+                nuisance: tuple[str, ...] = ()) -> tuple[Path, Performance, dict]:
+    """Draw and write piece ``number`` from its own seed sequence (seed, number); runs in a worker too.
+
+    The music comes from ``(seed, number)`` alone, so a piece's notes and audio are the same at every level
+    and nuisance; the picture's draws have their own seed sequences.
+    """
     rng = np.random.default_rng([seed, number])
     perf = make_performance(rng, source, duration_s, tempo_range_bpm, tempo_drift, chorale=(seed, number))
     piece_seed = int(rng.integers(2**31))
-    folder = write_piece(out, number, perf, sample_rate=sample_rate, fps=fps, renderer=renderer, seed=piece_seed,
-                         width_per_player=width_per_player, height=height)
-    return folder, perf
+    folder, picture = write_piece(out, number, perf, sample_rate=sample_rate, fps=fps, renderer=renderer,
+                                  seed=piece_seed, width_per_player=width_per_player, height=height, level=level,
+                                  nuisance=nuisance, bench_seed=seed)
+    return folder, perf, picture
 
 
 def _record_piece(folders: list[Path], summary: list[dict], perfs: list[Performance] | None, folder: Path,
-                  perf: Performance) -> None:
+                  perf: Performance, picture: dict) -> None:
     folders.append(folder)
-    summary.append({"piece": folder.name, **perf.info, "num_notes": [int(len(p.notes)) for p in perf.parts]})
+    summary.append({"piece": folder.name, **perf.info, "num_notes": [int(len(p.notes)) for p in perf.parts],
+                    "picture": picture})
     if perfs is not None:
         perfs.append(perf)
 
