@@ -15,29 +15,48 @@ A *model folder* holds ``model.safetensors`` (a module's state dict) + ``config.
 its ``kind``, and what training stored with it, e.g. ``extra.config``: the resolved run config, and
 ``extra.frozen_models``: the fingerprints of the frozen pretrained models). Both files are written atomically
 by :func:`save_module`; other files already in the folder (a training checkpoint's own) are left alone.
+
+``config.json`` also records the sha256 of every weights file of the folder (``weights_sha256``:
+``{"model.safetensors": ..., "encoder_adapters.safetensors": ...}``); :func:`check_weights` compares it on
+load, so weights changed after training (edited, damaged) are refused in one line unless the caller accepts
+them explicitly (:func:`accept_changed_weights`, the commands' ``--accept-changed-weights``).
+
+Only one training writes a run folder at a time: :func:`run_lock` holds ``RUN/.lock`` (an ``flock``) while
+it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import json
+import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from vitmusic.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CHECKPOINTS_DIR",
     "CONFIG_NAME",
     "FINAL_DIR",
     "WEIGHTS_NAME",
+    "accept_changed_weights",
+    "check_weights",
+    "file_sha256",
     "has_model",
     "list_steps",
     "load_weights",
     "read_model_config",
     "read_run",
     "resolve_checkpoint",
+    "run_lock",
     "save_module",
     "step_dir",
     "step_of",
@@ -47,6 +66,8 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 FINAL_DIR = "final"
 CHECKPOINTS_DIR = "checkpoints"
+HASHES_KEY = "weights_sha256"  # in config.json: {weights file name: sha256 hex}
+LOCK_NAME = ".lock"
 _STEP_RE = re.compile(r"^step_(\d+)$")
 
 
@@ -125,6 +146,8 @@ def save_module(
         save_dir: destination folder (created); other files in it are left alone.
         config: JSON-able dict (a non-JSON-able value raises ``TypeError`` before anything is written).
         metadata: string metadata of the safetensors file.
+
+    ``config.json`` gets ``weights_sha256``: the sha256 of every ``*.safetensors`` file in the folder.
     """
     from safetensors.torch import save_file
 
@@ -132,11 +155,13 @@ def save_module(
 
     folder = Path(save_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(config, indent=2, sort_keys=True)  # fails early on a non-JSON-able value
+    json.dumps(config)  # fails early on a non-JSON-able value
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     with atomic_path(folder / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata=metadata)
-    atomic_write_text(folder / CONFIG_NAME, text + "\n")
+    # every weights file of the folder (a run's adapters are written before its projection)
+    hashes = {p.name: file_sha256(p) for p in sorted(folder.glob("*.safetensors"))}
+    atomic_write_text(folder / CONFIG_NAME, json.dumps({**config, HASHES_KEY: hashes}, indent=2, sort_keys=True) + "\n")
     return folder
 
 
@@ -162,7 +187,8 @@ def load_weights(folder: str | os.PathLike, device: str | None = None, *, what: 
     """The state dict in a model folder's ``model.safetensors``.
 
     Raises:
-        DataError: missing or unreadable weights.
+        DataError: missing or unreadable weights, or weights whose sha256 differs from the one ``config.json``
+            records (see :func:`check_weights`).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -170,10 +196,133 @@ def load_weights(folder: str | os.PathLike, device: str | None = None, *, what: 
     weights = Path(folder) / WEIGHTS_NAME
     if not weights.is_file():
         raise DataError(f"{weights}: {what} weights not found")
+    check_weights(weights)
     try:
         return load_file(str(weights), device=device or "cpu")
     except (OSError, SafetensorError) as exc:
         raise DataError(f"{weights}: unreadable safetensors file ({exc})") from exc
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex digest of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+_ACCEPT_CHANGED = contextvars.ContextVar("vitmusic_accept_changed_weights", default=False)
+
+
+@contextlib.contextmanager
+def accept_changed_weights(accept: bool = True) -> Iterator[None]:
+    """Within the block, weights whose sha256 differs from the recorded one are used (with a warning), not
+    refused: for a deliberate edit (pruning, a merged adapter). The commands' ``--accept-changed-weights``."""
+    token = _ACCEPT_CHANGED.set(bool(accept))
+    try:
+        yield
+    finally:
+        _ACCEPT_CHANGED.reset(token)
+
+
+def check_weights(path: str | os.PathLike, recorded: str | None = None, *,
+                  error: type[Exception] = DataError) -> None:
+    """Refuse a weights file whose content is not what was written.
+
+    Args:
+        path: a weights file (``model.safetensors``, ``encoder_adapters.safetensors``, ...).
+        recorded: its expected sha256; None reads it from ``weights_sha256`` in the ``config.json`` next to it
+            (a folder without that record, written by an older vitmusic, is not checked).
+        error: the exception type raised.
+
+    Raises:
+        DataError: one line naming the file, unless :func:`accept_changed_weights` is in effect (a warning then).
+    """
+    path = Path(path)
+    where = f"weights_sha256 in {path.parent / CONFIG_NAME}"
+    if recorded is None:
+        try:
+            hashes = read_model_config(path.parent).get(HASHES_KEY)
+        except DataError:
+            return  # no readable config.json: what reads the model reports that
+        recorded = hashes.get(path.name) if isinstance(hashes, dict) else None
+        if recorded is None:
+            return
+    else:
+        where = "the checkpoint's record"
+    if file_sha256(path) == recorded:
+        return
+    message = (f"{path}: its content differs from the sha256 recorded when it was written ({where}): changed or "
+               "damaged since")
+    if _ACCEPT_CHANGED.get():
+        log.warning("%s; used anyway (--accept-changed-weights)", message)
+        return
+    raise error(f"{message}; pass --accept-changed-weights to use it anyway")
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``RUN/.lock`` (an exclusive ``flock``) for the block: one training per run folder at a time.
+
+    The lock ends with the process (a kill frees it). The file is removed on release, and so is the run folder
+    when this call created it and nothing else was written into it.
+
+    Raises:
+        ConfigError: another process holds it (one line: the folder and that process's id), or the folder
+            cannot be created.
+    """
+    import fcntl
+
+    folder = Path(run_dir)
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where the folder should be, no permission, a full disk
+        raise ConfigError(f"cannot create run folder {folder}: {e.strerror or e}") from None
+    path = folder / LOCK_NAME
+    while True:
+        f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 -- held open for the block
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise ConfigError(f"run folder {folder} is in use by another training (process {holder}): wait for it "
+                              "to end or choose another train.output_dir") from None
+        try:  # the holder may have removed the file between our open and flock: lock the file now there
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        f.close()  # releases the lock
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: the run failed before writing anything
+
+
+def lock_holder(run_dir: str | os.PathLike) -> str | None:
+    """The process id written in ``RUN/.lock`` when a process holds it now, else None (a cheap pre-check)."""
+    import fcntl
+
+    try:
+        with open(Path(run_dir) / LOCK_NAME, encoding="utf-8") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return f.read().strip() or "?"
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:  # no lock file, unreadable: nobody to name
+        return None
+    return None
 
 
 def read_run(checkpoint: str | os.PathLike):

@@ -379,3 +379,21 @@ def test_cli_user_errors_are_one_line(env, tmp_path, capsys, argv, message):
 def test_embed_video_bad_range(env):
     with pytest.raises(DataError):
         env["memory"].embed_video(env["video"], t0_s=2.0, t1_s=1.0)
+
+
+def test_altered_weights_are_refused_in_one_line_unless_accepted(env, tmp_path, capsys):
+    """A model.safetensors whose values changed after training (same shapes) is not used silently."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "final"
+    shutil.copytree(env["final"], folder)
+    state = load_file(str(folder / "model.safetensors"))
+    save_file({k: v * 1.01 for k, v in state.items()}, str(folder / "model.safetensors"))
+    args = ["--checkpoint", folder, "--video", env["video"], "--out", tmp_path / "o.wav"]
+    assert run_cli(*args) == 2
+    err = stderr_lines(capsys)
+    assert len(err) == 1 and "model.safetensors: its content differs from the sha256 recorded" in err[0], err
+    assert "--accept-changed-weights" in err[0] and not (tmp_path / "o.wav").exists()
+    assert run_cli(*args, "--accept-changed-weights") == 0
+    assert (tmp_path / "o.wav").is_file()
+    assert any("used anyway" in line for line in stderr_lines(capsys))

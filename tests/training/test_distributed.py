@@ -254,8 +254,8 @@ def test_ablate_under_accelerate(world):
     r = launch(args, env)
     assert r.returncode == 0, r.stderr[-8000:]
     for v in ("mlp", "retrieval"):
-        assert (out / v / "DONE").is_file()
-        assert len(list((out / v / "generated").glob("*.wav"))) == 2
-        clips = json.loads((out / v / "systems.json").read_text())["clips"]
+        assert (out / v / "seed0" / "DONE").is_file()
+        assert len(list((out / v / "seed0" / "generated").glob("*.wav"))) == 2
+        clips = json.loads((out / v / "seed0" / "systems.json").read_text())["clips"]
         assert sorted(c["process"] for c in clips) == [0, 1]  # the 2 test clips were split between the processes
     assert (out / "results.md").is_file()

@@ -218,7 +218,11 @@ def test_musicgen_task_trains_only_the_projection(env, tmp_path):
 
     # every projection parameter receives a gradient through the frozen generator
     task.projection.train()
-    loss = task.loss(task.projection, task.collate([task.train_dataset()[i] for i in range(2)]))
+    out = task.loss(task.projection, task.collate([task.train_dataset()[i] for i in range(2)]))
+    loss = out["loss"]  # the mean of the per-codebook cross-entropies, logged next to it
+    K = env["generator"].num_codebooks
+    assert set(out) == {"loss", *(f"ce_codebook_{k}" for k in range(K))}
+    assert torch.allclose(loss, torch.stack([out[f"ce_codebook_{k}"] for k in range(K)]).mean())
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in task.projection.parameters())
     assert all(p.grad is None for p in env["generator"].parameters())

@@ -194,7 +194,7 @@ def test_lora_run_trains_adapters_only(env, tmp_path):
     assert all(not torch.equal(state[k], v) for k, v in lora_before.items())  # every adapter moved
     # every adapter and projection parameter receives a gradient; nothing frozen does
     model = task.trainable()
-    loss = task.loss(model, task.collate([task.train_dataset()[i] for i in range(2)]))
+    loss = task.loss(model, task.collate([task.train_dataset()[i] for i in range(2)]))["loss"]
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     assert all(p.grad is None for p in enc.parameters() if not p.requires_grad)
@@ -336,6 +336,7 @@ def test_ablate_lora_variant_runs(env, tmp_path, capsys):
     assert cli.main(["ablate", str(exp), f"data.manifest={env['root']}", "data.test_split=val", "--out",
                      str(out), "--no-progress"]) == 0
     for v in ("frozen", "lora"):
-        assert (out / v / "DONE").is_file() and len(list((out / v / "generated").glob("*.wav"))) == 2
-    assert (out / "lora" / "run" / "final" / "encoder_adapters.safetensors").is_file()
+        folder = out / v / "seed0"
+        assert (folder / "DONE").is_file() and len(list((folder / "generated").glob("*.wav"))) == 2
+    assert (out / "lora" / "seed0" / "run" / "final" / "encoder_adapters.safetensors").is_file()
     assert "lora" in (out / "results.md").read_text()

@@ -10,36 +10,17 @@ import torch
 
 from vitmusic import cli
 from vitmusic.errors import ConfigError
-from vitmusic.workflow.baselines import (
-    derangement,
-    generate_system,
-    mean_pool,
-    nearest_by_cosine,
-    retrieval_sources,
-)
 from vitmusic.workflow.experiments import load_experiment, parse_experiment, select_variants
+from vitmusic.workflow.kinds import SystemContext
+from vitmusic.workflow.kinds import musicgen as musicgen_kind
 from vitmusic.workflow.results import RESULT_COLUMNS, TRAIN_METRICS
+from vitmusic.workflow.retrieval import mean_pool, nearest_by_cosine, retrieval_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "experiments" / "tiny_projection.yaml"
 
 
 # ------------------------------------------------------------------------------------------ baselines
-@pytest.mark.parametrize("n", [2, 3, 5, 17])
-def test_derangement_has_no_fixed_point(n):
-    for seed in range(20):
-        perm = derangement(n, seed)
-        assert sorted(perm.tolist()) == list(range(n))  # a permutation
-        assert not np.any(perm == np.arange(n))  # nobody keeps their own video
-    assert derangement(n, 3).tolist() == derangement(n, 3).tolist()  # seeded
-    assert len({tuple(derangement(5, s).tolist()) for s in range(20)}) > 1
-
-
-def test_derangement_needs_two_items():
-    with pytest.raises(ValueError):
-        derangement(1)
-
-
 def test_retrieval_picks_the_nearest_training_clip():
     rng = np.random.default_rng(0)
     dirs = np.eye(4)  # four training clips pointing in four directions
@@ -69,35 +50,45 @@ class FakePipe:
     def __init__(self):
         self.calls = []
 
-    def generate_from_embeddings(self, embeds, mask, times_s, duration_s, *, guidance_scale, seed, unconditional):
+    def generate_from_embeddings(self, embeds, mask, times_s, duration_s, *, seed, unconditional):
         self.calls.append({"embeds": embeds.clone(), "unconditional": unconditional, "seed": seed,
                            "times_s": times_s, "duration_s": duration_s})
         return np.zeros(int(round(duration_s * self.sample_rate)), np.float32)
 
 
-def _clips(n, dim=3, seconds=1.0):
-    return [{"clip_id": f"c{i}", "piece": f"p{i}", "start_s": 2.0, "end_s": 2.0 + seconds,
+def _clips(n, dim=3, seconds=1.0, pieces=None):
+    pieces = pieces or [f"p{i}" for i in range(n)]
+    return [{"clip_id": f"c{i}", "piece": pieces[i], "start_s": 2.0, "end_s": 2.0 + seconds,
              "embeds": np.full((4, dim), float(i), np.float32), "mask": np.ones(4, bool)} for i in range(n)]
 
 
-def test_systems_route_the_right_conditioning(tmp_path):
-    test = _clips(4)
+def test_musicgen_systems_route_the_right_conditioning(tmp_path, monkeypatch):
+    """The MusicGen kind's systems on cached embeddings: own video, another piece's video, the null condition."""
+    from vitmusic.config import load_config
+
+    test = _clips(6, pieces=["a", "a", "b", "b", "c", "c"])
+    pipe = FakePipe()
+    monkeypatch.setattr(musicgen_kind, "_cached_test", lambda ctx: (pipe, test))
+    cfg = load_config(ROOT / "configs" / "tiny.yaml", ["generate.seed=5"])
+    piece = {c["clip_id"]: c["piece"] for c in test}
     for system in ("model", "shuffled", "unconditional"):
-        pipe = FakePipe()
-        rec = generate_system(system, tmp_path / system, test, pipe=pipe, seed=5, progress=False)
-        used = [int(c["embeds"][0, 0, 0]) for c in pipe.calls]
-        assert [c["unconditional"] for c in pipe.calls] == [system == "unconditional"] * 4
-        if system == "shuffled":
-            assert all(u != i for i, u in enumerate(used))  # every clip gets another clip's video
-            assert [int(r["source"][1:]) for r in rec["clips"]] == used
+        pipe.calls.clear()
+        ctx = SystemContext(cfg, tmp_path / "run", tmp_path / system, progress=False)
+        rec = musicgen_kind.KIND.system(system).generate(ctx)
+        used = [f"c{int(c['embeds'][0, 0, 0])}" for c in pipe.calls]
+        assert [c["unconditional"] for c in pipe.calls] == [system == "unconditional"] * 6
+        if system == "shuffled":  # every clip gets the video of a clip of another piece
+            assert all(piece[u] != piece[f"c{i}"] for i, u in enumerate(used))
+            assert [r["source"] for r in rec] == used
         else:
-            assert used == [0, 1, 2, 3]
+            assert used == [f"c{i}" for i in range(6)]
         assert all(c["duration_s"] == pytest.approx(1.0) for c in pipe.calls)
         np.testing.assert_allclose(pipe.calls[0]["times_s"], [0, 0.25, 0.5, 0.75])
-        assert sorted(p.name for p in (tmp_path / system).iterdir()) == [f"c{i}.wav" for i in range(4)]
+        assert sorted(p.name for p in (tmp_path / system).iterdir()) == [f"c{i}.wav" for i in range(6)]
     # an existing output is kept: generation resumes clip by clip
-    pipe = FakePipe()
-    generate_system("model", tmp_path / "model", test, pipe=pipe, progress=False)
+    pipe.calls.clear()
+    musicgen_kind.KIND.system("model").generate(SystemContext(cfg, tmp_path / "run", tmp_path / "model",
+                                                              progress=False))
     assert pipe.calls == []
 
 
@@ -126,8 +117,10 @@ def test_unconditional_ignores_the_video(tmp_path, monkeypatch):
     # the conditioned model does listen to the video: its teacher-forced loss on the same codes depends on it
     # (sampled codes of the tiny random decoder can coincide for two random conditions, so compare the loss)
     codes = torch.randint(0, 64, (1, gen.num_codebooks, 25), generator=torch.Generator().manual_seed(0))
+    from vitmusic.training.tasks.musicgen import codebook_cross_entropy
+
     with torch.no_grad():
-        la, lb = (gen.loss(*proj(x), codes) for x in (a, b))
+        la, lb = (codebook_cross_entropy(*gen.teacher_forced(*proj(x), codes)).mean() for x in (a, b))
     assert abs(float(la) - float(lb)) > 1e-4
     # and the null condition is zeros with mask 0 -- what condition dropout trains
     h, m = gen.null_condition(torch.ones(1, 2, 3), torch.ones(1, 2, dtype=torch.long))
@@ -166,7 +159,7 @@ def test_experiment_variants_and_systems():
     ("base: nowhere.yaml\nbaseline: a\nvariants: {a: []}\n", "base config not found: nowhere.yaml"),
     ("base: ../configs/tiny.yaml\nbaseline: z\nvariants: {a: []}\n", "baseline 'z' is not one of the variants"),
     ("base: ../configs/tiny.yaml\nbaseline: a\nvariants: {a: [train.lrr=1]}\n", "unknown config key 'train.lrr'"),
-    ("base: ../configs/tiny.yaml\nbaseline: a\nvariants: {a: {system: magic}}\n", "system must be one of"),
+    ("base: ../configs/tiny.yaml\nbaseline: a\nvariants: {a: {system: magic}}\n", "has no system 'magic'"),
     ("base: ../configs/tiny.yaml\nbaseline: a\nvariants: {a: {system: shuffled}}\n", "needs a trained variant"),
     ("base: ../configs/tiny.yaml\nbaseline: a\nvariants: {a: []}\nevaluate: {metrics: nope}\n", "unknown metric"),
 ])
@@ -193,16 +186,17 @@ def test_unknown_only_and_missing_file(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """4 synthetic pieces of 4 s cut into 2 s clips: 2 train pieces, 1 val, 1 test (2 test clips)."""
+    """6 synthetic pieces of 2 s, one 2 s clip each: 3 train pieces, 1 val, 2 test (2 test clips of 2 pieces,
+    so the shuffled control has another piece to take a video from)."""
     from vitmusic.data.manifest import prepare_manifest
     from vitmusic.data.synth import generate_benchmark
 
     root = tmp_path_factory.mktemp("ablate_data")
-    folders = generate_benchmark(root / "urmp", 4, seed=1, duration_s=4.0, source="melodies", progress=False,
+    folders = generate_benchmark(root / "urmp", 6, seed=1, duration_s=2.0, source="melodies", progress=False,
                                  plot=False, width_per_player=64, height=96)
     split = root / "split.csv"
     split.write_text("piece,split\n" + "".join(f"{f.name},{s}\n" for f, s in
-                                               zip(folders, ["train", "train", "val", "test"])))
+                                               zip(folders, ["train", "train", "train", "val", "test", "test"])))
     prepare_manifest(root / "urmp", root / "prepared", 2.0, split_file=split, plot=False, progress=False)
     return root
 
@@ -224,41 +218,84 @@ def test_ablate_end_to_end_resume_and_only(prepared, tmp_path, monkeypatch, caps
     test_ids = sorted(f"{c['clip_id']}.wav" for c in read_manifest(prepared / "prepared", split="test"))
     assert len(test_ids) == 2
     for v in ("mlp", "shuffled"):
-        assert (out / v / "DONE").is_file()
-        assert sorted(p.name for p in (out / v / "generated").glob("*.wav")) == test_ids
-        assert (out / v / "eval" / "per_clip.csv").is_file()
-    assert not (out / "shuffled" / "run").exists()  # the shuffled baseline reuses mlp's trained model
+        assert (out / v / "seed0" / "DONE").is_file()
+        assert sorted(p.name for p in (out / v / "seed0" / "generated").glob("*.wav")) == test_ids
+        assert (out / v / "seed0" / "eval" / "per_clip.csv").is_file()
+    assert not (out / "shuffled" / "seed0" / "run").exists()  # the shuffled control reuses mlp's trained model
     assert not (out / "pca").exists() and not (out / "linear").exists()
-    sources = json.loads((out / "shuffled" / "systems.json").read_text())["clips"]
-    assert all(c["source"] != c["clip_id"] for c in sources)
+    record = json.loads((out / "shuffled" / "seed0" / "systems.json").read_text())
+    pieces = {c["clip_id"]: c["piece"] for c in read_manifest(prepared / "prepared")}
+    assert all(pieces[c["source"]] != pieces[c["clip_id"]] for c in record["clips"])  # another piece's video
+    train = json.loads((out / "mlp" / "seed0" / "train.json").read_text())
+    assert {"train.ce_true_video", "train.ce_shuffled_video", "val_loss"} <= set(train)
+    history = json.loads((out / "mlp" / "seed0" / "run" / "history.json").read_text())
+    logged = next(h for h in history if "loss" in h)
+    assert {f"ce_codebook_{k}" for k in range(4)} <= set(logged)  # the per-codebook CE is logged
+    assert logged["loss"] == pytest.approx(np.mean([logged[f"ce_codebook_{k}"] for k in range(4)]), rel=1e-5)
 
-    done = {v: _mtime(out / v / "DONE") for v in ("mlp", "shuffled")}
-    summary = _mtime(out / "mlp" / "eval" / "summary.json")
+    done = {v: _mtime(out / v / "seed0" / "DONE") for v in ("mlp", "shuffled")}
+    summary = _mtime(out / "mlp" / "seed0" / "eval" / "summary.json")
     assert cli.main([*args, "--only", "mlp,shuffled,pca"]) == 0  # mlp, shuffled skipped; pca added
-    assert {v: _mtime(out / v / "DONE") for v in ("mlp", "shuffled")} == done
-    assert _mtime(out / "mlp" / "eval" / "summary.json") == summary
-    assert (out / "pca" / "DONE").is_file() and not (out / "pca" / "run" / "checkpoints").exists()
+    assert {v: _mtime(out / v / "seed0" / "DONE") for v in ("mlp", "shuffled")} == done
+    assert _mtime(out / "mlp" / "seed0" / "eval" / "summary.json") == summary
+    assert (out / "pca" / "seed0" / "DONE").is_file() and not (out / "pca" / "seed0" / "run" / "checkpoints").exists()
 
     # a changed config does not pass for a finished variant
     assert cli.main([*args[:3], "train.max_steps=3", *args[4:], "--only", "mlp"]) == 2
     assert "was run with a different config" in capsys.readouterr().err
-    assert _mtime(out / "mlp" / "DONE") == done["mlp"]
+    assert _mtime(out / "mlp" / "seed0" / "DONE") == done["mlp"]
 
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == RESULT_COLUMNS
-    from vitmusic.evaluation.runner import SUMMARY_METRICS
+    from vitmusic.evaluation.registry import summary_metrics
 
-    metric_rows = [r for r in rows if r["metric"] in SUMMARY_METRICS]
+    SUMMARY_METRICS = summary_metrics()
+
+    metric_rows = [r for r in rows if r["metric"] in SUMMARY_METRICS and r["seed"] == "0"]
     assert [r["variant"] for r in metric_rows[:: len(SUMMARY_METRICS)]] == ["mlp", "pca", "shuffled"]
     assert len(metric_rows) == 3 * len(SUMMARY_METRICS)
     cos = {r["variant"]: r for r in metric_rows if r["metric"] == "chroma.cosine"}
     assert all(0 <= float(cos[v]["mean"]) <= 1 and cos[v]["n"] == "2" for v in cos)
     assert cos["mlp"]["diff"] == "nan" and cos["shuffled"]["n_paired"] == "2"
+    # intervals over pieces, the method named per row; the difference's test is the sign-flip test over pieces
+    assert cos["mlp"]["interval"].endswith("(piece)") and cos["mlp"]["n_pieces"] == "2"
+    assert cos["shuffled"]["test"] == "sign-flip(piece)" and 0 < float(cos["shuffled"]["p"]) <= 1
     assert float(cos["shuffled"]["diff"]) == pytest.approx(float(cos["shuffled"]["mean"]) - float(cos["mlp"]["mean"]))
     assert {r["metric"] for r in rows if r["metric"] in TRAIN_METRICS and r["variant"] == "mlp"} >= {
-        "train.val_loss"}
+        "train.val_loss", "train.ce_true_video"}
     md = (out / "results.md").read_text()
     assert "**mlp** (baseline)" in md and "| shuffled | shuffled |" in md and "chroma.cosine" in md
-    assert "| linear | model | linear |" in md and "not run" in md
+    assert "| linear | model | linear |" in md and "not run" in md and "another piece" in md
     assert (out / "results.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_ablate_seeds_are_a_factor(prepared, tmp_path, capsys):
+    """--seeds 0,1: every variant per seed into <variant>/seed<k>/, results aggregated across the seeds."""
+    out = tmp_path / "seeds"
+    assert cli.main(["ablate", str(TINY), f"data.manifest={prepared / 'prepared'}", "train.max_steps=2",
+                     "train.warmup_steps=0", "evaluate.metrics=chroma", "evaluate.n_boot=20", "--out", str(out),
+                     "--only", "mlp,shuffled", "--seeds", "3,4", "--no-progress"]) == 0
+    for v in ("mlp", "shuffled"):
+        for k in (3, 4):
+            cfg = (out / v / f"seed{k}" / "config.yaml").read_text()
+            assert (out / v / f"seed{k}" / "DONE").is_file() and f"seed: {k}" in cfg
+    # the two seeds trained two models (different init): their weights differ
+    from safetensors.torch import load_file
+
+    w3, w4 = (load_file(out / "mlp" / f"seed{k}" / "run" / "final" / "model.safetensors") for k in (3, 4))
+    assert any(not torch.equal(w3[n], w4[n]) for n in w3)
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    cos = {(r["variant"], r["seed"]): r for r in rows if r["metric"] == "chroma.cosine"}
+    assert set(cos) == {(v, s) for v in ("mlp", "shuffled") for s in ("3", "4", "all")}
+    agg, per = cos[("mlp", "all")], [float(cos[("mlp", s)]["mean"]) for s in ("3", "4")]
+    assert agg["interval"] == "t(seed)" and agg["n"] == "2"
+    assert float(agg["mean"]) == pytest.approx(np.mean(per)) and float(agg["sd"]) == pytest.approx(np.std(per, ddof=1))
+    d = [float(cos[("shuffled", s)]["mean"]) - float(cos[("mlp", s)]["mean"]) for s in ("3", "4")]
+    assert float(cos[("shuffled", "all")]["diff"]) == pytest.approx(np.mean(d))
+    md = (out / "results.md").read_text()
+    assert "Means across 2 training seeds" in md and "Per-seed means" in md
+    assert cli.main(["ablate", str(TINY), "--seeds", "1,1", "--out", str(tmp_path / "x")]) == 2
+    assert "distinct" in capsys.readouterr().err

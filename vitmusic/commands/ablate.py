@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default runs/ablate/<experiment name>); rerun to resume")
     parser.add_argument("--only", default=None, metavar="V1,V2", help="run only these variants")
+    parser.add_argument("--seeds", default=None, metavar="0,1,2",
+                        help="run every variant once per seed k (train.seed = generate.seed = k) into "
+                        "OUT/<variant>/seed<k>/ and aggregate across seeds (default: the file's seeds:, else one run)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -31,10 +34,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"the first argument must be the experiment file, got {path!r}")
     exp = load_experiment(path, overrides)
     select_variants(exp, args.only)  # an unknown --only name fails before anything runs
-    from vitmusic.workflow.experiments import split_overrides
+    from vitmusic.workflow.experiments import parse_seeds, split_overrides
 
+    seeds = parse_seeds(args.seeds, "--seeds") if args.seeds is not None else None
     results, failures = run_experiment(exp, args.out, only=args.only, extra=split_overrides(overrides)[1],
-                                       progress=not args.no_progress)
+                                       progress=not args.no_progress, seeds=seeds)
     for name, err in failures.items():
         print(f"vitmusic ablate: variant {name} failed: {err}", file=sys.stderr)
     if results is not None:

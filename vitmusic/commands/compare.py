@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "Compare evaluation folders: means, paired t CIs and Wilcoxon p against the first system."
+HELP = ("Compare evaluation folders: means, paired differences with CIs and sign-flip p against the first "
+        "system, pieces as the unit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,15 +15,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, action="append", default=[],
                         help="also write the table to this .md or .csv file, or a .png plot of the paired "
                         "differences (repeatable)")
-    parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: all)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="unused: CIs are Student-t intervals now (kept so scripts keep working)")
+    parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: every metric the folders hold)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals of the differences (docs/statistics.md)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
 def run(args: argparse.Namespace) -> int:
     from vitmusic.atomic import atomic_write_text
     from vitmusic.errors import ConfigError
-    from vitmusic.evaluation.report import compare_markdown, compare_runs, plot_compare, write_compare_csv
+    from vitmusic.evaluation.compare import compare_markdown, compare_runs, plot_compare, write_compare_csv
 
     for out in args.out:
         if out.suffix.lower() not in (".md", ".csv", ".png"):

@@ -1,4 +1,4 @@
-"""``vitmusic evaluate``: score generated audio against the paired ground truth (see eval/README.md)."""
+"""``vitmusic evaluate``: score generated audio against the paired ground truth (see docs/evaluation.md)."""
 
 from __future__ import annotations
 
@@ -18,26 +18,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", type=Path, default=None,
                         help="folder of performance videos named like the clips (for the sync metrics)")
     parser.add_argument("--urmp", type=Path, default=None,
-                        help="URMP root: a clip named like a piece folder takes its f0/notes annotations")
+                        help="dataset root (URMP, Bach10 or another layout, detected; docs/data.md): a clip named "
+                        "like a piece folder takes its f0/notes annotations")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="manifest.jsonl (or its folder): a clip named like a clip_id takes its annotations")
+    from vitmusic.evaluation.registry import metric_groups
+
+    groups = metric_groups()
     parser.add_argument("--metrics", default=None,
-                        help="comma-separated groups (tempo,pitch,notes,chroma,emotion,fad,sync) or metric "
-                        "names; default: all")
+                        help="comma-separated metric groups or metric names (e.g. notes.f1); default: all. "
+                        "Groups: " + "; ".join(f"{g.name} ({g.doc})" if g.doc else g.name for g in groups.values()))
     parser.add_argument("--sample-rate", type=int, default=22050, help="common analysis rate in Hz")
     parser.add_argument("--pitch-backend", default="swift",
                         help="single-voice f0 tracker of the pitch metrics: pyin, swift, pesto or crepe")
     parser.add_argument("--notes-backend", choices=("auto", "basic-pitch", "mono"), default="auto",
                         help="note transcriber: auto = basic-pitch for ensembles, the f0-based one for one voice")
+    parser.add_argument("--voice-ceilings", action=argparse.BooleanOptionalAction, default=True,
+                        help="per-voice referee ceilings: the note transcriber on each stem's own audio vs its "
+                        "annotations, rows 'referee' of per_part.csv (default on when stems have audio; one more "
+                        "referee run per stem)")
     parser.add_argument("--emotion-model", default=None, metavar="ID_OR_DIR",
                         help="transformers audio model with a 2-value (valence, arousal) head replacing the proxy")
+    from vitmusic.evaluation.schema import (
+        DEFAULT_BEAT_REFEREE,
+        DEFAULT_CHORD_REFEREE,
+        DEFAULT_EMOTION_REFEREE,
+    )
+    from vitmusic.metrics.beat_trackers import BEAT_REFEREES
+    from vitmusic.metrics.chords import CHORD_REFEREES
+    from vitmusic.metrics.mood import EMOTION_REFEREES
+
+    parser.add_argument("--beat-referee", choices=BEAT_REFEREES, default=DEFAULT_BEAT_REFEREE,
+                        help="beat tracker of the rhythm metrics: librosa (ISC; default, no downbeats), beatnet "
+                        "(BeatNet, CC BY 4.0: attribution; extra referees-ccby) or madmom (models CC BY-NC-SA 4.0: "
+                        "non-commercial only; extra referees-nc). Measured: docs/evaluation.md 'Trained referees'")
+    parser.add_argument("--chord-referee", choices=CHORD_REFEREES, default=DEFAULT_CHORD_REFEREE,
+                        help="chord and key recogniser of the harmony metrics: template (chroma triad templates + "
+                        "Viterbi, MIT; default) or madmom (CNN/CRF chords, CNN key; models CC BY-NC-SA 4.0: "
+                        "non-commercial only; extra referees-nc)")
+    parser.add_argument("--emotion-referee", choices=EMOTION_REFEREES, default=DEFAULT_EMOTION_REFEREE,
+                        help="valence/arousal estimator of the emotion metrics: proxy (hand-weighted features, "
+                        "MIT; default, labelled PROXY) or vibenet (trained valence/energy model, GPL-3.0; extra "
+                        "referees-gpl)")
     parser.add_argument("--annotations", choices=("solo", "always", "never"), default="solo",
                         help="when URMP/manifest f0 and notes replace the tracked reference: solo pieces only "
                         "(default; a monophonic tracker on an ensemble mix follows the loudest voice), always "
                         "(ensembles: top-voice f0, union of notes) or never")
-    parser.add_argument("--n-boot", type=int, default=1000, help="unused: CIs are Student-t intervals now (kept so scripts keep working)")
-    parser.add_argument("--fad-boot", type=int, default=100,
-                        help="unused: FAD is reported without a CI (a clip bootstrap biases it upward)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals over pieces (docs/statistics.md)")
+    parser.add_argument("--fad-embedding", default="mel-stats", metavar="NAME_OR_ID",
+                        help="embedding of kid / fad / fad_inf: mel-stats (default, offline), a fadtk name "
+                        "(clap-laion-audio, clap-laion-music, encodec-emb, MERT-v1-95M[-LAYER], w2v2-base, "
+                        "hubert-base, ...), a transformers hub id or a local folder (docs/fad.md)")
+    parser.add_argument("--fad-layer", type=int, default=None,
+                        help="hidden-state layer of a transformers --fad-embedding (default: its own)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--plot-clips", type=int, default=3, help="clips drawn in report.md")
     parser.add_argument("--strict", action="store_true", help="stop on the first metric failure")
@@ -53,24 +86,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sample_rate < 4000:
         raise ConfigError(f"--sample-rate must be >= 4000 Hz, got {args.sample_rate}")
-    if args.fad_boot < 0:
-        raise ConfigError(f"--fad-boot must be >= 0, got {args.fad_boot}")
     if args.n_boot < 1:
         raise ConfigError(f"--n-boot must be >= 1, got {args.n_boot}")
     cfg = EvalConfig(
         gen_dir=args.gen, ref_dir=args.ref, metrics=resolve_metrics(args.metrics), sample_rate=args.sample_rate,
         videos_dir=args.videos, urmp_root=args.urmp, manifest=args.manifest, pitch_backend=args.pitch_backend,
-        notes_backend=args.notes_backend, emotion_model=args.emotion_model,
-        annotations=args.annotations,
-        n_boot=args.n_boot, set_n_boot=args.fad_boot, seed=args.seed, n_plot_clips=max(0, args.plot_clips), strict=args.strict,
+        notes_backend=args.notes_backend, voice_ceilings=args.voice_ceilings, emotion_model=args.emotion_model,
+        beat_referee=args.beat_referee,
+        chord_referee=args.chord_referee, emotion_referee=args.emotion_referee, fad_embedding=args.fad_embedding,
+        fad_layer=args.fad_layer, annotations=args.annotations,
+        n_boot=args.n_boot, seed=args.seed, n_plot_clips=max(0, args.plot_clips), strict=args.strict,
     )
-    result = run_evaluation(cfg, args.out, progress=not args.quiet)
-    import json
-
-    from vitmusic.atomic import atomic_write_text
-
+    result = run_evaluation(cfg, args.out, progress=not args.quiet)  # failures.json too, in the same folder swap
     # as generate does: one stderr line per failed clip, and the list in a file
-    atomic_write_text(args.out / "failures.json", json.dumps(result.failures, indent=1) + "\n")
     for f in result.failures:
         print(f"vitmusic evaluate: skipped {f['clip_id']}: {f['reason']}", file=sys.stderr)
     for w in result.warnings:
@@ -86,5 +114,9 @@ def run(args: argparse.Namespace) -> int:
             flag = " n<10" if m.get("small_n") else ""
             ceiling = (m.get("referee_ceiling") or {}).get("mean")
             ceil = f"  referee ceiling {ceiling:.4g}" if ceiling is not None else ""
-            print(f"  {name:28s} {m['mean']:.4g}{ci} (n={m['n']}{flag}){ceil}")
+            emb = f"  [{m['embedding']['name']}]" if m.get("embedding") else ""
+            print(f"  {name:28s} {m['mean']:.4g}{ci} (n={m['n']}{flag}){ceil}{emb}")
+    referees = {r for m in result.summary["metrics"].values() for r in (m.get("referee") or {})}
+    for r in sorted(referees):  # each licence named with the result that used it
+        print(f"  referee: {r}")
     return 0

@@ -1,6 +1,6 @@
-"""``vitmusic extract``: encode every clip of a manifest once into the training cache.
+"""``vitmusic extract``: encode every clip of a manifest once into the training cache of the config's model kind.
 
-A frozen encoder gives a feature cache (video embeddings + audio codes); ``encoder.lora.rank > 0`` gives a
+For the MusicGen kind, a frozen encoder gives a feature cache (video embeddings + audio codes); ``encoder.lora.rank > 0`` gives a
 frame cache (the processor-preprocessed uint8 frames + audio codes), since adapters that train need the frames.
 """
 
@@ -31,13 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vitmusic.config import load_config
-    from vitmusic.training.tasks import build_cache
+    from vitmusic.errors import ConfigError
+    from vitmusic.workflow.kinds import get_kind
 
     config = load_config(args.config, args.overrides)
-    from vitmusic.training.preflight import check_manifest_media
+    kind = get_kind(config)
+    if kind.build_cache is None:
+        raise ConfigError(f"model kind {kind.name!r} has no cache to extract: 'vitmusic train' reads its data directly")
+    from vitmusic.training.preflight import check_cache_dir, check_manifest_media
 
-    check_manifest_media(config)  # missing clip videos fail in one line before any model is loaded
-    folder = build_cache(config, progress=not args.no_progress)
+    check_cache_dir(config)
+    check_manifest_media(config, kind.inputs)  # missing clip videos fail in one line before any model is loaded
+    folder = kind.build_cache(config, progress=not args.no_progress)
     from vitmusic.training.distributed import is_main_process
 
     if is_main_process():  # under accelerate launch: one cache, one line

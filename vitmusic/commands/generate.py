@@ -14,18 +14,19 @@ produced, and ``OUT/generate.json`` records the settings and each item's seed (d
 item's name, so an item sounds the same whatever else is in the batch). Exit code 0 when at least one item
 succeeded, 2 when all failed.
 
-``--path`` picks the generation path. Each path provides ``load_pipeline(checkpoint, *, device=None)``
-returning an object with ``sample_rate``, ``default_seed``, ``describe() -> dict`` and
-``generate_video(video, *, t0_s, t1_s, guidance_scale, seed, progress) -> float wav [N]`` (exactly the span's
-length): ``musicgen`` in :mod:`vitmusic.inference.musicgen`, ``midi`` in
-:mod:`vitmusic.inference.midi`.
+The run folder records its model kind (``task`` in its ``config.json``), and the kind says how its pipeline
+loads (:mod:`vitmusic.workflow.kinds`; a plug-in kind needs ``--plugin``): an object with ``sample_rate``,
+``default_seed``, ``describe() -> dict`` and ``generate_video(video, *, t0_s, t1_s, guidance_scale, seed,
+progress) -> float wav [N]`` (exactly the span's length; :class:`vitmusic.inference.base.Pipeline`).
 
 The MIDI path (a run trained with ``task=transcription``) also writes the transcribed MIDI: ``--midi OUT.mid``
 (default: ``--out`` with a ``.mid`` suffix; in batch mode ``<name>.mid`` next to each ``.wav``) and renders it
 with ``--synth builtin|fluidsynth|diffusion`` (``--soundfont`` for fluidsynth, ``--synth-checkpoint DIR`` for
 diffusion); ``--instruments vn,vc`` names the performers left to right when the file names do not::
 
-    vitmusic generate --path midi --video in.mp4 --checkpoint RUN --out out.wav [--midi out.mid] [--synth S]
+    vitmusic generate --video in.mp4 --checkpoint MIDI_RUN --out out.wav [--midi out.mid] [--synth S]
+
+``--path musicgen|midi`` (deprecated) is still accepted when it agrees with the run's kind.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from vitmusic.errors import ConfigError, DataError, VitmusicError
 HELP = "generate music for videos with a trained run (any length; single video, folder or manifest split)"
 LOG_LEVEL = logging.WARNING  # progress bars carry the news
 
-PATHS = ("musicgen", "midi")
+# the former --path values and the model kinds they name
+PATHS = {"musicgen": "musicgen", "midi": "transcription"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,15 +63,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="classifier-free guidance scale (default: generate.guidance_scale of the run)")
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: generate.seed of the run); in batch mode each item's seed is "
                         "derived from it and the item's name")
-    parser.add_argument("--path", choices=PATHS, default="musicgen", help="generation path (default: musicgen)")
-    midi = parser.add_argument_group("MIDI path (--path midi)")
+    parser.add_argument("--path", choices=tuple(PATHS), default=None,
+                        help="deprecated: the run folder records its kind; if given, it must agree")
+    midi = parser.add_argument_group("MIDI path (a run of the transcription kind)")
     midi.add_argument("--midi", metavar="OUT.mid", help="transcribed MIDI of --video (default: --out as .mid)")
     midi.add_argument("--synth", choices=("builtin", "fluidsynth", "diffusion"), default=None,
                       help="synthesizer of the MIDI (default: transcription.synth of the run)")
     midi.add_argument("--synth-checkpoint", metavar="DIR", help="trained diffusion synthesizer (--synth diffusion)")
     midi.add_argument("--soundfont", metavar="SF2", help="soundfont for --synth fluidsynth (default: pretty_midi's)")
+    midi.add_argument("--score", metavar="SCORE.mid", help="the piece's score, for a run of the score-informed "
+                      "kind (default: the Sco_ file next to a URMP-style video)")
     midi.add_argument("--instruments", metavar="CODES",
                       help="URMP codes of the performers left to right, e.g. vn,vc (default: from the file names)")
+    parser.add_argument("--accept-changed-weights", action="store_true",
+                        help="use a run whose weights changed since training (their sha256 differs from the one "
+                        "in its config.json); refused otherwise")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -112,19 +120,38 @@ def manifest_items(manifest: str, split: str, out_dir: Path) -> list[Item]:
     clips = read_manifest(manifest, split=split)
     if not clips:
         raise DataError(f"{manifest}: no clips in split '{split}'")
+    if not any(c.get("video") for c in clips):
+        raise DataError(f"{manifest}: no clip of split '{split}' has a video (an audio-only layout such as "
+                        "Bach10): nothing to generate from")
     return [Item(str(c["clip_id"]), c.get("video"), float(c["start_s"]), float(c["end_s"]),
                  out_dir / f"{_safe_name(str(c['clip_id']))}.wav") for c in clips]
 
 
-def load_path(path: str, checkpoint: str, device: str | None, **midi_options):
-    """The pipeline of generation path ``path`` (see the module docstring); ``midi_options`` go to the MIDI path."""
-    if path == "midi":
-        from vitmusic.inference import midi as midi_pipeline
+def run_kind(args: argparse.Namespace):
+    """The model kind of ``--checkpoint`` (from its ``config.json``), checked against the options given.
 
-        return midi_pipeline.load_pipeline(checkpoint, device=device, **midi_options)
-    from vitmusic.inference.musicgen import load_pipeline
+    Raises:
+        ConfigError: no run there, a ``--path`` that disagrees with it, an option its kind does not take.
+    """
+    from vitmusic.workflow.kinds import kind_of_run
 
-    return load_pipeline(checkpoint, device=device)
+    kind = kind_of_run(args.checkpoint)
+    if args.path is not None and PATHS[args.path] != kind.name:
+        raise ConfigError(f"--path {args.path} (deprecated) disagrees with {args.checkpoint}: a run of the "
+                          f"{kind.name!r} kind; leave --path out, the run folder records its kind")
+    for flag, value in _pipeline_options(args).items():
+        if value is not None and flag not in kind.pipeline_options:
+            raise ConfigError(f"--{flag.replace('_', '-')} is not an option of the {kind.name!r} kind's pipeline"
+                              + (" (it is for runs of the transcription kind)" if kind.name == "musicgen" else ""))
+    if args.midi and not kind.writes_midi:
+        raise ConfigError(f"--midi: a run of the {kind.name!r} kind writes no notes")
+    return kind
+
+
+def load_kind_pipeline(kind, args: argparse.Namespace, device: str | None):
+    """The kind's pipeline of ``--checkpoint`` with the options given on the command line."""
+    options = {k: v for k, v in _pipeline_options(args).items() if v is not None}
+    return kind.load_pipeline(args.checkpoint, device=device, **options)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -138,11 +165,6 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ConfigError("--videos / --manifest need --out-dir OUT")
         if args.out or args.mux:
             raise ConfigError("--out and --mux are for a single --video")
-    midi_only = [f for f, v in (("--midi", args.midi), ("--synth", args.synth), ("--soundfont", args.soundfont),
-                                ("--synth-checkpoint", args.synth_checkpoint), ("--instruments", args.instruments))
-                 if v is not None]
-    if midi_only and args.path != "midi":
-        raise ConfigError(f"{midi_only[0]} is for --path midi")
     if args.midi and args.video is None:
         raise ConfigError("--midi is for a single --video (batch mode writes <name>.mid next to each .wav)")
     if args.guidance is not None and not args.guidance >= 1.0:
@@ -174,11 +196,11 @@ def _generate(pipe, item: Item, seed: int, guidance: float | None, progress: boo
     return wav
 
 
-def run_single(args: argparse.Namespace, pipe) -> int:
+def run_single(args: argparse.Namespace, pipe, writes_midi: bool = False) -> int:
     from vitmusic.data.videowriter import mux_audio
 
     seed = pipe.default_seed if args.seed is None else args.seed
-    midi = (Path(args.midi) if args.midi else Path(args.out).with_suffix(".mid")) if args.path == "midi" else None
+    midi = (Path(args.midi) if args.midi else Path(args.out).with_suffix(".mid")) if writes_midi else None
     item = Item(Path(args.video).stem, args.video, 0.0, None, Path(args.out), midi)
     wav = _generate(pipe, item, seed, args.guidance, progress=not args.no_progress)
     print(item.out)
@@ -189,7 +211,7 @@ def run_single(args: argparse.Namespace, pipe) -> int:
     return 0
 
 
-def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) -> int:
+def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path, writes_midi: bool = False) -> int:
     from tqdm.auto import tqdm
 
     from vitmusic.atomic import atomic_write_text
@@ -197,7 +219,7 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
     from vitmusic.training.distributed import gather_objects, is_main_process, split_for_process
 
     base_seed = pipe.default_seed if args.seed is None else args.seed
-    if args.path == "midi":
+    if writes_midi:
         for item in items:
             item.midi = item.out.with_suffix(".mid")
     done, failures = [], []
@@ -230,26 +252,29 @@ def run_batch(args: argparse.Namespace, pipe, items: list[Item], out_dir: Path) 
     return 0
 
 
-def _midi_options(args: argparse.Namespace) -> dict:
-    if args.path != "midi":
-        return {}
+def _pipeline_options(args: argparse.Namespace) -> dict:
+    """The pipeline options named on the command line (None where not given)."""
     codes = [c.strip() for c in args.instruments.split(",") if c.strip()] if args.instruments else None
     return {"synth": args.synth, "synth_checkpoint": args.synth_checkpoint, "soundfont": args.soundfont,
-            "instruments": codes}
+            "instruments": codes, "score": getattr(args, "score", None)}
 
 
 def run(args: argparse.Namespace) -> int:
-    _check_args(args)
-    if args.path == "musicgen":  # a bad checkpoint fails before the inputs are listed or models loaded
-        from vitmusic.runs import resolve_checkpoint
+    from vitmusic.runs import accept_changed_weights
 
-        resolve_checkpoint(args.checkpoint)
+    with accept_changed_weights(args.accept_changed_weights):  # the weights' sha256 is checked where they load
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    kind = run_kind(args)  # a bad checkpoint fails before the inputs are listed or models loaded
     if args.video is not None:
         from vitmusic.data.video import probe_video
 
         probe_video(args.video)  # a missing or corrupt video fails in one line before any model is loaded
-        pipe = load_path(args.path, args.checkpoint, args.device, **_midi_options(args))
-        return run_single(args, pipe)
+        pipe = load_kind_pipeline(kind, args, args.device)
+        return run_single(args, pipe, kind.writes_midi)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out-dir exists and is not a folder: {out_dir}")
@@ -260,6 +285,6 @@ def run(args: argparse.Namespace) -> int:
     from vitmusic.training.distributed import check_divisible, process_device
 
     check_divisible(len(items), "items to generate")  # before any model is loaded
-    pipe = load_path(args.path, args.checkpoint, args.device or process_device(), **_midi_options(args))
+    pipe = load_kind_pipeline(kind, args, args.device or process_device())
     out_dir.mkdir(parents=True, exist_ok=True)
-    return run_batch(args, pipe, items, out_dir)
+    return run_batch(args, pipe, items, out_dir, kind.writes_midi)

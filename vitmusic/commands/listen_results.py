@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "unblind listening-test ratings: per-system means with 95 percent bootstrap CIs (csv, md, png)"
+HELP = "unblind listening-test ratings: per-system means with 95 percent intervals, method named (csv, md, png)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, default=None, help="output folder (default: OUT/results)")
     parser.add_argument("--no-screening", action="store_true",
                         help="MUSHRA: keep participants the BS.1534 post-screening would exclude")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals (docs/statistics.md)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 

@@ -1,10 +1,11 @@
-"""``vitmusic prepare``: cut a URMP-layout root into a clip manifest with piece-level splits."""
+"""``vitmusic prepare``: cut a dataset root (URMP, Bach10 or a user layout) into a clip manifest with
+piece-level splits that keep each tune in one split."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "cut a URMP-layout dataset into fixed-length clips: OUT/manifest.jsonl, prepare.json, prepare.png"
+HELP = "cut a dataset (URMP, Bach10, ...) into fixed-length clips: OUT/manifest.jsonl, prepare.json, prepare.png"
 
 
 def _csv_list(text: str) -> list[str]:
@@ -12,8 +13,12 @@ def _csv_list(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--urmp", required=True, metavar="ROOT",
-                        help="URMP root: folders NN_Piece_inst1_inst2... (or one piece folder)")
+    parser.add_argument("--data", "--urmp", dest="root", required=True, metavar="ROOT",
+                        help="dataset root (or one piece folder); --urmp is the same option")
+    parser.add_argument("--layout", default="auto", metavar="NAME",
+                        help="how ROOT is laid out: auto (detect; the default), urmp (folders NN_Piece_vn_vc with "
+                        "Vid_/AuMix_/AuSep_/F0s_/Notes_/Sco_ files), bach10 (folders NN-Title with .flac, "
+                        "-GTF0s.mat, -GTNotes.mat, .mid), or one an installed package adds (docs/data.md)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--clip-seconds", required=True, type=float, metavar="S",
                         help="clip window length in seconds")
@@ -32,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "video/audio file instead of failing")
     parser.add_argument("--no-plot", action="store_true", help="do not save the OUT/prepare.png overview")
     parser.add_argument("--allow-shared-scores", action="store_true",
-                        help="accept pieces that perform one score (a synthetic benchmark's chorale) in two splits")
+                        help="accept a --split-file that puts pieces performing one tune (same melodic signature of "
+                        "the top voice, or one chorale of a synthetic benchmark) in two splits")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise VitmusicError(f"--ratios must be three numbers, got {','.join(args.ratios)!r}") from None
     result = prepare_manifest(
-        args.urmp,
+        args.root,
         args.out,
         args.clip_seconds,
         args.hop_seconds,
+        layout=args.layout,
         split_file=args.split_file,
         seed=args.seed,
         ratios=ratios,

@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="relative amplitude of the slow tempo drift / rubato (default 0.04, 0 = strict)")
     parser.add_argument("--width", type=int, default=160, metavar="PX", help="video width per performer in px (default 160)")
     parser.add_argument("--height", type=int, default=240, metavar="PX", help="video height in px (default 240)")
+    parser.add_argument("--level", default="painted", metavar="LEVEL",
+                        help="what the picture says about pitch: painted (hand height, default), fingering "
+                             "(small instrument-like cues) or hidden (none; onsets, dynamics, phrasing remain)")
+    parser.add_argument("--nuisance", default="none", metavar="LIST",
+                        help="none (default), all, or a comma-separated list of layout, background, camera, "
+                             "lighting, noise, compression, fps")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="pieces rendered in parallel processes (default 1; output is identical)")
     parser.add_argument("--no-plot", action="store_true", help="skip the piano-roll overview OUT/synth_data.png")
@@ -44,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
                                  tempo_range_bpm=args.tempo, tempo_drift=args.tempo_drift,
                                  width_per_player=args.width, height=args.height,
                                  progress=not args.no_progress, plot=not args.no_plot,
-                                 workers=args.workers)
+                                 workers=args.workers, level=args.level, nuisance=args.nuisance)
     print(f"wrote {len(folders)} pieces to {args.out}")
     return 0

@@ -1,4 +1,5 @@
-"""``vitmusic train``: train the projection (or, ``task=transcription``, the notes head) on the feature cache."""
+"""``vitmusic train``: train the model kind a config names (``task``: the projection for MusicGen, the notes head,
+the diffusion synthesizer, or a plug-in kind), from its cache when it has one."""
 
 from __future__ import annotations
 
@@ -22,21 +23,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CKPT",
         help="continue from the latest checkpoint of the run (or the given run/step_<n> folder)",
     )
+    parser.add_argument("--accept-changed-weights", action="store_true",
+                        help="resume from a checkpoint whose files changed since it was written (their sha256 "
+                        "differs from the recorded one); refused otherwise")
 
 
 def run(args: argparse.Namespace) -> int:
     from vitmusic.config import load_config
-    from vitmusic.training.tasks import build_task, run_training
+    from vitmusic.workflow.kinds import get_kind, train_run
 
     overrides, resume = list(args.overrides), args.resume
     if resume is not None and "=" in resume:  # `--resume key=value`: argparse took an override as CKPT
         overrides, resume = [resume, *overrides], "latest"
     config = load_config(args.config, overrides)
+    from vitmusic.runs import accept_changed_weights
     from vitmusic.training.preflight import check_before_training
 
-    check_before_training(config, resume)  # before any model is loaded or cache built
-    task = build_task(config, progress=not args.no_progress)
-    final = run_training(config, task, resume=resume, progress=not args.no_progress)
+    with accept_changed_weights(args.accept_changed_weights):
+        check_before_training(config, resume, media=get_kind(config).inputs)  # before any model or cache loads
+        final, _ = train_run(config, resume=resume, progress=not args.no_progress)
     from vitmusic.training.distributed import is_main_process
 
     if is_main_process():

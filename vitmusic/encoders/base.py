@@ -87,7 +87,7 @@ class VisionEncoder(nn.Module, abc.ABC):
     """Base class of the vision encoders.
 
     Attributes:
-        kind: ``"videomae"``, ``"vit"`` or ``"clip"``.
+        kind: ``"videomae"``, ``"vit"``, ``"clip"`` or ``"efficientnet"`` (per frame, ImageNet weights).
         embed_dim: ``D``, width of the returned embeddings.
         name_or_path: the preset name, hub id or local dir the encoder was loaded from.
         rate_hz: default embedding rate used by :meth:`sample_fps` when no rate is given (may be None).

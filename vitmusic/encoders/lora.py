@@ -143,6 +143,9 @@ def load_adapters(encoder, folder: str | os.PathLike) -> None:
     path = Path(folder) / ADAPTERS_NAME
     if not path.is_file():
         raise DataError(f"{path} not found: this run trained encoder LoRA adapters and needs their weights")
+    from vitmusic.runs import check_weights
+
+    check_weights(path)  # refuses adapters changed since training (sha256 in config.json)
     try:
         state = load_file(str(path), device=str(encoder.device))
     except (OSError, SafetensorError) as exc:

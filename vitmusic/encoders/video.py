@@ -31,6 +31,7 @@ import torch
 
 __all__ = [
     "ENCODE_WINDOW_S",
+    "FramesVideo",
     "VideoEmbeddings",
     "clip_batches",
     "embed_video",
@@ -151,6 +152,71 @@ def preprocess_clips(encoder, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
     return out  # type: ignore[return-value]
 
 
+class FramesVideo:
+    """Decoded frames held in memory, read like a :class:`~vitmusic.data.video.VideoReader` (frame ``i`` is on
+    screen from ``i / fps``): what :func:`embed_video` (and so every generation pipeline) takes in place of a
+    file, e.g. frames from a camera or a notebook.
+
+    Args:
+        frames: uint8 RGB ``[T, H, W, 3]``.
+        fps: their frame rate.
+        name: what error messages call it.
+
+    Raises:
+        DataError: not ``[T, H, W, 3]`` uint8 frames with ``T > 0``, or ``fps <= 0``.
+    """
+
+    def __init__(self, frames: np.ndarray, fps: float, name: str = "<frames>") -> None:
+        from pathlib import Path
+
+        from vitmusic.data.video import VideoInfo
+        from vitmusic.errors import DataError
+
+        data = np.asarray(frames)
+        if data.ndim != 4 or data.shape[-1] != 3 or data.dtype != np.uint8 or len(data) == 0:
+            raise DataError(f"{name}: frames must be uint8 [T, H, W, 3] with T > 0, got {data.dtype} "
+                            f"{tuple(data.shape)}")
+        if not float(fps) > 0:
+            raise DataError(f"{name}: fps must be > 0, got {fps}")
+        self.data, self.fps, self.path = data, float(fps), name
+        self.info = VideoInfo(Path(name), self.fps, len(data), len(data) / self.fps, data.shape[2], data.shape[1],
+                              False, None)
+
+    def __enter__(self) -> FramesVideo:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def __str__(self) -> str:
+        return self.path
+
+    def read(self, t0: float = 0.0, t1: float | None = None, *, fps: float | None = None):
+        """The frames on screen in ``[t0, t1)``: all of them, or one per tick of ``fps`` (as VideoReader)."""
+        from vitmusic.data.video import Frames
+        from vitmusic.errors import DataError
+
+        end = self.info.duration_s
+        t1 = end if t1 is None else min(float(t1), end)
+        if not 0.0 <= t0 < t1:
+            raise DataError(f"{self.path}: empty or outside time range [{t0:.3f}, {t1:.3f}) s of {end:.3f} s")
+        if fps is None:
+            idx = np.arange(int(np.ceil(t0 * self.fps - 1e-9)), int(np.ceil(t1 * self.fps - 1e-9)))
+        else:
+            ticks = t0 + np.arange(max(1, int(np.ceil((t1 - t0) * fps - 1e-9)))) / fps
+            idx = np.floor(ticks * self.fps + 1e-6).astype(int)
+        idx = np.clip(idx, 0, len(self.data) - 1)
+        return Frames(self.data[idx], idx / self.fps)
+
+    def iter_windows(self, window_s: float, hop_s: float | None = None, *, fps: float | None = None):
+        """Consecutive windows ``[k * hop_s, k * hop_s + window_s)`` over all the frames."""
+        hop_s = window_s if hop_s is None else hop_s
+        k = 0
+        while k * hop_s < self.info.duration_s - 1e-9:
+            yield self.read(k * hop_s, k * hop_s + window_s, fps=fps)
+            k += 1
+
+
 def _frame_windows(reader, t0_s: float, t1_s: float, fps: float, n_frames: int):
     window_s = n_frames / fps
     if t0_s == 0.0 and t1_s >= reader.info.duration_s:
@@ -165,7 +231,7 @@ def _frame_windows(reader, t0_s: float, t1_s: float, fps: float, n_frames: int):
 @torch.no_grad()
 def embed_video(
     encoder,
-    video: str | os.PathLike,
+    video: str | os.PathLike | FramesVideo,
     *,
     rate_hz: float | None = None,
     t0_s: float = 0.0,
@@ -182,7 +248,7 @@ def embed_video(
     Args:
         encoder: a loaded :class:`~vitmusic.encoders.VisionEncoder`, or anything with its ``sample_fps``,
             ``frames_per_step``, ``clip_frames`` and ``encode_frames``.
-        video: video file.
+        video: video file, or frames in memory (:class:`FramesVideo`).
         rate_hz: embedding rate; defaults to the encoder's own.
         t0_s, t1_s: span in seconds (``t1_s`` None: the end of the video).
         window_s: decoding window (default :data:`ENCODE_WINDOW_S`; rounded to whole encoder units).
@@ -203,7 +269,7 @@ def embed_video(
 
     fps = encoder.sample_fps(rate_hz)
     step_frames = int(encoder.frames_per_step)
-    with VideoReader(video) as reader:
+    with video if isinstance(video, FramesVideo) else VideoReader(video) as reader:
         end = reader.info.duration_s
         t1 = end if t1_s is None else min(float(t1_s), end) if clip_to_video else float(t1_s)
         if not 0.0 <= t0_s < t1:

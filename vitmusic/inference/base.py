@@ -14,7 +14,8 @@ __all__ = ["Pipeline", "item_seed"]
 @runtime_checkable
 class Pipeline(Protocol):
     """A loaded video -> audio model (:class:`~vitmusic.inference.musicgen.MusicGenPipeline`,
-    :class:`~vitmusic.inference.midi.MidiPipeline`), as ``vitmusic generate`` and the workflows use it."""
+    :class:`~vitmusic.inference.midi.MidiPipeline`, or a plug-in kind's), as ``vitmusic generate``, the
+    workflows and :func:`vitmusic.load_pipeline` use it; a model kind's ``load_pipeline`` returns one."""
 
     @property
     def sample_rate(self) -> int:
@@ -28,9 +29,9 @@ class Pipeline(Protocol):
         """What generated the audio (for reports next to the outputs)."""
 
     def generate_video(self, video: str | os.PathLike, **options: Any) -> np.ndarray:
-        """float32 wav ``[round((t1_s - t0_s) * sample_rate)]`` for a video's ``[t0_s, t1_s)``; the options
-        every path takes: ``t0_s``, ``t1_s``, ``guidance_scale`` (ignored where nothing is guided), ``seed``,
-        ``progress``."""
+        """float32 wav ``[round((t1_s - t0_s) * sample_rate)]`` for a video's ``[t0_s, t1_s)`` (a file, or frames
+        in memory: :class:`vitmusic.encoders.video.FramesVideo`); the options every path takes: ``t0_s``,
+        ``t1_s``, ``guidance_scale`` (ignored where nothing is guided), ``seed``, ``progress``."""
 
 
 def item_seed(seed: int, name: str) -> int:

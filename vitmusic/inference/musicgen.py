@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from vitmusic.config import Config
-from vitmusic.encoders.video import VideoEmbeddings, embed_video
+from vitmusic.encoders.video import FramesVideo, VideoEmbeddings, embed_video
 from vitmusic.errors import ConfigError, DataError
 from vitmusic.inference.models import ENCODER_KEYS, GENERATOR_KEYS, load_run_models, mismatches
 from vitmusic.runs import read_run
@@ -103,7 +103,7 @@ class MusicGenPipeline:
     # ------------------------------------------------------------------ video -> embeddings
     @torch.no_grad()
     def embed_video(
-        self, video: str | os.PathLike, *, t0_s: float = 0.0, t1_s: float | None = None, progress: bool = False
+        self, video: str | os.PathLike | FramesVideo, *, t0_s: float = 0.0, t1_s: float | None = None, progress: bool = False
     ) -> VideoEmbeddings:
         """Encoder embeddings of a video's ``[t0_s, t1_s)`` (default: all of it), decoded window by window.
 
@@ -197,7 +197,7 @@ class MusicGenPipeline:
 
     def generate_video(
         self,
-        video: str | os.PathLike,
+        video: str | os.PathLike | FramesVideo,
         *,
         t0_s: float = 0.0,
         t1_s: float | None = None,
@@ -237,6 +237,9 @@ def load_pipeline(
     from vitmusic.projection import load_projection
 
     folder, config, stored = read_run(checkpoint)
+    if config.task != "musicgen":
+        raise ConfigError(f"{folder}: trained with task={config.task}, not a video -> MusicGen run (load it "
+                          "through its kind: vitmusic.load_pipeline / vitmusic generate)")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:

@@ -3,8 +3,13 @@
 The folder layout (``RUN/checkpoints/step_<n>/``, ``RUN/final/``) and the exported model files are the run
 format of :mod:`vitmusic.runs`; this module adds what only resuming needs::
 
-    RUN/checkpoints/step_<n>/trainer_state.json   step, data position, loss history
+    RUN/checkpoints/step_<n>/trainer_state.json   step, data position, loss history, the sha256 of every other
+                                                  file of the checkpoint (``files``)
     RUN/checkpoints/step_<n>/accelerate/          optimizer, scheduler, RNG states (``Accelerator.save_state``)
+
+``--resume`` checks those hashes first (:func:`check_checkpoint`), so a checkpoint whose weights or optimizer
+state changed since it was written is refused in one line (unless accepted explicitly:
+:func:`vitmusic.runs.accept_changed_weights`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vitmusic.errors import ConfigError
-from vitmusic.runs import list_steps
+from vitmusic.runs import check_weights, file_sha256, list_steps
 
 STATE_FILE = "trainer_state.json"
 ACCELERATE_DIR = "accelerate"
@@ -68,8 +73,11 @@ def check_checkpoint(ckpt: Path) -> dict[str, Any]:
     writes them, and readable RNG states). An optimizer/scheduler tampered with *inside* a valid archive is
     caught when accelerate loads it (see :func:`vitmusic.training.loop.train`).
 
+    Every file whose sha256 ``trainer_state.json`` records (``files``) must still have it
+    (:func:`vitmusic.runs.check_weights`).
+
     Raises:
-        ConfigError: one line naming the first problem.
+        ConfigError: one line naming the first problem (a file changed since the checkpoint was written too).
     """
     import zipfile
 
@@ -121,6 +129,14 @@ def check_checkpoint(ckpt: Path) -> dict[str, Any]:
                 pass
         except Exception as e:  # SafetensorError: a bad header
             raise unreadable(path, e) from None
+    files = state.get("files") or {}  # absent in checkpoints of older versions
+    if not isinstance(files, dict):
+        raise ConfigError(f"corrupt checkpoint {ckpt}: {STATE_FILE} 'files' is not a mapping")
+    for rel, digest in files.items():
+        path = ckpt / str(rel)
+        if ".." in Path(rel).parts or not path.is_file():
+            raise ConfigError(f"incomplete checkpoint {ckpt}: {rel} is missing")
+        check_weights(path, str(digest), error=ConfigError)
     return state
 
 
@@ -130,22 +146,35 @@ def save_checkpoint(
     """Write one checkpoint folder from all processes; it appears under its final name only when complete.
 
     The temporary name is deterministic (not ``tempfile``) because every process writes its own RNG state
-    into the same folder under ``accelerate launch``.
+    into the same folder under ``accelerate launch``. ``trainer_state.json``, written last, records the sha256
+    of every other file. A failure (a full disk, an interrupt) removes the temporary folder.
+
+    Raises:
+        DiskFullError: no space left while writing it.
     """
+    from vitmusic.atomic import disk_full_error, is_disk_full, replace_dir
+
     tmp = ckpt.with_name(f".{ckpt.name}.tmp")
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        task.save_pretrained(accelerator.unwrap_model(model), tmp, meta)
-    accelerator.save_state(str(tmp / ACCELERATE_DIR))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
-        if ckpt.exists():
-            shutil.rmtree(ckpt)
-        os.replace(tmp, ckpt)
+    try:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            task.save_pretrained(accelerator.unwrap_model(model), tmp, meta)
+        accelerator.save_state(str(tmp / ACCELERATE_DIR))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            files = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            (tmp / STATE_FILE).write_text(json.dumps({**state, "files": files}, indent=1), encoding="utf-8")
+            replace_dir(tmp, ckpt)
+    except BaseException as e:
+        full = isinstance(e, Exception) and is_disk_full(e, tmp)
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise disk_full_error(ckpt) from e
+        raise
     accelerator.wait_for_everyone()
     return ckpt
 

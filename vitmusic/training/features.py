@@ -33,9 +33,16 @@ the code ``embed_video`` runs at generation time: a clip's cached embeddings are
 over the same span.
 
 Extraction writes shards of ``extract.shard_size`` clips into ``<cache_dir>/.<key>.partial/``; an
-interrupted run resumes by skipping finished shards, and the final folder appears atomically. Under
+interrupted run resumes by skipping finished shards (a shard that no longer loads with its rows is redone),
+and the final folder appears atomically. A run that fails before finishing any shard removes the partial
+folder. Under
 ``accelerate launch --num_processes N`` the N processes encode every N-th shard each and the main process
 joins them: the cache equals the one a single process writes (same key, same rows in the same order).
+
+A finished cache holds ``checksums.json``: the size and sha256 of every file in it. Before a cache is reused it
+is checked against them (:func:`verify_cache`); a damaged one (a file cut short, overwritten, deleted, garbage
+JSON) is reported in one warning line and rebuilt. A cache written before checksums existed is checked by
+reading it whole and then gets its checksums.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitmusic.atomic import atomic_path, atomic_write_text
+from vitmusic.atomic import atomic_path, atomic_write_text, disk_full_error, is_disk_full
 from vitmusic.encoders.video import encode_clips, preprocess_clips, read_clip_frames
 from vitmusic.errors import DataError
 from vitmusic.training.distributed import check_divisible, process_info, wait_for_everyone
@@ -65,6 +72,7 @@ FRAME_CACHE_VERSION = 1  # the same for frame caches
 STORES = ("embeddings", "frames")
 FINGERPRINT_NAME = "fingerprint.json"
 DATA_DIR = "data"
+CHECKSUMS_NAME = "checksums.json"
 
 # (path, start_s, end_s, fps) -> uint8 [T, H, W, 3] frames decoded at fps
 FrameReader = Callable[[str, float, float, float], np.ndarray]
@@ -227,9 +235,72 @@ def _quiet_datasets():
 
 
 def find_cache(cache_dir: str | os.PathLike, key: str) -> Path | None:
-    """The finished cache folder for ``key``, or None."""
+    """The finished cache folder for ``key``, or None (not checked: see :func:`verify_cache`)."""
     folder = Path(cache_dir) / key
     return folder if (folder / FINGERPRINT_NAME).is_file() and (folder / DATA_DIR).is_dir() else None
+
+
+def _checksums(folder: Path) -> dict[str, dict[str, Any]]:
+    from vitmusic.runs import file_sha256
+
+    files = [folder / FINGERPRINT_NAME, *sorted(p for p in (folder / DATA_DIR).rglob("*") if p.is_file())]
+    return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in files}
+
+
+def _read_whole(dataset_dir: Path, num_rows: int | None) -> str | None:
+    """A problem found by loading a saved dataset and reading every column of every row, else None."""
+    from datasets import load_from_disk
+
+    try:
+        ds = load_from_disk(str(dataset_dir))
+        if num_rows is not None and len(ds) != num_rows:
+            return f"{len(ds)} rows where {num_rows} clips were encoded"
+        for batch in ds.with_format("arrow").iter(batch_size=256):
+            batch.validate(full=True)
+    except Exception as e:  # whatever datasets / pyarrow raise on a damaged file: OSError, IndexError, ...
+        return f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+    return None
+
+
+def verify_cache(folder: str | os.PathLike, num_rows: int | None = None) -> str | None:
+    """Check a finished cache folder against its ``checksums.json``; returns the first problem, or None.
+
+    A folder without ``checksums.json`` (written by an older vitmusic, or the file lost) is read whole
+    instead (every row of every column, and ``num_rows`` when given); if that succeeds its checksums are
+    written, so the next check is the fast one.
+    """
+    folder = Path(folder)
+    if not (folder / DATA_DIR).is_dir():
+        return f"{DATA_DIR}/ is missing"
+    if not (folder / FINGERPRINT_NAME).is_file():
+        return f"{FINGERPRINT_NAME} is missing"
+    sums_path = folder / CHECKSUMS_NAME
+    if not sums_path.is_file():
+        problem = _read_whole(folder / DATA_DIR, num_rows)
+        if problem is None:
+            atomic_write_text(sums_path, json.dumps(_checksums(folder), indent=1, sort_keys=True) + "\n")
+        return problem
+    try:
+        sums = json.loads(sums_path.read_text(encoding="utf-8"))
+        items = [(str(rel), int(v["size"]), str(v["sha256"])) for rel, v in sums.items()]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        return f"{CHECKSUMS_NAME} is unreadable ({type(e).__name__})"
+    from vitmusic.runs import file_sha256
+
+    for rel, size, digest in items:
+        path = folder / rel
+        if ".." in Path(rel).parts or not path.is_file():
+            return f"{rel} is missing"
+        if path.stat().st_size != size:
+            return f"{rel} is {path.stat().st_size} bytes, {size} were written"
+        if file_sha256(path) != digest:
+            return f"{rel} changed since it was written (sha256)"
+    return None
+
+
+def _damaged_hint(folder: Path) -> str:
+    return (f"the cache {folder} is damaged; rebuild it by running 'vitmusic extract' with the same config "
+            "(it checks and rebuilds a damaged cache), or delete the folder")
 
 
 def _video_store(store: str, clips: list[dict[str, Any]], encoder, generator, rate_hz: float, fps: float):
@@ -296,9 +367,12 @@ def extract_features(
         DataError: no clip with a video, an unreadable video/audio file, or (frames) an image processor
             whose output size depends on the video.
     """
-    from datasets import Dataset, concatenate_datasets, load_from_disk
+    from datasets import concatenate_datasets, load_from_disk
     from tqdm.auto import tqdm
 
+    from vitmusic.outputs import check_output_dir
+
+    check_output_dir(cache_dir, "extract.cache_dir")
     usable = [c for c in clips if c.get("video")]
     if len(usable) < len(clips):
         log.warning("skipping %d clip(s) without a video", len(clips) - len(usable))
@@ -309,15 +383,17 @@ def extract_features(
     what = "feature cache" if store == "embeddings" else "frame cache"
     key = cache_key(fingerprint)
     final = Path(cache_dir) / key
-    if find_cache(cache_dir, key) is not None:
-        log.info("%s %s is up to date", what, final)
-        return final
+    if final.exists():
+        problem = verify_cache(final, len(usable))
+        if problem is None:
+            log.info("%s %s is up to date", what, final)
+            return final
+        if process_info()[0] == 0:
+            log.warning("%s %s is damaged (%s): rebuilding it", what, final, problem)
 
     read_frames = read_frames or read_clip_frames
     read_audio = read_audio or read_clip_audio
     partial = Path(cache_dir) / f".{key}.partial"
-    partial.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(partial / FINGERPRINT_NAME, json.dumps(fingerprint, indent=1, sort_keys=True))
     # Under `accelerate launch` every process encodes every N-th shard (smaller shards when there are fewer
     # than N); the rows, hence the cache, are those of one process: shards only cut the work into pieces.
     rank, world = process_info()
@@ -329,40 +405,18 @@ def extract_features(
     bar = tqdm(total=sum(len(shards[s]) for s in mine), desc=f"extract ({what})", unit="clip",
                disable=not progress or rank != 0)
     features = None
-    for s in mine:
-        shard, shard_dir = shards[s], partial / names[s]
-        if shard_dir.is_dir():
-            bar.update(len(shard))
-            continue
-        rows: dict[str, list] = {k: [] for k in ("clip_id", "piece", "split", "start_s", "end_s")}
-        for b in range(0, len(shard), batch_size):
-            batch = shard[b : b + batch_size]
-            frames = []
-            for c in batch:
-                f = read_frames(c["video"], c["start_s"], c["end_s"], fps)
-                if len(f) == 0:
-                    raise DataError(f"{c['video']}: no frames in {c['start_s']:.2f}-{c['end_s']:.2f} s")
-                frames.append(f)
-            audio = []
-            for c in batch:
-                src = audio_source(c)
-                audio.append(read_audio(src, c["start_s"], c["end_s"], generator.sample_rate))
-            video_out = video_rows(frames)
-            codes = encode_audio_batch(generator, audio)
-            for c, video, code in zip(batch, video_out, codes):
-                rows["clip_id"].append(c["clip_id"])
-                rows["piece"].append(c.get("piece", ""))
-                rows["split"].append(c["split"])
-                rows["start_s"].append(float(c["start_s"]))
-                rows["end_s"].append(float(c["end_s"]))
-                for k, v in video.items():
-                    rows.setdefault(k, []).append(v.tolist() if k == "mask" else v)
-                rows.setdefault("codes", []).append(code)
-            bar.update(len(batch))
-        if features is None:
-            features = _features(video_features({k: v[0] for k, v in rows.items()}), rows["codes"][0].shape[1])
-        with atomic_path(shard_dir, is_dir=True) as tmp, _quiet_datasets():
-            Dataset.from_dict(rows, features=features).save_to_disk(str(tmp))
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(partial / FINGERPRINT_NAME, json.dumps(fingerprint, indent=1, sort_keys=True))
+        for s in mine:
+            features = _write_shard(shards[s], partial / names[s], features, read_frames, read_audio, video_rows,
+                                    video_features, generator, fps, batch_size, bar)
+    except BaseException as e:
+        if not any(partial.glob("shard_*")):  # nothing finished to resume from
+            shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(e, Exception) and is_disk_full(e):
+            raise disk_full_error(final) from e
+        raise
     bar.close()
     wait_for_everyone()
     if rank == 0:
@@ -372,23 +426,73 @@ def extract_features(
             (tmp / FINGERPRINT_NAME).write_text(
                 json.dumps(fingerprint, indent=1, sort_keys=True), encoding="utf-8"
             )
+            (tmp / CHECKSUMS_NAME).write_text(json.dumps(_checksums(tmp), indent=1, sort_keys=True) + "\n",
+                                              encoding="utf-8")
         shutil.rmtree(partial, ignore_errors=True)
     wait_for_everyone()
     log.info("%s written to %s", what, final)
     return final
 
 
+def _write_shard(shard: list[dict[str, Any]], shard_dir: Path, features, read_frames: FrameReader,
+                 read_audio: AudioReader, video_rows, video_features, generator, fps: float, batch_size: int, bar):
+    """Encode one shard of clips into ``shard_dir`` (atomically) unless a finished copy that still loads with all
+    its rows is there; returns the Arrow features (those of the first shard written, for the next ones)."""
+    from datasets import Dataset
+
+    if shard_dir.is_dir():
+        problem = _read_whole(shard_dir, len(shard))
+        if problem is None:
+            bar.update(len(shard))
+            return features
+        log.warning("shard %s of an earlier run is damaged (%s): encoding it again", shard_dir, problem)
+    rows: dict[str, list] = {k: [] for k in ("clip_id", "piece", "split", "start_s", "end_s")}
+    for b in range(0, len(shard), batch_size):
+        batch = shard[b : b + batch_size]
+        frames = []
+        for c in batch:
+            f = read_frames(c["video"], c["start_s"], c["end_s"], fps)
+            if len(f) == 0:
+                raise DataError(f"{c['video']}: no frames in {c['start_s']:.2f}-{c['end_s']:.2f} s")
+            frames.append(f)
+        audio = [read_audio(audio_source(c), c["start_s"], c["end_s"], generator.sample_rate) for c in batch]
+        video_out = video_rows(frames)
+        codes = encode_audio_batch(generator, audio)
+        for c, video, code in zip(batch, video_out, codes):
+            rows["clip_id"].append(c["clip_id"])
+            rows["piece"].append(c.get("piece", ""))
+            rows["split"].append(c["split"])
+            rows["start_s"].append(float(c["start_s"]))
+            rows["end_s"].append(float(c["end_s"]))
+            for k, v in video.items():
+                rows.setdefault(k, []).append(v.tolist() if k == "mask" else v)
+            rows.setdefault("codes", []).append(code)
+        bar.update(len(batch))
+    if features is None:
+        features = _features(video_features({k: v[0] for k, v in rows.items()}), rows["codes"][0].shape[1])
+    with atomic_path(shard_dir, is_dir=True) as tmp, _quiet_datasets():
+        Dataset.from_dict(rows, features=features).save_to_disk(str(tmp))
+    return features
+
+
 def load_cache(folder: str | os.PathLike, split: str | None = None):
-    """The cached ``datasets.Dataset`` (numpy format), optionally only the rows of ``split``."""
+    """The cached ``datasets.Dataset`` (numpy format), optionally only the rows of ``split``.
+
+    Raises:
+        DataError: not a cache, or one that cannot be read (one line saying how to rebuild it).
+    """
     from datasets import load_from_disk
 
     folder = Path(folder)
     if not (folder / DATA_DIR).is_dir():
         raise DataError(f"not a feature cache: {folder}")
-    ds = load_from_disk(str(folder / DATA_DIR))
-    if split is not None:
-        keep = [i for i, s in enumerate(ds["split"]) if s == split]
-        ds = ds.select(keep)
+    try:
+        ds = load_from_disk(str(folder / DATA_DIR))
+        if split is not None:
+            keep = [i for i, s in enumerate(ds["split"]) if s == split]
+            ds = ds.select(keep)
+    except Exception as e:  # a file damaged after it was checked: OSError, IndexError, JSONDecodeError, ...
+        raise DataError(f"{_damaged_hint(folder)} ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from e
     return ds.with_format("numpy")
 
 

@@ -1,17 +1,24 @@
 """The one accelerate training loop, shared by every task (video->MusicGen now, video->MIDI later).
 
 A :class:`Task` supplies the trainable modules, the frozen ones, the datasets, a collate function, a loss on a
-batch and an exporter; :func:`train` does the rest: AdamW + warmup/cosine, gradient accumulation and
+batch (a scalar, or a dict with the scalar under ``"loss"`` and named terms that are logged next to it, e.g.
+MusicGen's per-codebook cross-entropy) and an exporter; :func:`train` does the rest: AdamW + warmup/cosine, gradient accumulation and
 clipping, mixed precision, validation loss, tensorboard through accelerate's trackers, checkpoints and exact
 resumption. Everything goes through ``accelerator.prepare`` so the same code runs under ``accelerate launch``
 on several GPUs.
+
+A run holds its folder's lock while it trains (:func:`vitmusic.runs.run_lock`: a second training into the same
+``train.output_dir`` is refused in one line), and stops in one line when the loss, the gradient norm or the
+weights become non-finite, before anything non-finite is saved: the last checkpoint stays the last good one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from vitmusic import __version__
 from vitmusic.config import Config, config_to_dict, flat_config, save_config
 from vitmusic.errors import ConfigError
-from vitmusic.runs import FINAL_DIR, step_dir
+from vitmusic.runs import FINAL_DIR, run_lock, step_dir
 from vitmusic.training.checkpoint import (
     ACCELERATE_DIR,
     check_checkpoint,
@@ -31,7 +38,7 @@ from vitmusic.training.checkpoint import (
     save_checkpoint,
     save_final,
 )
-from vitmusic.training.distributed import check_divisible
+from vitmusic.training.distributed import check_divisible, is_main_process
 from vitmusic.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -56,8 +63,9 @@ class Task(Protocol):
     def collate(self, items: list[Any]) -> Any:
         """Batch a list of dataset items."""
 
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        """Scalar mean loss of ``batch``; ``model`` is the prepared (possibly wrapped) ``trainable()``."""
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor | Mapping[str, torch.Tensor]:
+        """Scalar mean loss of ``batch`` (or ``{"loss": scalar, term: scalar, ...}``: the terms are logged);
+        ``model`` is the prepared (possibly wrapped) ``trainable()``."""
 
     def to(self, device: torch.device) -> Any:
         """Move the frozen modules to ``device``."""
@@ -86,6 +94,15 @@ class EpochSampler(Sampler[int]):
             return iter(range(self.num_items))
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         return iter(torch.randperm(self.num_items, generator=g).tolist())
+
+
+def split_loss(out: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(loss, {term: value})`` of what :meth:`Task.loss` returned (no terms for a plain scalar)."""
+    if isinstance(out, Mapping):
+        if "loss" not in out:
+            raise TypeError(f"a task's loss dict needs the key 'loss', got {sorted(out)}")
+        return out["loss"], {k: v for k, v in out.items() if k != "loss"}
+    return out, {}
 
 
 def count_parameters(module: nn.Module, trainable: bool) -> int:
@@ -153,15 +170,16 @@ def effective_precision(accelerator, requested: str) -> str:
 
 
 @torch.no_grad()
-def evaluate_loss(accelerator, task: Task, model: nn.Module, loader: DataLoader) -> float:
-    """Mean of the per-batch validation losses over all processes (NaN for an empty loader)."""
+def evaluate_loss(accelerator, task: Task, model: nn.Module, loader: DataLoader) -> dict[str, float]:
+    """Means of the per-batch validation loss (``"loss"``) and loss terms over all processes (NaN when empty)."""
     model.eval()
-    losses = []
+    losses: dict[str, list[torch.Tensor]] = {}
     for batch in loader:
-        loss = task.loss(model, batch).detach().float().reshape(1)
-        losses.append(accelerator.gather(loss))  # one scalar per process and batch
+        loss, terms = split_loss(task.loss(model, batch))
+        for k, v in {"loss": loss, **terms}.items():  # one scalar per process and batch
+            losses.setdefault(k, []).append(accelerator.gather(v.detach().float().reshape(1)))
     model.train()
-    return float(torch.cat(losses).mean()) if losses else float("nan")
+    return {k: float(torch.cat(v).mean()) for k, v in losses.items()} or {"loss": float("nan")}
 
 
 def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
@@ -192,6 +210,29 @@ def _plot_history(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+class Diverged(ConfigError):
+    """The loss, the gradient norm or the weights became non-finite (a setting such as the learning rate, or
+    the data): training stops before saving them."""
+
+
+def _diverged(what: str, value: float, step: int, lr: float, run_dir: Path) -> Diverged:
+    from vitmusic.training.checkpoint import list_checkpoints
+
+    found = list_checkpoints(run_dir)
+    last = f"the last checkpoint, {found[-1]}, is from before" if found else "no checkpoint was written"
+    return Diverged(f"training stopped at step {step}: the {what} became {value} (lr {lr:.3g}); {last}; lower "
+                    "train.lr, set train.max_grad_norm or check the data")
+
+
+def _nonfinite_parameter(model: nn.Module) -> str | None:
+    """The name of the first trainable parameter holding a NaN or inf, else None."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad and not bool(torch.isfinite(p).all()):
+                return name
+    return None
+
+
 def train(
     config: Config,
     task: Task,
@@ -202,6 +243,8 @@ def train(
 ) -> Path:
     """Train ``task`` as configured by ``config.train``; return the exported ``RUN/final`` folder.
 
+    The main process holds the run folder's lock throughout (:func:`vitmusic.runs.run_lock`).
+
     Args:
         config: resolved config (``train.output_dir`` is the run folder; it receives ``config.yaml``).
         task: what to train (see :class:`Task`).
@@ -211,7 +254,18 @@ def train(
         progress: show a tqdm bar on stderr.
         stop_after: stop (as if interrupted) after this optimizer step, writing a checkpoint first and
             no ``final/`` folder; used to test resumption.
+
+    Raises:
+        ConfigError: another training holds the run folder, or it already holds checkpoints and ``resume`` is
+            not given; :class:`Diverged` when the loss or the weights become non-finite.
     """
+    lock = run_lock(config.train.output_dir) if is_main_process() else contextlib.nullcontext()
+    with lock:
+        return _train(config, task, resume, progress, stop_after)
+
+
+def _train(config: Config, task: Task, resume: str | Path | bool | None, progress: bool, stop_after: int | None) -> Path:
+    """:func:`train` under the run folder's lock."""
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
@@ -267,6 +321,7 @@ def train(
 
     step, batches_seen, history = 0, 0, []
     running, running_n = 0.0, 0  # loss sum / batches since the last logged step
+    running_terms: dict[str, float] = {}  # the loss terms' sums over the same batches
     if ckpt is not None:
         state = resume_state
         try:
@@ -277,6 +332,7 @@ def train(
                               f"({type(e).__name__}: {first})") from e
         step, batches_seen, history = state["step"], state["batches_seen"], state.get("history", [])
         running, running_n = state.get("running", [0.0, 0])
+        running_terms = dict(state.get("running_terms", {}))
         log.info("resumed from %s at step %d", ckpt, step)
     elif resume:
         log.info("no checkpoint in %s: starting fresh", run_dir)
@@ -305,12 +361,20 @@ def train(
 
             atomic_write_text(run_dir / "history.json", json.dumps(history, indent=0))
 
+    def check_weights_finite(at: int) -> None:
+        bad = _nonfinite_parameter(model)
+        if bad is not None:
+            write_history()
+            raise _diverged(f"parameter {bad}", float("nan"), at, scheduler.get_last_lr()[0], run_dir)
+
     def checkpoint(at: int) -> None:
+        check_weights_finite(at)
         state = {
             "step": at,
             "batches_seen": batches_seen,
             "history": history,
             "running": [running, running_n],
+            "running_terms": running_terms,
         }
         save_checkpoint(accelerator, task, model, step_dir(run_dir, at), {**meta, "step": at}, state)
         write_history()
@@ -334,7 +398,12 @@ def train(
             epoch_loader.set_epoch(epoch)
         for batch in epoch_loader:
             with accelerator.accumulate(model):
-                loss = task.loss(model, batch)  # scalar
+                loss, terms = split_loss(task.loss(model, batch))  # scalar, {term: scalar}
+                # the mean over the processes' batches: the loss of the global batch, the same on every process
+                value = float(accelerator.reduce(loss.detach(), "mean")) if n_proc > 1 else float(loss.detach())
+                if not math.isfinite(value):  # before it reaches the weights
+                    write_history()
+                    raise _diverged("loss", value, step + 1, scheduler.get_last_lr()[0], run_dir)
                 accelerator.backward(loss)
                 grad_norm = None
                 if accelerator.sync_gradients:
@@ -347,29 +416,38 @@ def train(
                         checked_grads = True
                     if tc.max_grad_norm > 0:
                         grad_norm = accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                        # fp16's loss scaler skips a step with inf gradients by itself; otherwise it would
+                        # poison every weight
+                        if precision != "fp16" and not math.isfinite(float(grad_norm)):
+                            write_history()
+                            raise _diverged("gradient norm", float(grad_norm), step + 1,
+                                            scheduler.get_last_lr()[0], run_dir)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             batches_seen += 1
-            # the mean over the processes' batches: the loss of the global batch, the same on every process
-            running += float(accelerator.reduce(loss.detach(), "mean")) if n_proc > 1 else float(loss.detach())
+            running += value
+            for k, v in terms.items():  # the loss terms, reduced the same way
+                v = float(accelerator.reduce(v.detach(), "mean")) if n_proc > 1 else float(v.detach())
+                running_terms[k] = running_terms.get(k, 0.0) + v
             running_n += 1
             if not accelerator.sync_gradients:
                 continue
             step += 1
             bar.update(1)
             if step % tc.log_every == 0 or step == tc.max_steps:
-                entry = {"step": step, "loss": running / running_n, "lr": scheduler.get_last_lr()[0]}
+                entry = {"step": step, "loss": running / running_n, "lr": scheduler.get_last_lr()[0],
+                         **{k: v / running_n for k, v in running_terms.items()}}
                 if grad_norm is not None:
                     entry["grad_norm"] = float(grad_norm)
                 history.append(entry)
                 accelerator.log({f"train/{k}": v for k, v in entry.items() if k != "step"}, step=step)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}")
-                running, running_n = 0.0, 0
+                running, running_n, running_terms = 0.0, 0, {}
             if val_loader is not None and (step % tc.eval_every == 0 or step == tc.max_steps):
                 val = evaluate_loss(accelerator, task, model, val_loader)
-                history.append({"step": step, "val_loss": val})
-                accelerator.log({"val/loss": val}, step=step)
+                history.append({"step": step, **{f"val_{k}": v for k, v in val.items()}})
+                accelerator.log({f"val/{k}": v for k, v in val.items()}, step=step)
                 write_history()
             if step % tc.save_every == 0 or step == tc.max_steps or step == stop_after:
                 checkpoint(step)
@@ -379,6 +457,7 @@ def train(
     write_history()
     final = run_dir / FINAL_DIR
     if stop_after is None or step >= tc.max_steps:
+        check_weights_finite(step)
         save_final(accelerator, task, model, final, {**meta, "step": step})
         if accelerator.is_main_process and history:
             _plot_history(history, run_dir / "loss.png")

@@ -1,8 +1,11 @@
-"""Experiment workflow on top of the pipeline: ablation files, baseline systems, the offline demo.
+"""Experiment workflow on top of the pipeline: model kinds, ablation files, the offline demo.
 
-* :mod:`vitmusic.workflow.experiments` — ``experiments/*.yaml``: variants as overrides of a base config.
-* :mod:`vitmusic.workflow.baselines` — shuffled video, retrieval, unconditional (and the PCA projection).
-* :mod:`vitmusic.workflow.ablate` — train -> generate -> evaluate per variant, resumable; results tables.
-* :mod:`vitmusic.workflow.results` — reading and plotting results (used by the report and the notebook).
-* :mod:`vitmusic.workflow.demo` — ``vitmusic demo``: the whole pipeline offline on a synthetic benchmark.
+* :mod:`vitmusic.workflow.kinds` — the model kinds (the one plug-in unit): task, cache, pipeline, systems
+  (the trained model, its controls and baselines), tuning on validation, extra scores.
+* :mod:`vitmusic.workflow.experiments` — ``experiments/*.yaml``: variants as overrides of a base config, seeds.
+* :mod:`vitmusic.workflow.ablate` — train -> generate -> evaluate per variant and seed, resumable.
+* :mod:`vitmusic.workflow.results` — results tables per seed and across seeds, plots.
+* :mod:`vitmusic.workflow.retrieval` — the retrieval baseline's nearest training clip by video embedding.
+* :mod:`vitmusic.workflow.figures` — piano rolls of written notes, videos with the generated audio.
+* :mod:`vitmusic.workflow.demo` — ``vitmusic demo``: both paths offline on a synthetic benchmark.
 """

@@ -7,6 +7,9 @@ evaluation settings and the variants themselves; its file name (without ``.yaml`
     baseline: mlp                     # the variant every other one is compared with
     description: projection kinds on the tiny preset
     overrides: [train.max_steps=40]   # applied to every variant, before its own
+    seeds: [0, 1, 2]                  # optional: every variant once per seed (train.seed = generate.seed = k)
+    tune:                             # optional: generation settings chosen on the validation split
+      transcription.onset_threshold: [0.3, 0.5, 0.7]
     evaluate:                         # optional; defaults in EvaluateSettings
       metrics: chroma,tempo
       n_boot: 1000
@@ -18,12 +21,24 @@ evaluation settings and the variants themselves; its file name (without ``.yaml`
       unconditional: {system: unconditional, model: mlp}
       retrieval: {system: retrieval}
 
-``system`` is one of :data:`SYSTEMS`: ``model`` (default: train the projection, generate from the clip's own
-video), ``shuffled`` (the trained model of variant ``model``, each test clip conditioned on another test
-clip's video), ``unconditional`` (that model's generator from the null condition) or ``retrieval`` (the
-ground-truth audio of the nearest training clip by video embedding). Everything is checked when the file is
-read -- unknown keys, a missing base, a baseline or ``model`` that names no variant, and every variant's config
-(unknown config keys, wrong types) -- so a bad file fails before anything trains.
+``system`` names one of the systems of the variant's model kind (its config's ``task``; see
+:mod:`vitmusic.workflow.kinds`): ``model`` (default) trains the kind's model and generates from each test clip's
+own video; the controls use the trained model of the variant named by ``model`` (default: the first variant
+that trains one) -- ``shuffled`` (each test clip given the video of a clip of another piece, the one donor rule
+of :mod:`vitmusic.data.donors`), ``unconditional`` (MusicGen's null condition) -- or no trained model at all
+(``retrieval``: the nearest training clip by video embedding; ``oracle``: the MIDI path's annotated notes).
+A variant may use another kind than the base config (``task=...`` in its overrides): the results compare them
+on the same test clips.
+
+``seeds`` makes the seed a factor: every variant runs once per seed ``k`` with ``train.seed=k`` and
+``generate.seed=k`` (initialisation, data order, sampling and the control's donors), and the results aggregate
+across seeds (``vitmusic ablate --seeds 0,1,2`` overrides the file). ``tune`` names generation settings and their
+candidates: after training, the kind picks the best on the validation split (e.g. the MIDI path's onset
+threshold), and every system using that trained run generates with it, unless a variant sets the key itself.
+
+Everything is checked when the file is read -- unknown keys, a missing base, a baseline or ``model`` that
+names no variant, a system the kind does not have, and every variant's config (unknown config keys, wrong
+types) -- so a bad file fails before anything trains.
 """
 
 from __future__ import annotations
@@ -39,9 +54,7 @@ from typing import Any
 from vitmusic.config import Config, load_config
 from vitmusic.errors import ConfigError
 
-SYSTEMS: tuple[str, ...] = ("model", "shuffled", "unconditional", "retrieval")
-TRAINED_SYSTEMS: tuple[str, ...] = ("model",)
-_TOP_KEYS = {"base", "baseline", "description", "overrides", "evaluate", "variants"}
+_TOP_KEYS = {"base", "baseline", "description", "overrides", "evaluate", "variants", "seeds", "tune"}
 _VARIANT_KEYS = {"system", "model", "overrides", "description"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -65,9 +78,10 @@ class Variant:
 
     name: str
     system: str = "model"
-    model: str | None = None  # the trained variant a shuffled / unconditional baseline uses
+    model: str | None = None  # the trained variant a control (shuffled, unconditional, ...) uses
     overrides: list[str] = dataclasses.field(default_factory=list)
     description: str = ""
+    uses: str = ""  # "own" | "model" | "none": set from the kind's system by Experiment.validate
 
 
 @dataclasses.dataclass
@@ -82,6 +96,8 @@ class Experiment:
     evaluate: EvaluateSettings = dataclasses.field(default_factory=EvaluateSettings)
     description: str = ""
     path: Path | None = None
+    seeds: list[int] | None = None  # None: one run per variant with the seeds of its config
+    tune: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
 
     def config(self, variant: str | Variant, extra: Sequence[str] = ()) -> Config:
         """The resolved config of ``variant``: base, shared overrides, the variant's, then ``extra``."""
@@ -95,10 +111,23 @@ class Experiment:
     def where(self) -> str:
         return str(self.path) if self.path is not None else f"experiment '{self.name}'"
 
-    def model_of(self, variant: str) -> str:
-        """The variant whose trained model ``variant`` uses (itself for a trained system)."""
+    def uses(self, variant: str) -> str:
+        """Whose trained model the variant's system uses: ``"own"``, ``"model"`` (``model:``'s) or ``"none"``."""
         v = self.variants[variant]
-        return v.name if v.system in TRAINED_SYSTEMS else str(v.model)
+        if not v.uses:
+            from vitmusic.workflow.kinds import get_kind
+
+            v.uses = get_kind(self.config(v)).system(v.system).uses
+        return v.uses
+
+    def trains(self, variant: str) -> bool:
+        """Whether the variant trains a model of its own."""
+        return self.uses(variant) == "own"
+
+    def model_of(self, variant: str) -> str | None:
+        """The variant whose trained model ``variant`` uses (itself when it trains one, None when none)."""
+        uses = self.uses(variant)
+        return variant if uses == "own" else self.variants[variant].model if uses == "model" else None
 
     def order(self, names: Sequence[str] | None = None) -> list[str]:
         """Variant names to run: the baseline first, then file order (optionally only ``names``)."""
@@ -106,9 +135,46 @@ class Experiment:
         return sorted(names, key=lambda n: (n != self.baseline, list(self.variants).index(n)))
 
     def validate(self, extra: Sequence[str] = ()) -> None:
-        """Resolve every variant's config once (so a bad override fails before anything runs)."""
+        """Resolve every variant's config once and check its system against its kind, fill in the trained
+        variant each control uses (so a bad file fails before anything runs).
+
+        Raises:
+            ConfigError: one line naming the file, the variant and the problem.
+        """
+        from vitmusic.workflow.kinds import get_kind
+
         for v in self.variants.values():
-            self.config(v, extra)
+            cfg = self.config(v, extra)
+            try:
+                kind = get_kind(cfg)
+                v.uses = kind.system(v.system).uses
+                kind.options_of(cfg)
+            except ConfigError as e:
+                raise ConfigError(f"{self.where}: variant '{v.name}': {e}") from e
+            if v.model is not None and v.uses != "model":
+                raise ConfigError(f"{self.where}: variant '{v.name}': 'model' is only for systems that use a "
+                                  f"trained variant's model ({v.system} does not)")
+        trained = [v.name for v in self.variants.values() if v.uses == "own"]
+        for v in self.variants.values():
+            if v.uses != "model":
+                continue
+            v.model = v.model or (trained[0] if trained else None)
+            if v.model is None:
+                raise ConfigError(f"{self.where}: variant '{v.name}' ({v.system}) needs a trained variant "
+                                  "(system: model) to take its model from; the file has none")
+            if v.model not in trained:
+                raise ConfigError(f"{self.where}: variant '{v.name}': model '{v.model}' is not a trained variant "
+                                  "of this file")
+            if self.config(v, extra).task != self.config(v.model, extra).task:
+                raise ConfigError(f"{self.where}: variant '{v.name}': its model '{v.model}' is another kind")
+        for name in trained if self.tune else ():
+            kind = get_kind(self.config(name, extra))
+            for key, values in self.tune.items():
+                if kind.tune is None or not any(key == g or key.startswith(g + ".") for g in kind.generation_keys):
+                    raise ConfigError(f"{self.where}: tune: {key!r} is not a setting model kind {kind.name!r} "
+                                      "chooses on the validation split")
+                for value in values:  # each candidate must be a valid value of the key
+                    self.config(name, [*extra, f"{key}={json.dumps(value)}"])
 
 
 def _dotlist(value: Any, where: str) -> list[str]:
@@ -177,13 +243,38 @@ def _variant(name: Any, value: Any, where: str) -> Variant:
     if unknown:
         raise ConfigError(f"{w}: unknown key '{unknown[0]}'; known: {', '.join(sorted(_VARIANT_KEYS))}")
     system = value.get("system", "model")
-    if system not in SYSTEMS:
-        raise ConfigError(f"{w}: system must be one of {', '.join(SYSTEMS)}; got {system!r}")
+    if not isinstance(system, str) or not system:
+        raise ConfigError(f"{w}: system must be a name, got {system!r}")
     model = value.get("model")
-    if model is not None and system not in ("shuffled", "unconditional"):
-        raise ConfigError(f"{w}: 'model' is only for the shuffled and unconditional systems")
     return Variant(name, system, None if model is None else str(model), _dotlist(value.get("overrides"), w),
                    str(value.get("description") or ""))
+
+
+def parse_seeds(value: Any, where: str) -> list[int] | None:
+    """Seeds from a list or ``"0,1,2"`` (None stays None).
+
+    Raises:
+        ConfigError: not distinct integers in 0..2**32 - 1.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [s for s in value.split(",") if s.strip()]
+    try:
+        seeds = [int(s) for s in value]
+    except (TypeError, ValueError):
+        seeds = []
+    if not seeds or any(not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: seeds must be distinct integers in 0..{2**32 - 1}, got {value!r}")
+    return seeds
+
+
+def _tune(value: Any, where: str) -> dict[str, list[Any]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
+        raise ConfigError(f"{where}: 'tune' must map config keys to non-empty lists of candidates, got {value!r}")
+    return {str(k): list(v) for k, v in value.items()}
 
 
 def parse_experiment(data: Any, *, name: str, path: Path | None = None) -> Experiment:
@@ -205,16 +296,9 @@ def parse_experiment(data: Any, *, name: str, path: Path | None = None) -> Exper
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{where}: 'variants' must be a non-empty mapping of name -> overrides")
     variants = {str(k): _variant(k, v, where) for k, v in raw.items()}
-    first_model = next((v.name for v in variants.values() if v.system in TRAINED_SYSTEMS), None)
     for v in variants.values():
-        if v.system in ("shuffled", "unconditional"):
-            v.model = v.model or first_model
-            if v.model is None:
-                raise ConfigError(f"{where}: variant '{v.name}' ({v.system}) needs a trained variant "
-                                  "(system: model) to take its model from; the file has none")
-            if v.model not in variants or variants[v.model].system not in TRAINED_SYSTEMS:
-                raise ConfigError(f"{where}: variant '{v.name}': model '{v.model}' is not a trained variant "
-                                  "of this file")
+        if v.model is not None and v.model not in variants:
+            raise ConfigError(f"{where}: variant '{v.name}': model '{v.model}' is not a variant of this file")
     baseline = data.get("baseline")
     if baseline is None:
         raise ConfigError(f"{where}: missing 'baseline' (the variant the others are compared with)")
@@ -229,6 +313,8 @@ def parse_experiment(data: Any, *, name: str, path: Path | None = None) -> Exper
         evaluate=_evaluate_settings(data.get("evaluate"), where),
         description=str(data.get("description") or ""),
         path=path,
+        seeds=parse_seeds(data.get("seeds"), f"{where}: seeds"),
+        tune=_tune(data.get("tune"), where),
     )
 
 

@@ -1,4 +1,4 @@
-"""Notes -> MIDI -> audio, and ``vitmusic generate --path midi`` end to end on a tiny trained run."""
+"""Notes -> MIDI -> audio, and ``vitmusic generate`` of a MIDI run end to end on a tiny trained run."""
 
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def test_generate_midi_end_to_end(midi_run, tmp_path, capsys):
     folder = tmp_path / "videos"
     folder.mkdir()
     shutil.copy(videos[1], folder / videos[1].name)
-    assert main(["generate", "--path", "midi", "--videos", str(folder), "--checkpoint", str(run),
+    # the kind comes from the run folder: no --path needed
+    assert main(["generate", "--videos", str(folder), "--checkpoint", str(run),
                  "--out-dir", str(tmp_path / "batch"), "--synth", "builtin", "--no-progress"]) == 0
     stem = videos[1].stem
     assert (tmp_path / "batch" / f"{stem}.wav").is_file() and (tmp_path / "batch" / f"{stem}.mid").is_file()
@@ -166,9 +167,11 @@ def test_generate_midi_bad_inputs_exit_2_with_one_line(midi_run, tmp_path, capsy
         (base + ["--video", str(videos[0]), "--synth", "fluidsynth", "--soundfont", str(tmp_path / "no.sf2")],
          "soundfont not found"),
         (["generate", "--path", "midi", "--checkpoint", str(musicgen_like), "--video", str(videos[0]),
-          "--out", str(tmp_path / "o.wav")], "task=musicgen"),
-        (["generate", "--video", str(videos[0]), "--checkpoint", str(run), "--out", str(tmp_path / "o.wav"),
-          "--midi", str(tmp_path / "o.mid")], "--midi is for --path midi"),
+          "--out", str(tmp_path / "o.wav")], "disagrees with"),
+        (["generate", "--video", str(videos[0]), "--checkpoint", str(musicgen_like), "--out", str(tmp_path / "o.wav"),
+          "--midi", str(tmp_path / "o.mid")], "writes no notes"),
+        (["generate", "--video", str(videos[0]), "--checkpoint", str(musicgen_like), "--out", str(tmp_path / "o.wav"),
+          "--synth", "builtin"], "--synth is not an option"),
         (base + ["--video", str(videos[0]), "--checkpoint", str(tmp_path / "nope")], "checkpoint not found"),
     ]
     for argv, needle in cases:

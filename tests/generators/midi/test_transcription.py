@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from vitmusic.generators.midi.slots import PartSlotEncoder, split_slots
 from vitmusic.generators.midi.transcription import (
     HeadConfig,
     TranscriptionHead,
@@ -252,31 +251,3 @@ def test_tiny_training_run_reduces_the_loss(tmp_path):
     assert after < 0.5 * before, (before, after)
     assert history[-1]["loss"] < history[0]["loss"]
     assert load_head(final).num_pitches == 88
-
-
-def test_part_slots_split_left_to_right():
-    frames = np.zeros((4, 6, 9, 3), np.uint8)
-    for k in range(3):
-        frames[:, :, 3 * k:3 * (k + 1)] = 10 * (k + 1)
-    slots = split_slots(frames, 3)
-    assert slots.shape == (3, 4, 6, 3, 3)
-    assert [int(s.mean()) for s in slots] == [10, 20, 30]
-
-    class Echo:  # a per-frame "encoder": the mean colour of each frame
-        frames_per_step, embed_dim = 1, 1
-
-        def sample_fps(self, rate_hz=None):
-            return 30.0
-
-        def fingerprint(self):
-            return {"kind": "echo"}
-
-        def encode_frames(self, f, mask=None):
-            f = torch.as_tensor(np.asarray(f), dtype=torch.float32)
-            return f.mean(dim=(2, 3, 4))[..., None], torch.ones(f.shape[:2], dtype=torch.bool)
-
-    enc = PartSlotEncoder(Echo(), 3)
-    e, m = enc.encode_frames(frames[None])
-    assert e.shape == (1, 4, 3) and m.shape == (1, 4)
-    assert e[0, 0].tolist() == [10.0, 20.0, 30.0]
-    assert PartSlotEncoder(Echo()).fingerprint()["part_slots"]

@@ -13,6 +13,13 @@ from vitmusic.generators.musicgen.presets import build_tiny_model, materialize_t
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def _ce(gen, *args, **kwargs):
+    """The video -> MusicGen task's loss of the generator's teacher-forced logits (mean CE over the codebooks)."""
+    from vitmusic.training.tasks.musicgen import codebook_cross_entropy
+
+    return codebook_cross_entropy(*gen.teacher_forced(*args, **kwargs)).mean()
+
+
 @pytest.fixture(scope="module")
 def preset_root(tmp_path_factory):
     return tmp_path_factory.mktemp("presets")
@@ -95,7 +102,7 @@ def test_loss_finite_and_gradient_reaches_projection(gen):
     feats = torch.randn(2, 6, 16)
     mask = torch.ones(2, 6, dtype=torch.long)
     codes = torch.randint(0, 64, (2, 4, 20))
-    loss = gen.loss(proj(feats), mask, codes)
+    loss = _ce(gen, proj(feats), mask, codes)
     assert loss.ndim == 0 and torch.isfinite(loss)
     # random codes under a random decoder: about ln(64); the preset's lm-head gain spreads its logits, which
     # costs up to ~0.5 nat more on random targets
@@ -115,9 +122,9 @@ def test_condition_dropout_is_the_generation_null_branch(gen):
     assert kept_h is h and kept_m is m
     # loss with p=1 equals the loss of a different condition with p=1 (the condition is gone) ...
     other = torch.randn_like(cond)
-    l1 = gen.loss(cond, mask, codes, cond_dropout=1.0)
-    l2 = gen.loss(other, mask, codes, cond_dropout=1.0)
-    assert torch.equal(l1, l2) and not torch.equal(l1, gen.loss(cond, mask, codes))
+    l1 = _ce(gen, cond, mask, codes, cond_dropout=1.0)
+    l2 = _ce(gen, other, mask, codes, cond_dropout=1.0)
+    assert torch.equal(l1, l2) and not torch.equal(l1, _ce(gen, cond, mask, codes))
     # ... and the guided generation's unconditional half sees exactly that null condition
     seen = []
     hook = gen.model.decoder.register_forward_pre_hook(lambda mod, a, kw: seen.append(kw), with_kwargs=True)
@@ -220,7 +227,7 @@ def test_inputs_embeds_entry_and_text_prompt(preset_root):
     assert torch.equal(mt[:, :5], torch.ones(2, 5, dtype=torch.long)) and torch.equal(mt[:, 5:], mask)
     assert torch.allclose(ht[:, 5:], hb)
     cond = cond.clone().requires_grad_(True)
-    t.loss(cond, mask, torch.randint(0, 64, (2, 4, 6))).backward()
+    _ce(t, cond, mask, torch.randint(0, 64, (2, 4, 6))).backward()
     assert cond.grad.abs().sum() > 0
 
 
@@ -241,7 +248,7 @@ def test_melody_path_shapes_and_chroma(melody):
     codes = melody.generate(cond, mask, num_frames=5, chroma=chroma, guidance_scale=3.0, seed=0)
     assert codes.shape == (2, 4, 5)
     proj = torch.nn.Linear(8, melody.cond_dim)
-    loss = melody.loss(proj(torch.randn(2, 6, 8)), mask, torch.randint(0, 64, (2, 4, 6)),
+    loss = _ce(melody, proj(torch.randn(2, 6, 8)), mask, torch.randint(0, 64, (2, 4, 6)),
                        audio=torch.from_numpy(np.stack([a440, a440])))
     loss.backward()
     assert torch.isfinite(loss) and proj.weight.grad.abs().sum() > 0

@@ -3,11 +3,12 @@
 Two synthesizers render a :class:`pretty_midi.PrettyMIDI`:
 
 - ``"builtin"``: the numpy synthesizer of the synthetic benchmark
-  (:func:`vitmusic.data.synth.instruments.render_notes`), one URMP timbre per part; needs nothing installed.
+  (:func:`vitmusic.data.synth.instruments.render_notes`), one URMP timbre per part; needs nothing installed,
+  and has timbres for URMP's 13 instruments only.
 - ``"fluidsynth"``: FluidSynth with a General MIDI soundfont (pyfluidsynth + libfluidsynth), by default the
   small TimGM6mb.sf2 bundled with pretty_midi; any ``.sf2`` can be given.
 
-A third one, the learned diffusion synthesizer, lives in :mod:`vitmusic.generators.synth.diffusion` and is
+A third one, the learned diffusion synthesizer, lives in :mod:`vitmusic.generators.synthesizer.diffusion` and is
 called by :mod:`vitmusic.inference.midi`.
 """
 
@@ -19,17 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vitmusic.data.urmp import INSTRUMENTS
+from vitmusic.data.instruments import Instrument, find_instrument, get_instrument, instrument_for_program
 from vitmusic.errors import ConfigError, DataError
 
 SYNTHS = ("builtin", "fluidsynth")
 PEAK = 0.89  # output peak after normalisation (headroom for 16-bit files and AAC)
-_BY_PROGRAM = {info.gm_program: code for code, info in INSTRUMENTS.items()}
 
 
-def _check_code(code: str) -> None:
-    if code not in INSTRUMENTS:
-        raise ConfigError(f"unknown instrument code {code!r}; known: {', '.join(sorted(INSTRUMENTS))}")
+def _instrument(code: str) -> Instrument:
+    return get_instrument(code, ConfigError)
 
 
 def notes_to_midi(
@@ -43,13 +42,14 @@ def notes_to_midi(
 
     Args:
         parts: per part, notes ``[N, 3]`` (onset_s, f0_hz, duration_s); pitches are rounded to MIDI notes.
-        instruments: URMP code per part (``"vn"``, ...); sets the GM program and the track name
-            ``"<k> <name>"`` (1-based ``k``, as in URMP file names).
+        instruments: instrument per part: a URMP code (``"vn"``), a General MIDI name or an alias
+            (``"piano"``, ``"drum-kit"``; :mod:`vitmusic.data.instruments`); sets the GM program (the percussion
+            channel for the drum kit) and the track name ``"<k> <name>"`` (1-based ``k``, as in URMP file names).
         velocities: per part ``[N]`` in [0, 1] (None: 0.8).
         tempo_bpm: the file's nominal tempo (note times are absolute seconds either way).
 
     Raises:
-        ConfigError: unknown instrument code or a parts/instruments count mismatch.
+        ConfigError: unknown instrument name or a parts/instruments count mismatch.
     """
     import pretty_midi
 
@@ -58,12 +58,11 @@ def notes_to_midi(
     # 960 ticks per beat keeps the (unquantised) timing within a millisecond
     pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=float(tempo_bpm))
     for k, (notes, code) in enumerate(zip(parts, instruments)):
-        _check_code(code)
-        info = INSTRUMENTS[code]
+        info = _instrument(code)
         notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
         vel = velocities[k] if velocities is not None else None
         vel = np.full(len(notes), 0.8) if vel is None else np.asarray(vel, dtype=np.float64)
-        inst = pretty_midi.Instrument(program=info.gm_program, name=f"{k + 1} {info.name}")
+        inst = pretty_midi.Instrument(program=info.gm_program, is_drum=info.is_drum, name=f"{k + 1} {info.name}")
         for (onset, f0_hz, dur), v in zip(notes, vel):
             if f0_hz <= 0 or dur <= 0:
                 continue
@@ -75,18 +74,22 @@ def notes_to_midi(
 
 
 def instrument_code(inst) -> str:
-    """URMP code of a pretty_midi instrument: from its GM program, else from a ``"<k> <name>"`` track name.
+    """Canonical instrument code of a pretty_midi track (:mod:`vitmusic.data.instruments`).
+
+    From its GM program (the drum kit for a percussion track); a track left at program 0 whose name
+    (``"<k> <name>"`` or ``"<name>"``) names another instrument takes the name (a program never set).
 
     Raises:
-        DataError: a program no URMP instrument uses (e.g. a piano track).
+        DataError: a program outside 0-127.
     """
-    if inst.program in _BY_PROGRAM and not inst.is_drum:
-        return _BY_PROGRAM[inst.program]
-    name = inst.name.split(" ", 1)[-1].strip().lower()
-    for code, info in INSTRUMENTS.items():
-        if name in (code, info.name):
-            return code
-    raise DataError(f"MIDI track {inst.name!r} (program {inst.program}) is not a URMP instrument")
+    if inst.is_drum:
+        return instrument_for_program(0, is_drum=True).code
+    if inst.program == 0:
+        words = inst.name.strip().split(" ", 1)
+        named = find_instrument(words[-1] if words[0].isdigit() else inst.name)
+        if named is not None and not named.is_drum:
+            return named.code
+    return instrument_for_program(inst.program).code
 
 
 def track_notes(inst) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +101,7 @@ def track_notes(inst) -> tuple[np.ndarray, np.ndarray]:
 
 
 def midi_to_parts(pm) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
-    """Inverse of :func:`notes_to_midi`: per track notes ``[N, 3]``, URMP codes and velocities ``[N]``."""
+    """Inverse of :func:`notes_to_midi`: per track notes ``[N, 3]``, instrument codes and velocities ``[N]``."""
     tracks = [track_notes(inst) for inst in pm.instruments]
     return [t[0] for t in tracks], [instrument_code(inst) for inst in pm.instruments], [t[1] for t in tracks]
 
@@ -177,7 +180,8 @@ def render_midi(
         duration_s: output length (release tails beyond it are cut, silence pads it).
         synth: ``"builtin"`` or ``"fluidsynth"``.
         soundfont: ``.sf2`` for FluidSynth (default: :func:`default_soundfont`).
-        instruments: URMP code per track for the builtin synth (default: from each track's GM program).
+        instruments: instrument code per track for the builtin synth (default: from each track's GM program);
+            the builtin synth has timbres for URMP's 13 instruments only.
         seed: seeds the builtin synth's vibrato and noise.
         normalize: scale the mix to a peak of :data:`PEAK` (silence stays silent).
 
@@ -185,7 +189,8 @@ def render_midi(
         float32 ``[N]`` mono waveform.
 
     Raises:
-        ConfigError: unknown synth, FluidSynth or the soundfont unavailable.
+        ConfigError: unknown synth, FluidSynth or the soundfont unavailable, or (builtin) an instrument it has
+            no timbre for.
     """
     if synth not in SYNTHS:
         raise ConfigError(f"unknown synth {synth!r}; choose from {', '.join(SYNTHS)}")
@@ -201,7 +206,11 @@ def render_midi(
         codes = list(instruments) if instruments is not None else [instrument_code(i) for i in pm.instruments]
         tracks = [track_notes(inst) for inst in pm.instruments]
         for k, ((notes, vel), code) in enumerate(zip(tracks, codes)):
-            _check_code(code)
+            info = _instrument(code)
+            if not info.urmp:
+                raise ConfigError(f"the builtin synth has timbres for URMP's 13 instruments only, not {info.name!r} "
+                                  f"({code}); use --synth fluidsynth (General MIDI soundfont)")
+            code = info.code
             keep = notes[:, 0] < duration_s
             if keep.any():
                 mix += render_notes(notes[keep], code, int(sample_rate), velocities=vel[keep],

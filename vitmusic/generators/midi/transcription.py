@@ -10,6 +10,13 @@ head transcribes every part, told which instrument the part plays by a learned i
 hand height means a different pitch on a violin and on a cello). Batches pad parts up to the largest ``P``
 and mask the padding (``mask [B, P, T]``).
 
+Instrument table. The embedding rows are the first ``n`` codes of :data:`INSTRUMENT_CODES` (the instrument
+vocabulary in its frozen, append-only order: URMP's 13 codes first) plus one row for "unknown instrument"; a
+head stores ``num_instruments = n + 1`` in its config, so its table is known by name. The default (and every
+head saved before other instruments existed) has URMP's 13 codes; a training set with other instruments gets
+a longer table (:func:`instrument_table_size`). An instrument outside a head's table is transcribed with the
+unknown row.
+
 Targets come from a part's notes ``[N, 3]`` (onset_s, f0_hz, duration_s) at the encoder rate ``rate_hz``.
 Step ``i`` shows the video at ``i / rate_hz``, so a note from ``on`` to ``off`` seconds is first visible at
 step ``ceil(on * rate_hz)`` (its onset step; rounding would label half the onsets one frame before anything
@@ -32,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vitmusic.data.urmp import INSTRUMENTS
+from vitmusic.data.instruments import URMP_INSTRUMENTS, VOCABULARY, find_instrument
 from vitmusic.errors import ConfigError, DataError
 from vitmusic.runs import load_weights, read_model_config, save_module
 
@@ -45,6 +52,7 @@ __all__ = [
     "decode_notes",
     "decode_parts",
     "instrument_index",
+    "instrument_table_size",
     "load_head",
     "notes_to_roll",
     "transcription_loss",
@@ -52,13 +60,27 @@ __all__ = [
 
 HEAD_KIND = "transcription"
 OUTPUTS = ("onset", "frame", "offset", "velocity")
-# instrument embedding rows: the URMP codes in a fixed order, then one row for "unknown instrument"
-INSTRUMENT_CODES: tuple[str, ...] = tuple(sorted(INSTRUMENTS))
+# instrument embedding rows: a prefix of the vocabulary (frozen order, URMP's 13 sorted codes first), then one
+# row for "unknown instrument"
+INSTRUMENT_CODES: tuple[str, ...] = tuple(VOCABULARY)
+URMP_TABLE_SIZE = len(URMP_INSTRUMENTS)  # the table of the first heads, and the default
+_ROW = {code: i for i, code in enumerate(INSTRUMENT_CODES)}
 
 
-def instrument_index(code: str | None) -> int:
-    """Row of ``code`` in the instrument embedding (the last row for ``None`` / unknown codes)."""
-    return INSTRUMENT_CODES.index(code) if code in INSTRUMENT_CODES else len(INSTRUMENT_CODES)
+def instrument_index(code: str | None, num_codes: int = URMP_TABLE_SIZE) -> int:
+    """Row of an instrument in a table of the first ``num_codes`` codes (``num_codes`` = unknown / ``None``).
+
+    ``code`` may be any name of the vocabulary (``"violin"`` and ``"vn"`` share a row).
+    """
+    info = find_instrument(code) if code else None
+    row = _ROW[info.code] if info is not None else num_codes
+    return row if row < num_codes else num_codes
+
+
+def instrument_table_size(codes) -> int:
+    """Smallest table (number of codes, >= URMP's 13) with a row for every known instrument in ``codes``."""
+    rows = [_ROW[info.code] for info in map(find_instrument, codes) if info is not None]
+    return max([URMP_TABLE_SIZE] + [r + 1 for r in rows])
 
 
 def midi_to_hz(midi: np.ndarray | float) -> np.ndarray:
@@ -248,7 +270,7 @@ class HeadConfig:
     dropout: float = 0.1
     min_midi: int = 21
     num_pitches: int = 88
-    num_instruments: int = len(INSTRUMENT_CODES) + 1
+    num_instruments: int = URMP_TABLE_SIZE + 1  # codes of the instrument table + the unknown row
 
     def check(self) -> HeadConfig:
         for name in ("in_dim", "hidden_dim", "num_layers", "kernel_size", "num_pitches", "num_instruments"):
@@ -256,6 +278,9 @@ class HeadConfig:
                 raise ConfigError(f"transcription head: {name} must be > 0, got {getattr(self, name)}")
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"transcription head: kernel_size must be odd, got {self.kernel_size}")
+        if self.num_instruments - 1 > len(INSTRUMENT_CODES):
+            raise ConfigError(f"transcription head: {self.num_instruments} instrument rows but the vocabulary has "
+                              f"{len(INSTRUMENT_CODES)} instruments (+1 unknown); is vitmusic older than the head?")
         if not (0 <= self.min_midi and self.min_midi + self.num_pitches <= 128):
             raise ConfigError(f"transcription head: pitches {self.min_midi}..{self.min_midi + self.num_pitches - 1} "
                               "are not all MIDI notes (0-127)")
@@ -313,6 +338,16 @@ class TranscriptionHead(nn.Module):
     @property
     def min_midi(self) -> int:
         return self.config.min_midi
+
+    @property
+    def num_codes(self) -> int:
+        """Instruments with their own embedding row (the unknown row is ``num_codes``)."""
+        return self.config.num_instruments - 1
+
+    @property
+    def instrument_codes(self) -> tuple[str, ...]:
+        """The instrument table by name: row ``i`` embeds ``instrument_codes[i]``."""
+        return INSTRUMENT_CODES[: self.num_codes]
 
     @property
     def num_pitches(self) -> int:

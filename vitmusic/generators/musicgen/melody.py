@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from vitmusic.generators.musicgen.decoder_cache import cache_kwargs, output_cache
+from vitmusic.metrics.jit import ensure_jit_cache
 
 N_FFT = 16384
 HOP_LENGTH = 4096
@@ -38,6 +39,7 @@ def melody_chroma(
     Returns:
         float32 chroma [T, num_chroma] for a 1-D input, [B, T, num_chroma] for a batch; each frame is one-hot.
     """
+    ensure_jit_cache()
     import librosa
 
     y = np.asarray(audio, dtype=np.float32)

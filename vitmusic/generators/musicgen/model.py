@@ -9,7 +9,7 @@ enter MusicGen through one of two entry points (an ablation switch):
 
 An optional text prompt's T5 hidden states are concatenated before the video tokens along the sequence axis.
 Everything is turned into *decoder-level* conditioning ``(hidden [B, S', H], mask [B, S'])`` by
-:meth:`MusicGenGenerator.condition`; training (:meth:`~MusicGenGenerator.loss`) and generation share it, and the
+:meth:`MusicGenGenerator.condition`; training (:meth:`~MusicGenGenerator.teacher_forced`) and generation share it, and the
 null condition for classifier-free guidance is zeros with mask 0 in both (see :meth:`null_condition`).
 
 Generation runs the decoder's own ``generate`` with ``[cond; null]`` and an explicit ``EncoderDecoderCache``:
@@ -315,7 +315,7 @@ class MusicGenGenerator(nn.Module):
                                                                  max_length=T + K)
         return pattern.reshape(B, K, T + K)[:, :, 1:].transpose(1, 2)
 
-    def loss(
+    def teacher_forced(
         self,
         cond: torch.Tensor,
         cond_mask: torch.Tensor | None,
@@ -324,8 +324,11 @@ class MusicGenGenerator(nn.Module):
         *,
         cond_dropout: float = 0.0,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Teacher-forced cross-entropy of the codes given the projected tokens (mean over codebooks).
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's next-code logits for the codes given the projected tokens (teacher forcing).
+
+        The loss is not computed here: a training task turns these into its loss (the video -> MusicGen task's
+        per-codebook cross-entropy, :func:`vitmusic.training.tasks.musicgen.codebook_cross_entropy`).
 
         Args:
             cond: projected tokens [B, S, cond_dim] (gradients flow back into the projection).
@@ -336,7 +339,8 @@ class MusicGenGenerator(nn.Module):
             generator: RNG for the dropout draw.
 
         Returns:
-            scalar loss.
+            ``(logits [B, K, L, V], labels long [B, L, K])`` with ``L = T + K - 1`` (the delay pattern) and
+            label -100 where there is nothing to predict (the pattern's padding).
         """
         chroma = self.melody_features(audio) if (audio is not None and self.is_melody) else None
         hidden, mask = self.condition(cond, cond_mask, chroma)
@@ -346,8 +350,10 @@ class MusicGenGenerator(nn.Module):
         B, L, K = labels.shape
         pad = torch.full((B, 1, K), self.pad_token_id, dtype=torch.long, device=self.device)
         inputs = torch.cat([pad, labels[:, :-1]], dim=1).transpose(1, 2).reshape(B * K, L)
-        out = self.model.decoder(input_ids=inputs, labels=labels, use_cache=False, **self._decoder_cond(hidden, mask))
-        return out.loss
+        out = self.model.decoder(input_ids=inputs, use_cache=False, **self._decoder_cond(hidden, mask))
+        # [B * K, L', V] -> [B, K, L, V]: a melody prefix comes first, the last L steps are the codes'
+        logits = out.logits.reshape(B, K, -1, out.logits.shape[-1])[:, :, -L:]
+        return logits, labels.masked_fill(labels == self.pad_token_id, -100)
 
     def _decoder_cond(self, hidden: torch.Tensor, mask: torch.Tensor) -> dict:
         # MusicGen-melody's decoder takes the condition as a prefix; masked entries are already zero and (as in

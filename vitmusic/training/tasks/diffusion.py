@@ -25,7 +25,7 @@ from vitmusic.config import Config
 from vitmusic.data.manifest import read_clips
 from vitmusic.errors import DataError
 from vitmusic.generators.midi.transcription import instrument_index
-from vitmusic.generators.synth.diffusion import DiffusionSynth, log_mel, piano_roll
+from vitmusic.generators.synthesizer.diffusion import DiffusionSynth, log_mel, piano_roll
 
 log = logging.getLogger(__name__)
 

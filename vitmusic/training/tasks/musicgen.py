@@ -1,8 +1,10 @@
 """The video -> MusicGen task: a trainable projection conditions the frozen generator, from a cache.
 
 Per batch (shapes): cached ``embeds [B, T, D]`` + ``mask [B, T]`` -> projection -> ``tokens [B, S, cond_dim]``
--> ``generator.loss(tokens, mask, codes [B, K, T_a])``: teacher-forced cross-entropy of the clip's own audio
-codes (the generator builds the delay pattern). Only the projection trains; the vision encoder only
+-> ``generator.teacher_forced(tokens, mask, codes [B, K, T_a])`` -> next-code logits ``[B, K, L, V]`` (the
+generator builds the delay pattern) -> the loss, here (:func:`codebook_cross_entropy`): the cross-entropy of the
+clip's own audio codes per codebook, averaged over the ``K`` codebooks (as audiocraft and transformers do). The
+per-codebook values are logged next to it (``ce_codebook_<k>`` in ``history.json``). Only the projection trains; the vision encoder only
 matters through the feature cache (its fingerprint is part of the cache key), the generator is frozen.
 
 With ``encoder.lora.rank > 0`` the encoder's LoRA adapters train too. The cache is then a frame cache
@@ -23,7 +25,7 @@ from torch import nn
 
 from vitmusic.config import Config
 from vitmusic.data.manifest import read_clips
-from vitmusic.errors import ConfigError
+from vitmusic.errors import ConfigError, DataError
 from vitmusic.runs import FINAL_DIR
 from vitmusic.training.features import (
     FeatureDataset,
@@ -34,6 +36,19 @@ from vitmusic.training.features import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def codebook_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per codebook in nats per code: ``[K]``, each the mean over the codes to predict.
+
+    Args:
+        logits: ``[B, K, L, V]`` next-code logits.
+        labels: long ``[B, L, K]``; -100 where there is nothing to predict.
+    """
+    B, K, L, V = logits.shape
+    flat = logits.float().permute(1, 0, 2, 3).reshape(K, B * L, V)  # [K, B*L, V]
+    target = labels.permute(2, 0, 1).reshape(K, B * L)  # [K, B*L]
+    return torch.stack([nn.functional.cross_entropy(flat[k], target[k], ignore_index=-100) for k in range(K)])
 
 
 def projection_kwargs(config: Config) -> dict[str, Any]:
@@ -182,20 +197,33 @@ class VideoMusicGenTask:
     def val_dataset(self) -> FeatureDataset:
         return FeatureDataset(self._val)
 
-    def split_dataset(self, split: str) -> FeatureDataset:
-        """Any split of the cache (e.g. the test split for held-out evaluation)."""
-        return FeatureDataset(load_cache(self.cache, split))
+    def clip_pieces(self, split: str) -> dict[str, str]:
+        """``{clip_id: piece}`` of a split of the cache (the donor rule's input)."""
+        ds = load_cache(self.cache, split)
+        return {str(c): str(p) for c, p in zip(ds["clip_id"], ds["piece"])}
+
+    def split_dataset(self, split: str, donors: dict[str, str] | None = None):
+        """Any split of the cache (e.g. the test split for held-out evaluation).
+
+        ``donors`` (clip id -> clip id of the same split) gives each listed clip the video of its donor and
+        keeps its own audio codes: the shuffled-video control (:func:`vitmusic.data.donors.donor_map`).
+        """
+        ds = FeatureDataset(load_cache(self.cache, split))
+        return DonorVideos(ds, donors) if donors else ds
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return collate_features(items)
 
-    def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``{"loss": mean CE over the codebooks, "ce_codebook_<k>": CE of codebook k}`` (nats per code)."""
         device = self.generator.device
         video = batch["pixels"] if "pixels" in batch else batch["embeds"]  # [B, T, 3, h, w] or [B, T, D]
         tokens, mask = model(video.to(device), batch["mask"].to(device))  # [B, S, cond_dim], [B, S]
         # condition dropout teaches the null condition for classifier-free guidance; never at evaluation
         p = self.cond_dropout if model.training else 0.0
-        return self.generator.loss(tokens, mask, batch["codes"].to(device), cond_dropout=p)
+        logits, labels = self.generator.teacher_forced(tokens, mask, batch["codes"].to(device), cond_dropout=p)
+        ce = codebook_cross_entropy(logits, labels)  # [K]
+        return {"loss": ce.mean(), **{f"ce_codebook_{k}": c.detach() for k, c in enumerate(ce)}}
 
     def to(self, device: torch.device) -> VideoMusicGenTask:
         self.generator.to(device)
@@ -222,6 +250,29 @@ class VideoMusicGenTask:
             meta = {**meta, "encoder_adapters": {"file": ADAPTERS_NAME, "lora": dict(model.encoder.lora_config)}}
             model = model.projection
         model.save_pretrained(out_dir, extra=meta)
+
+
+class DonorVideos(torch.utils.data.Dataset):
+    """A cached split whose listed clips carry their donor's video (embeddings or frames, and mask)."""
+
+    def __init__(self, ds: FeatureDataset, donors: dict[str, str]) -> None:
+        self.ds, self.donors = ds, donors
+        self.index = {str(c): i for i, c in enumerate(ds.ds["clip_id"])}
+        missing = sorted(set(donors.values()) - set(self.index))
+        if missing:
+            raise DataError(f"donor clip {missing[0]} is not in the cached split")
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.ds[i]
+        donor = self.donors.get(item["clip_id"])
+        if donor is None:
+            return item
+        video = self.ds[self.index[donor]]
+        key = self.ds.video_key
+        return {**item, key: video[key], "mask": video["mask"]}
 
 
 def build_task(config: Config, *, progress: bool = True) -> VideoMusicGenTask:

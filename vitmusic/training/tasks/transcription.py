@@ -1,7 +1,8 @@
 """The video -> notes task: a transcription head on cached per-part video embeddings, URMP Notes as targets.
 
-Per clip: the video is cut into ``P`` equal horizontal slots (part ``k`` = the ``k``-th performer from the
-left, ``P`` = the number of instruments of the piece) and every slot is encoded by the frozen encoder, so a
+Per clip: the video is cut into ``P`` part crops (part ``k`` = the ``k``-th performer from the left, ``P`` = the
+number of instruments of the piece; equal horizontal slots, or located from motion with
+``transcription.slots=located``) and every crop is encoded by the frozen encoder, so a
 clip gives ``embeds [P, T, D]``; the manifest's per-stem notes give the rolls ``[P, 4, T, K]``
 (:func:`vitmusic.generators.midi.transcription.notes_to_roll`). Only the head trains.
 
@@ -16,6 +17,7 @@ each slot padded to whole encoder clips by repeating its last frame), which the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,13 @@ from vitmusic.config import Config
 from vitmusic.data.manifest import read_clips
 from vitmusic.encoders.video import frame_unit, read_clip_frames
 from vitmusic.errors import ConfigError
-from vitmusic.generators.midi.slots import SLOT_LAYOUT, PartSlotEncoder, split_slots
+from vitmusic.generators.midi.slots import PartSlotEncoder, cut_parts, slot_layout
 from vitmusic.generators.midi.transcription import (
     HeadConfig,
     TranscriptionHead,
     decode_parts,
     instrument_index,
+    instrument_table_size,
     notes_to_roll,
     transcription_loss,
 )
@@ -56,19 +59,22 @@ def _no_audio(path: str, start_s: float, end_s: float, sample_rate: int) -> np.n
     return np.zeros(1, np.float32)
 
 
-def slot_frame_reader(clips: list[dict[str, Any]], unit: int):
-    """The cache's frame reader: a clip's slots one after the other in time, each padded to ``unit`` frames."""
+def slot_frame_reader(clips: list[dict[str, Any]], unit: int, slots: str = "equal"):
+    """The cache's frame reader: a clip's slots one after the other in time, each padded to ``unit`` frames.
+
+    ``slots``: ``equal`` or ``located`` (:func:`vitmusic.generators.midi.slots.cut_parts`).
+    """
     parts = {c["video"]: len(c["instruments"]) for c in clips if c.get("video")}
 
     def read(path: str, start_s: float, end_s: float, fps: float) -> np.ndarray:
         frames = read_clip_frames(path, start_s, end_s, fps)  # [T, H, W, 3]
         if len(frames) == 0:
             return frames
-        slots = split_slots(frames, parts[path])  # [P, T, H, w, 3]
+        crops = cut_parts(frames, parts[path], slots)  # [P, T, H, w, 3]
         pad = -len(frames) % unit
         if pad:
-            slots = np.concatenate([slots, np.repeat(slots[:, -1:], pad, axis=1)], axis=1)
-        return slots.reshape(-1, *slots.shape[2:])
+            crops = np.concatenate([crops, np.repeat(crops[:, -1:], pad, axis=1)], axis=1)
+        return crops.reshape(-1, *crops.shape[2:])
 
     return read
 
@@ -87,9 +93,11 @@ def thresholds(config: Config) -> dict[str, float]:
     }
 
 
-def head_config(config: Config, in_dim: int) -> HeadConfig:
+def head_config(config: Config, in_dim: int, instruments=()) -> HeadConfig:
+    """The head of a run; its instrument table has a row for every instrument in ``instruments``."""
     t = config.transcription
     return HeadConfig(
+        num_instruments=instrument_table_size(instruments) + 1,
         in_dim=in_dim,
         hidden_dim=t.hidden_dim,
         num_layers=t.num_layers,
@@ -108,8 +116,9 @@ class TranscriptionDataset(torch.utils.data.Dataset):
         clips: manifest rows by clip id (instruments and notes).
         rate_hz: embedding steps per second.
         min_midi, num_pitches: the head's pitch axis.
-        embeds_from: optional clip id -> clip id whose video embeddings replace the clip's own (the
-            shuffled-video control keeps the targets and swaps the video).
+        num_codes: the head's instrument table size (:func:`instrument_index`).
+        donors: optional clip id -> clip id whose video embeddings replace the clip's own (the
+            shuffled-video control keeps the targets and swaps the video; :func:`vitmusic.data.donors.donor_map`).
     """
 
     def __init__(
@@ -119,13 +128,15 @@ class TranscriptionDataset(torch.utils.data.Dataset):
         rate_hz: float,
         min_midi: int,
         num_pitches: int,
-        embeds_from: dict[str, str] | None = None,
+        donors: dict[str, str] | None = None,
+        num_codes: int | None = None,
     ) -> None:
         self.rows, self.clips, self.rate_hz = rows, clips, float(rate_hz)
+        self.num_codes = instrument_index(None) if num_codes is None else int(num_codes)
         self.min_midi, self.num_pitches = min_midi, num_pitches
         self.ids = [str(c) for c in rows["clip_id"]]
         self.index = {c: i for i, c in enumerate(self.ids)}
-        self.embeds_from = embeds_from or {}
+        self.donors = donors or {}
         self._items: dict[int, dict[str, Any]] = {}  # a split is small ([P, S, D] per clip): build items once
 
     def __len__(self) -> int:
@@ -150,8 +161,8 @@ class TranscriptionDataset(torch.utils.data.Dataset):
         clip = self.clips[cid]
         P = len(clip["instruments"])
         e, m = self.part_embeds(cid)
-        if cid in self.embeds_from:  # the video of another clip, its parts cycled to this clip's count
-            de, dm = self.part_embeds(self.embeds_from[cid])
+        if cid in self.donors:  # the video of another clip, its parts cycled to this clip's count
+            de, dm = self.part_embeds(self.donors[cid])
             S = min(e.shape[1], de.shape[1])
             take = [k % de.shape[0] for k in range(P)]
             e, m = de[take, :S], dm[take, :S] & m[:, :S]
@@ -175,7 +186,8 @@ class TranscriptionDataset(torch.utils.data.Dataset):
             "clip_id": cid,
             "embeds": torch.from_numpy(e),
             "mask": torch.from_numpy(m),
-            "instruments": torch.tensor([instrument_index(c) for c in clip["instruments"]], dtype=torch.long),
+            "instruments": torch.tensor([instrument_index(c, self.num_codes) for c in clip["instruments"]],
+                                        dtype=torch.long),
             "targets": torch.from_numpy(targets),
         }
 
@@ -228,14 +240,14 @@ def build_cache(config: Config, encoder=None, progress: bool = True) -> Path:
         encoder = load_encoder_for(config)
     return extract_features(
         clips,
-        PartSlotEncoder(encoder),
+        PartSlotEncoder(encoder, slots=config.transcription.slots),
         NullCodec(),
         config.extract.cache_dir,
         rate_hz=config.encoder.rate_hz,
         batch_size=config.extract.batch_size,
         shard_size=config.extract.shard_size,
         progress=progress,
-        read_frames=slot_frame_reader(clips, frame_unit(encoder)),
+        read_frames=slot_frame_reader(clips, frame_unit(encoder), config.transcription.slots),
         read_audio=_no_audio,
     )
 
@@ -254,20 +266,27 @@ class TranscriptionTask:
         self._train, self._val, ref = load_train_val(cache, config.data.train_split, config.data.val_split)
         in_dim = int(np.asarray(ref[0]["embeds"]).shape[-1])
         torch.manual_seed(config.train.seed)  # the head's init is part of the run's seed
-        self.head = TranscriptionHead(head_config(config, in_dim))
+        train_instruments = [c for cid in self._train["clip_id"] for c in self.clips[str(cid)]["instruments"]]
+        self.head = TranscriptionHead(head_config(config, in_dim, train_instruments))
         valid = [np.asarray(r["embeds"], np.float32)[np.asarray(r["mask"], bool)] for r in ref]
         self.head.fit_input_stats(torch.from_numpy(np.concatenate(valid)))
 
-    def dataset(self, rows, embeds_from: dict[str, str] | None = None) -> TranscriptionDataset:
+    def dataset(self, rows, donors: dict[str, str] | None = None) -> TranscriptionDataset:
         h = self.head.config
         return TranscriptionDataset(
-            rows, self.clips, self.config.encoder.rate_hz, h.min_midi, h.num_pitches, embeds_from
+            rows, self.clips, self.config.encoder.rate_hz, h.min_midi, h.num_pitches, donors,
+            num_codes=h.num_instruments - 1,
         )
 
-    def split_dataset(self, split: str, embeds_from: dict[str, str] | None = None) -> TranscriptionDataset:
+    def clip_pieces(self, split: str) -> dict[str, str]:
+        """``{clip_id: piece}`` of a split's clips (the donor rule's input)."""
+        return {cid: str(c["piece"]) for cid, c in self.clips.items() if c["split"] == split}
+
+    def split_dataset(self, split: str, donors: dict[str, str] | None = None) -> TranscriptionDataset:
+        """A split of the cache; ``donors`` (clip id -> clip id) swaps in another clip's video (the control)."""
         from vitmusic.training.features import load_cache
 
-        return self.dataset(load_cache(self.cache, split), embeds_from)
+        return self.dataset(load_cache(self.cache, split), donors)
 
     # ------------------------------------------------------------------ Task protocol
     def trainable(self) -> nn.Module:
@@ -303,7 +322,7 @@ class TranscriptionTask:
         return {
             "encoder": self.encoder_fingerprint,
             "feature_cache": self.cache.name,
-            "part_slots": SLOT_LAYOUT,
+            "part_slots": slot_layout(self.config.transcription.slots),
         }
 
     def save_pretrained(self, model: nn.Module, out_dir: Path, meta: dict[str, Any]) -> None:
@@ -321,18 +340,60 @@ def build_task(config: Config, *, progress: bool = True) -> TranscriptionTask:
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
-def shuffled_donors(ds: TranscriptionDataset, seed: int = 0) -> dict[str, str]:
-    """For every clip, a clip of a *different* piece (seeded) whose video replaces its own (the control)."""
-    rng = np.random.default_rng(seed)
-    pieces = {cid: ds.clips[cid]["piece"] for cid in ds.ids}
-    donors = {}
-    for cid in ds.ids:
-        others = [o for o in ds.ids if pieces[o] != pieces[cid]] or [o for o in ds.ids if o != cid] or [cid]
-        donors[cid] = str(rng.choice(others))
-    return donors
-
-
 @torch.no_grad()
+def decode_split(task: TranscriptionTask, split: str, *, donors: dict[str, str] | None = None,
+                 batch_size: int = 8) -> dict[str, list[np.ndarray]]:
+    """``{clip_id: per-part notes [N, 3] (onset_s from the clip start, f0_hz, duration_s)}`` of a cached split.
+
+    The trained head on the cached per-part embeddings, decoded with the config's thresholds; a note may not
+    outlast its clip. ``donors`` maps a clip to the clip whose video it gets instead of its own (the control).
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    for cid, probs, mask in predict_split(task, split, donors=donors, batch_size=batch_size):
+        clip = task.clips[cid]
+        duration_s = float(clip["end_s"]) - float(clip["start_s"])
+        parts = decode_parts(probs, mask, rate_hz=task.config.encoder.rate_hz, min_midi=task.head.min_midi,
+                             **thresholds(task.config))
+        notes = []
+        for est, _ in parts:
+            est = est[est[:, 0] < duration_s].copy()
+            est[:, 2] = np.minimum(est[:, 2], duration_s - est[:, 0])
+            notes.append(est)
+        out[cid] = notes
+    return out
+
+
+def predict_split(task: TranscriptionTask, split: str, *, donors: dict[str, str] | None = None,
+                  batch_size: int = 8) -> Iterator[tuple[str, dict[str, np.ndarray], np.ndarray]]:
+    """The trained head's outputs on a cached split, clip by clip: ``(clip_id, {"onset", "frame", "offset",
+    "velocity"}: [P, T, K] probabilities, mask [P, T])`` (``P``: the clip's parts). ``donors``: as in
+    :func:`decode_split`."""
+    ds = task.split_dataset(split, donors)
+    head = task.head
+    was = head.training
+    head.eval()
+    try:
+        for a in range(0, len(ds), batch_size):
+            batch = collate_parts([ds[i] for i in range(a, min(a + batch_size, len(ds)))])
+            probs = head.predict(batch["embeds"], batch["mask"], batch["instruments"])
+            for b, cid in enumerate(batch["clip_id"]):
+                P = len(task.clips[cid]["instruments"])
+                yield cid, {k: v[b, :P] for k, v in probs.items()}, batch["mask"][b, :P].numpy()
+    finally:
+        head.train(was)
+
+
+def score_decoded(clips: dict[str, dict[str, Any]], decoded: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Per clip, the decoded notes against the clip's annotated notes (:func:`vitmusic.metrics.parts.score_clip_parts`:
+    part k against stem k, the mean over the parts with reference notes, notes carried over from before the
+    clip left out): ``{clip_id: {"notes.precision", "notes.recall", "notes.f1", "notes.f1_no_offset",
+    "notes.parts"}}``."""
+    from vitmusic.metrics.parts import score_clip_parts
+
+    return {cid: score_clip_parts(clips[cid]["notes"], parts, carried_over=float(clips[cid]["start_s"]) > 0)
+            for cid, parts in decoded.items()}
+
+
 def evaluate_split(
     task: TranscriptionTask,
     split: str = "test",
@@ -341,49 +402,26 @@ def evaluate_split(
     seed: int = 0,
     batch_size: int = 8,
 ) -> dict[str, float]:
-    """Note P/R/F1 (:func:`vitmusic.metrics.notes.evaluate`) of the decoded parts of a split's clips.
+    """Note P/R/F1 of the decoded parts of a split's clips: the mean over clips of :func:`score_decoded`.
 
-    Scores are means over (clip, part) pairs with at least one reference note; ``shuffled`` feeds every
-    clip the video of a clip from another piece (the control that a model reading the video must fail).
-    In a clip that starts mid-piece, notes sounding from its first step (carried over from before the cut)
-    are left out on both sides: their onset is not in the clip.
+    ``shuffled`` feeds every clip the video of a clip of another piece (:func:`vitmusic.data.donors.donor_map`
+    with ``seed``: the control that a model reading the video must fail).
 
     Returns:
-        ``notes.precision``, ``notes.recall``, ``notes.f1``, ``notes.f1_no_offset`` and ``parts`` (count).
+        ``notes.precision``, ``notes.recall``, ``notes.f1``, ``notes.f1_no_offset`` (means over the clips
+        where defined) and ``clips`` (clips with at least one scored part).
     """
+    from vitmusic.data.donors import donor_map
     from vitmusic.metrics import notes as notes_metrics
 
-    base = task.split_dataset(split)
-    ds = task.split_dataset(split, shuffled_donors(base, seed)) if shuffled else base
-    model = task.head
-    was = model.training
-    model.eval()
-    scores: dict[str, list[float]] = {k: [] for k in notes_metrics.METRIC_NAMES}
-    for a in range(0, len(ds), batch_size):
-        batch = collate_parts([ds[i] for i in range(a, min(a + batch_size, len(ds)))])
-        probs = model.predict(batch["embeds"], batch["mask"], batch["instruments"])
-        for b, cid in enumerate(batch["clip_id"]):
-            clip = task.clips[cid]
-            P = len(clip["instruments"])
-            parts = decode_parts(
-                {k: v[b, :P] for k, v in probs.items()},
-                batch["mask"][b, :P].numpy(),
-                rate_hz=task.config.encoder.rate_hz,
-                min_midi=model.min_midi,
-                **thresholds(task.config),
-            )
-            for k, (est, _) in enumerate(parts):
-                ref = np.asarray(clip["notes"][k], dtype=np.float64).reshape(-1, 3)
-                ref = ref[ref[:, 2] > 0]
-                if float(clip["start_s"]) > 0:  # notes carried over from the previous clip have no onset here
-                    ref, est = ref[ref[:, 0] > 1e-6], est[est[:, 0] > 1e-6]
-                if len(ref) == 0:
-                    continue
-                for name, value in notes_metrics.evaluate(ref, est).items():
-                    scores[name].append(value)
-    model.train(was)
-    out = {
-        k: float(np.nanmean(v)) if v and not np.all(np.isnan(v)) else float("nan") for k, v in scores.items()
-    }
-    out["parts"] = float(len(scores["notes.f1"]))
+    donors = None
+    if shuffled:
+        donors = donor_map([{"clip_id": c, "piece": p} for c, p in task.clip_pieces(split).items()], seed)
+    per = score_decoded(task.clips, decode_split(task, split, donors=donors, batch_size=batch_size))
+    scored = [v for v in per.values() if v["notes.parts"] > 0]
+    out = {}
+    for k in notes_metrics.METRIC_NAMES:
+        x = np.array([v[k] for v in scored], float)
+        out[k] = float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+    out["clips"] = float(len(scored))
     return out

@@ -12,7 +12,7 @@ tells the network where its partials lie.
 Training is DDPM's noise-prediction objective (cosine or linear beta schedule, uniform steps, MSE masked
 to the valid frames); synthesis is DDIM with a configurable number of steps (``eta = 0`` and a seed make it
 deterministic). The log-mel frames are turned into a waveform by a :class:`Vocoder`, Griffin-Lim by default
-(features and vocoders: :mod:`vitmusic.generators.synth.features`, re-exported here). URMP notes carry
+(features and vocoders: :mod:`vitmusic.generators.synthesizer.features`, re-exported here). URMP notes carry
 no velocity, so MIDI velocities are ignored.
 """
 
@@ -33,8 +33,8 @@ from torch.nn import functional as F
 from vitmusic.config import DiffusionConfig
 from vitmusic.errors import ConfigError, DataError
 from vitmusic.generators.midi.export import PEAK
-from vitmusic.generators.midi.transcription import INSTRUMENT_CODES, instrument_index
-from vitmusic.generators.synth.features import (
+from vitmusic.generators.midi.transcription import URMP_TABLE_SIZE, instrument_index
+from vitmusic.generators.synthesizer.features import (
     GriffinLimVocoder,
     Vocoder,
     harmonic_templates,
@@ -152,7 +152,8 @@ class DiffusionSynth(nn.Module):
         # roll rows (frame, onset) + the harmonic mel pattern of the sounding pitches, over 3 frames twice
         self.cond_in = nn.Linear(3 * (2 * K + M), H)
         self.cond_mid = nn.Linear(3 * H, H)
-        self.instrument = nn.Embedding(len(INSTRUMENT_CODES) + 1, H)
+        # URMP's 13 instruments + unknown (other instruments use the unknown row; instrument_index's default)
+        self.instrument = nn.Embedding(URMP_TABLE_SIZE + 1, H)
         self.step_mlp = nn.Sequential(nn.Linear(H, 4 * H), nn.SiLU(), nn.Linear(4 * H, H))
         self.blocks = nn.ModuleList(
             _ResidualBlock(H, c.kernel_size, 2 ** (i % c.dilation_cycle)) for i in range(c.num_layers)
@@ -280,20 +281,19 @@ class DiffusionSynth(nn.Module):
 
         Args:
             parts: per part, notes ``[N, 3]`` (onset_s, f0_hz, duration_s).
-            instruments: URMP code per part (sets the instrument embedding).
+            instruments: instrument per part (sets the instrument embedding: URMP's 13 have their own rows,
+                any other name of :mod:`vitmusic.data.instruments` the unknown row).
             duration_s: output length in seconds.
             steps, seed: see :meth:`sample` (all parts are sampled together in one batch).
 
         Raises:
             ConfigError: a parts/instruments count mismatch or an unknown instrument code.
         """
-        from vitmusic.data.urmp import INSTRUMENTS
+        from vitmusic.data.instruments import canonical_code
 
         if len(parts) != len(instruments):
             raise ConfigError(f"{len(parts)} parts but {len(instruments)} instruments")
-        bad = [code for code in instruments if code not in INSTRUMENTS]
-        if bad:
-            raise ConfigError(f"unknown instrument code {bad[0]!r}; known: {', '.join(sorted(INSTRUMENTS))}")
+        instruments = [canonical_code(code, ConfigError) for code in instruments]
         if not duration_s > 0:
             raise ConfigError(f"duration_s must be > 0, got {duration_s}")
         n = int(round(float(duration_s) * self.sample_rate))
@@ -318,20 +318,19 @@ class DiffusionSynth(nn.Module):
         """Audio of a MIDI performance: every track rendered with its instrument, summed.
 
         Args:
-            midi: :class:`pretty_midi.PrettyMIDI`; each track's URMP instrument comes from its GM program
+            midi: :class:`pretty_midi.PrettyMIDI`; each track's instrument comes from its GM program
                 (:func:`vitmusic.generators.midi.export.instrument_code`) unless ``instruments`` is given.
             duration_s: output length in seconds (later notes are dropped, tails cut).
             steps: DDIM steps (None: ``config.sample_steps``).
             seed: sampling seed (deterministic output for a given seed).
-            instruments: URMP code per track, overriding the programs.
+            instruments: instrument per track, overriding the programs.
             normalize: scale the mix to a peak of :data:`vitmusic.generators.midi.export.PEAK` (silence stays silent).
 
         Returns:
             float32 ``[round(duration_s * sample_rate)]`` mono waveform at :attr:`sample_rate`.
 
         Raises:
-            ConfigError: bad duration, track/instrument count mismatch, unknown code.
-            DataError: a track whose program is no URMP instrument.
+            ConfigError: bad duration, track/instrument count mismatch, unknown instrument name.
         """
         from vitmusic.generators.midi.export import instrument_code, track_notes
 

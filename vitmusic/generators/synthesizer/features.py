@@ -16,6 +16,7 @@ import numpy as np
 
 from vitmusic.config import DiffusionConfig
 from vitmusic.generators.midi.transcription import notes_to_roll
+from vitmusic.metrics.jit import ensure_jit_cache
 
 __all__ = [
     "GriffinLimVocoder",
@@ -52,6 +53,7 @@ def log_mel(wav: np.ndarray, cfg: DiffusionConfig) -> np.ndarray:
     Returns:
         float32 ``[n_mels, num_frames(N, hop_length)]`` in ``[-1, 1]`` (-1 = silence, ``db_min`` or below).
     """
+    ensure_jit_cache()
     import librosa
 
     y = np.asarray(wav, dtype=np.float32).reshape(-1)
@@ -92,6 +94,7 @@ def piano_roll(notes: np.ndarray, frames: int, cfg: DiffusionConfig, *, carried_
 
 def harmonic_templates(cfg: DiffusionConfig) -> np.ndarray:
     """``[K, M]``: the mel pattern of an ideal harmonic tone (1/h partials) per roll pitch, peak 1 each."""
+    ensure_jit_cache()
     import librosa
 
     fb = librosa.filters.mel(n_mels=cfg.n_mels, **_mel_kwargs(cfg))  # [M, n_fft // 2 + 1]
@@ -128,6 +131,7 @@ class GriffinLimVocoder:
     seed: int = 0
 
     def __call__(self, mel: np.ndarray, num_samples: int) -> np.ndarray:
+        ensure_jit_cache()
         import librosa
 
         cfg = self.config

@@ -14,7 +14,7 @@ from vitmusic.config import DiffusionConfig, load_config
 from vitmusic.errors import ConfigError
 from vitmusic.generators.midi.export import notes_to_midi
 from vitmusic.generators.midi.transcription import instrument_index
-from vitmusic.generators.synth.diffusion import (
+from vitmusic.generators.synthesizer.diffusion import (
     DiffusionSynth,
     GriffinLimVocoder,
     Vocoder,
