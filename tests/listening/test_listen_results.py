@@ -13,6 +13,7 @@ import pytest
 from vitmusic import cli
 from vitmusic.listening import design as dz
 from vitmusic.listening.store import DB_NAME, RatingStore
+from vitmusic.metrics import stats
 
 N_BOOT = 500
 SEED = 3
@@ -27,26 +28,21 @@ def write_test(root: Path, design: str, systems: list[str], key: dict[str, tuple
     return RatingStore(root / DB_NAME, "test")
 
 
-def by_hand(x: list[float]) -> tuple[float, float, float]:
-    """Mean and 95 % Student-t CI, written out with scipy."""
-    from scipy import stats as sst
-
-    x = np.asarray(x, dtype=np.float64)
-    lo, hi = sst.t.interval(0.95, df=x.size - 1, loc=x.mean(), scale=sst.sem(x))
-    return float(x.mean()), float(lo), float(hi)
-
-
 def read_summary(path: Path) -> dict[str, dict]:
     with path.open(newline="") as f:
         return {r["system"]: r for r in csv.DictReader(f)}
 
 
-def check_row(row: dict, values: list[float]) -> None:
-    mean, lo, hi = by_hand(values)
+def check_row(row: dict, values: list[float], scale: tuple[float, float]) -> None:
+    """Mean and count by hand; the interval is summarize's on the design's rating scale (its coverage is
+    tested in tests/metrics/test_stats.py)."""
+    x = np.asarray(values, dtype=np.float64)
+    ref = stats.summarize(x, bounds=scale, n_boot=N_BOOT, seed=SEED)
+    lo, hi = float(row["ci95_lo"]), float(row["ci95_hi"])
     assert int(row["n"]) == len(values)
-    assert float(row["mean"]) == pytest.approx(mean, abs=1e-12)
-    assert float(row["ci95_lo"]) == pytest.approx(lo, abs=1e-12)
-    assert float(row["ci95_hi"]) == pytest.approx(hi, abs=1e-12)
+    assert float(row["mean"]) == pytest.approx(x.mean(), abs=1e-12)
+    assert [lo, hi] == pytest.approx(ref["ci95"], abs=1e-12)
+    assert scale[0] <= lo <= x.mean() <= hi <= scale[1]
 
 
 @pytest.fixture
@@ -80,14 +76,14 @@ def test_mushra_means_cis_and_screening(mushra, capsys):
     summary = read_summary(out / "summary.csv")
     assert list(summary) == conds  # systems first, then hidden reference and anchor
     for c in conds:
-        check_row(summary[c], [v for pid in ("P01", "P02", "P03") for v in expected[pid][c]])
+        check_row(summary[c], [v for pid in ("P01", "P02", "P03") for v in expected[pid][c]], (0.0, 100.0))
     with (out / "screening.csv").open(newline="") as f:
         screening = {r["participant"]: r for r in csv.DictReader(f)}
     assert {p: r["excluded"] for p, r in screening.items()} == {"P01": "False", "P02": "False", "P03": "False",
                                                                 "P04": "True"}
     assert float(screening["P02"]["fraction"]) == pytest.approx(0.15)
     md = (out / "summary.md").read_text()
-    assert "excluded: P04" in md and "| sysA | 60 |" in md
+    assert "excluded: P04" in md and "| sysA | 60 |" in md and "95% CI (wilson-boot-t(clip))" in md
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with (out / "ratings.csv").open(newline="") as f:
         ratings = list(csv.DictReader(f))
@@ -101,7 +97,8 @@ def test_mushra_without_screening_keeps_everyone(mushra, tmp_path):
     assert cli.main(["listen-results", str(root), "--results", str(dest), "--no-screening", "--n-boot",
                      str(N_BOOT), "--seed", str(SEED)]) == 0
     summary = read_summary(dest / "summary.csv")
-    check_row(summary["sysB"], [v for pid in ("P01", "P02", "P03", "P04") for v in expected[pid]["sysB"]])
+    check_row(summary["sysB"], [v for pid in ("P01", "P02", "P03", "P04") for v in expected[pid]["sysB"]],
+              (0.0, 100.0))
 
 
 def test_ab_win_rates(tmp_path):
@@ -126,7 +123,7 @@ def test_ab_win_rates(tmp_path):
     assert cli.main(["listen-results", str(tmp_path), "--n-boot", str(N_BOOT), "--seed", str(SEED)]) == 0
     summary = read_summary(tmp_path / "results" / "summary.csv")
     for s in systems:
-        check_row(summary[s], wins[s])
+        check_row(summary[s], wins[s], (0.0, 1.0))
     assert not (tmp_path / "results" / "screening.csv").exists()
     with (tmp_path / "results" / "pairwise.csv").open(newline="") as f:
         pairwise = {(r["system_a"], r["system_b"]): (int(r["a_wins"]), int(r["b_wins"])) for r in csv.DictReader(f)}

@@ -32,13 +32,13 @@ class Gain:
 
 
 def integrated_loudness(y: np.ndarray, sample_rate: int) -> float:
-    """BS.1770 integrated loudness of mono ``y`` [N] in LUFS (-inf for silence)."""
-    import pyloudnorm
+    """BS.1770 integrated loudness of mono ``y`` [N] in LUFS (-inf for silence); the metrics' measurement."""
+    from vitmusic.metrics.loudness import integrated_loudness as measure
 
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if y.size < int(0.4 * sample_rate):
-        raise ConfigError(f"excerpt too short for a loudness measurement ({y.size / sample_rate:.2f} s < 0.4 s)")
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(y))
+    try:
+        return measure(y, sample_rate)
+    except ValueError as e:  # too short: the user's excerpt
+        raise ConfigError(str(e)) from e
 
 
 def match_item_loudness(

@@ -1,11 +1,11 @@
 """Unblind and summarise a listening test: ratings joined with the answer key, per-system means and 95 % CIs.
 
 * **MUSHRA** — the score of a system is the mean of its 0..100 ratings over every (participant, item) rated by
-  an included participant; the CI is the Student-t interval over those ratings
-  (:func:`vitmusic.metrics.stats.summarize`). Post-screening (ITU-R BS.1534-3, 4.1.2): a participant who rates
+  an included participant; the CI is :func:`vitmusic.metrics.stats.summarize`'s interval on the 0..100 scale
+  (its method is named in the table; docs/statistics.md). Post-screening (ITU-R BS.1534-3, 4.1.2): a participant who rates
   the hidden reference below 90 for more than 15 % of the items they rated is excluded from every mean.
 * **A/B** — the score of a system is its win rate: the mean over every comparison it took part in of 1 (chosen)
-  or 0 (not chosen), with the same interval; ``pairwise.csv`` gives each pair's counts.
+  or 0 (not chosen), with the same interval on 0..1; ``pairwise.csv`` gives each pair's counts.
 """
 
 from __future__ import annotations
@@ -105,13 +105,13 @@ def _order(systems: Iterable[str], preferred: Sequence[str]) -> list[str]:
     return first + sorted(present - set(first))
 
 
-def system_scores(rows: Sequence[Mapping], systems: Sequence[str], *, n_boot: int = stats.DEFAULT_N_BOOT,
-                  seed: int = 0) -> list[dict]:
-    """Mean value per system with its 95 % t CI: ``{"system", "mean", "ci95", "n", "small_n"}`` per system."""
+def system_scores(rows: Sequence[Mapping], systems: Sequence[str], *, bounds: stats.Bounds = None,
+                  n_boot: int = stats.DEFAULT_N_BOOT, seed: int = 0) -> list[dict]:
+    """Mean value per system with its 95 % CI on the scale ``bounds``: ``{"system", **summarize(...)}``."""
     values: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         values[r["system"]].append(float(r["value"]))
-    return [{"system": s, **stats.summarize(values[s], n_boot=n_boot, seed=seed)} for s in systems]
+    return [{"system": s, **stats.summarize(values[s], bounds=bounds, n_boot=n_boot, seed=seed)} for s in systems]
 
 
 def ab_pairwise(rows: Sequence[Mapping]) -> list[dict]:
@@ -161,7 +161,9 @@ def analyse(root: str | os.PathLike, *, screening: bool = True, n_boot: int = st
             kept = [r for r in rows if r["participant"] not in set(result.excluded)]
     else:
         result.pairwise = ab_pairwise(rows)
-    result.systems = system_scores(kept, _order((r["system"] for r in rows), preferred), n_boot=n_boot, seed=seed)
+    scale = (0.0, 100.0) if design == "mushra" else (0.0, 1.0)
+    result.systems = system_scores(kept, _order((r["system"] for r in rows), preferred), bounds=scale,
+                                   n_boot=n_boot, seed=seed)
     return result, rows
 
 
@@ -196,7 +198,8 @@ def summary_markdown(result: ListeningResults) -> str:
         lines.append(f"Post-screening (BS.1534): participants rating the hidden reference below "
                      f"{SCREEN_THRESHOLD:.0f} for more than {SCREEN_MAX_FRACTION:.0%} of their items are excluded"
                      f"; excluded: {', '.join(result.excluded) or 'none'}.")
-    lines += ["", f"| system | n | {what} | 95% CI |", "|---|---:|---:|---|"]
+    method = result.systems[0]["method"] if result.systems else ""
+    lines += ["", f"| system | n | {what} | 95% CI ({method}) |", "|---|---:|---:|---|"]
     for s in result.systems:
         lo, hi = s["ci95"]
         lines.append(f"| {s['system']} | {s['n']} | {_num(s['mean'], digits)} | "
