@@ -31,6 +31,8 @@ class Case:
     max_lines: int = 1
     timeout_s: int = 60
     group: str = ""
+    setup: Callable[[], object] | None = None  # run just before the case (e.g. fill a disk); not counted
+    says: str | None = None  # text the error line must hold (the right error, not any error)
 
 
 @dataclass
@@ -55,6 +57,9 @@ def run_case(case: Case) -> Outcome:
 
     out, err = io.StringIO(), io.StringIO()
     rc, escaped = None, None
+    if case.setup is not None:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            case.setup()
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(case.timeout_s)
     try:
@@ -95,6 +100,8 @@ def run_case(case: Case) -> Outcome:
         return Outcome(case.name, case.group, "wrong", f"exit {rc}")
     if rc == 2 and len(lines) > case.max_lines:
         return Outcome(case.name, case.group, "noise", " | ".join(lines)[:300])
+    if case.says is not None and case.says not in text:
+        return Outcome(case.name, case.group, "wrong", f"not the error due: {lines[-1] if lines else ''}"[:300])
     return Outcome(case.name, case.group, "pass", lines[0][:200] if lines else "")
 
 

@@ -13,7 +13,9 @@ complete after a failure), ``timeout`` (over the case's time limit), ``wrong`` (
 wrong HTTP status). Exit status: 0 when every case passes, 1 otherwise.
 
 Cases that probe library functions (damaged checkpoints on a toy task) and the listening server (hostile HTTP
-requests against 127.0.0.1) are counted the same way.
+requests against 127.0.0.1) are counted the same way, and so are the fault classes of
+``scripts/adversarial_faults.py`` (impossible settings, retyped dotlist strings, damaged caches and
+checkpoints, diverging and racing trainings, leftovers of a kill, a full disk via a small tmpfs when run as root).
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ from adversarial_common import (  # noqa: E402
     tone,
     write_video,
     write_wav,
+)
+from adversarial_faults import (  # noqa: E402
+    cache_cases,
+    disk_full_cases,
+    leftovers_cases,
+    retyped_cases,
+    settings_cases,
+    training_cases,
 )
 from adversarial_more import generate_cases, server_cases  # noqa: E402
 
@@ -235,7 +245,8 @@ def evaluate_cases(tmp: Path) -> list[Case]:
     cases[-1].argv[cases[-1].argv.index("--out") + 1] = str(d / "outfile" / "sub")
     cases[-1].check = None
     good = {"ref/a.wav": y, "gen/a.wav": y}
-    for extra in (["--sample-rate", "0"], ["--sample-rate", "100"], ["--n-boot", "0"], ["--fad-boot", "-1"],
+    for extra in (["--sample-rate", "0"], ["--sample-rate", "100"], ["--n-boot", "0"],
+                  ["--metrics", "fad", "--fad-embedding", "/nonexistent/model"],
                   ["--metrics", "bogus"], ["--metrics", ","], ["--videos", "/nonexistent"],
                   ["--manifest", "/nonexistent/m.jsonl"], ["--urmp", "/nonexistent"],
                   ["--metrics", "pitch", "--pitch-backend", "nope"]):
@@ -408,12 +419,21 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vitmusic-adversarial-") as d:
         tmp = Path(d)
-        makers = [argparse_cases, prepare_cases, evaluate_cases, train_cases, stimuli_cases, server_cases]
+        makers = [argparse_cases, prepare_cases, evaluate_cases, train_cases, stimuli_cases, server_cases,
+                  settings_cases, retyped_cases, cache_cases, training_cases, leftovers_cases]
         if not args.quick:
             makers.append(generate_cases)
+
+        def diskfull_cases(group_tmp: Path) -> list[Case]:  # generation too, from generate_cases' tiny run
+            return disk_full_cases(group_tmp, None if args.quick else tmp / "generate_cases" / "gen_run")
+
+        makers.append(diskfull_cases)
         results: list[Outcome] = []
         server_err = io.StringIO()
         for make in makers:
+            groups = {"train_cases": {"train", "checkpoint"}}.get(make.__name__, {make.__name__[: -len("_cases")]})
+            if args.only and not groups & set(args.only.split(",")):
+                continue  # not even its set-up
             group_tmp = tmp / make.__name__
             group_tmp.mkdir()
             with contextlib.redirect_stderr(server_err if make is server_cases else sys.stderr):

@@ -2,7 +2,7 @@
 the --no-deps file) names must be at its pinned version; anything else installed, beside what is installed on
 purpose (torch, first; vitmusic itself; pip's own tools), is listed as a note.
 
-    python scripts/check_lock.py scripts/requirements.lock [scripts/requirements-nodeps.txt]
+    python scripts/check_lock.py scripts/requirements.lock [scripts/requirements-nodeps.txt ...]
 
 Run by scripts/setup.sh with the venv's python; exits 1 listing every difference.
 """
@@ -33,7 +33,10 @@ def read_pins(path: Path) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     lock = read_pins(Path(argv[0]))
-    extra = read_pins(Path(argv[1])) if len(argv) > 1 and Path(argv[1]).is_file() else {}
+    extra = {}
+    for path in argv[1:]:  # the --no-deps pins (scripts/requirements-nodeps.txt, the optional referees' files)
+        if Path(path).is_file():
+            extra.update(read_pins(Path(path)))
     installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
     problems, unlocked = [], []
     for name, version in sorted(installed.items()):

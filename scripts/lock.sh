@@ -20,6 +20,9 @@ for loc in $(python3 -m pip config get global.find-links 2>/dev/null || true); d
 torch_pin=$(mktemp)
 trap 'rm -f "$torch_pin"' EXIT
 echo "$TORCH_SPEC" >"$torch_pin"
+# uv keeps the pins of an existing output file where they still fit (a new dependency does not upgrade the rest):
+# start from the current lock; delete scripts/requirements.lock first to re-resolve everything to the newest
+[ ! -f scripts/requirements.lock ] || cp scripts/requirements.lock scripts/requirements.lock.tmp
 "$UV" pip compile pyproject.toml --all-extras --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
   --constraint "$torch_pin" "${find_links[@]}" --no-emit-package torch --no-header --quiet \
   -o scripts/requirements.lock.tmp

@@ -21,15 +21,31 @@ def _script():
     return module
 
 
+INPUT_GROUPS = "argparse,prepare,evaluate,train,checkpoint,stimuli,server"
+FAULT_GROUPS = "settings,retyped,cache,training,leftovers,diskfull"
+
+
 @pytest.mark.slow
 def test_every_quick_adversarial_input_behaves(tmp_path, capsys):
-    """~240 inputs without a trained model (argparse, prepare, evaluate, train, checkpoints, stimuli, server);
+    """~260 inputs without a trained model (argparse, prepare, evaluate, train, checkpoints, stimuli, server);
     about 30 s on 2 cores. The full set (with generation on a tiny trained run) is the script without --quick."""
-    rc = _script().main(["--quick", "--json", str(tmp_path / "o.json")])
+    rc = _script().main(["--quick", "--only", INPUT_GROUPS, "--json", str(tmp_path / "o.json")])
     results = json.loads((tmp_path / "o.json").read_text())
     bad = [r for r in results if r["outcome"] != "pass"]
     assert rc == 0 and not bad, bad
     assert len(results) > 200
+
+
+@pytest.mark.slow
+def test_every_quick_adversarial_fault_behaves(tmp_path, capsys):
+    """~170 faults (scripts/adversarial_faults.py): impossible settings, retyped dotlist strings, damaged caches
+    and checkpoints, diverging and racing trainings, leftovers of a kill, a full disk (a tmpfs, as root; one
+    placeholder case otherwise); about 5 min on 2 cores."""
+    rc = _script().main(["--quick", "--only", FAULT_GROUPS, "--json", str(tmp_path / "o.json")])
+    results = json.loads((tmp_path / "o.json").read_text())
+    bad = [r for r in results if r["outcome"] != "pass"]
+    assert rc == 0 and not bad, bad
+    assert {r["group"] for r in results} == set(FAULT_GROUPS.split(",")) and len(results) > 150
 
 
 def test_a_classifier_sample(tmp_path):

@@ -85,7 +85,7 @@ def main() -> None:
     from vitmusic.data.audio import load_audio
     from vitmusic.data.manifest import prepare_manifest
     from vitmusic.data.synth.writer import generate_benchmark
-    from vitmusic.generators.synth.diffusion import (
+    from vitmusic.generators.synthesizer.diffusion import (
         GriffinLimVocoder,
         load_diffusion_synth,
         log_mel,

@@ -16,7 +16,6 @@ import json
 import os
 import sqlite3
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -73,10 +72,8 @@ def bench_server(work: Path, submissions: int) -> None:
             rows += [f"P{p:04d},{t},{k},{p:05d}{t:03d}{k},media/x.mp4" for k in range(1, 6)]
     (root / "public" / "manifest.csv").write_text("\n".join(rows) + "\n")
     (root / "public" / "test.json").write_text(json.dumps({"design": "mushra", "scale": [0, 100]}))
-    server = make_server(root, "127.0.0.1", 0)
-    host, port = server.server_address[:2]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = make_server(root, "127.0.0.1", 0).start()
+    host, port = server.address
 
     def submit(job) -> float:
         pid, t = job
@@ -98,8 +95,7 @@ def bench_server(work: Path, submissions: int) -> None:
         with ThreadPoolExecutor(max_workers=32) as pool:
             latencies = np.array(list(pool.map(submit, jobs)))
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
     wall = time.perf_counter() - t0
     n_rows = sqlite3.connect(root / "ratings.sqlite").execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     p50, p95, p99 = np.percentile(latencies * 1000, [50, 95, 99])

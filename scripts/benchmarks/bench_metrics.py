@@ -49,14 +49,14 @@ def main() -> None:
             sf.write(root / f"{name}_gen" / f"{piece.id}.wav", np.sum(stems[1:], axis=0), args.sample_rate)
         print(f"piece: {piece.id} ({len(piece.stems)} voices, {args.renderer})")
 
-        def cfg(name: str, metrics=tuple(runner.METRICS), n_plot=0):
+        def cfg(name: str, metrics=tuple(runner.metric_groups()), n_plot=0):
             return runner.EvalConfig(gen_dir=root / f"{name}_gen", urmp_root=root / name, metrics=metrics,
                                      sample_rate=args.sample_rate, n_plot_clips=n_plot)
 
         # warm-up: numba compilation, model loading (ONNX sessions) are not billed to the timed runs
         runner.evaluate_dirs(cfg("warm"), progress=False)
         timings = {}
-        for name in runner.METRICS:
+        for name in runner.metric_groups():
             t0, c0 = time.perf_counter(), time.process_time()
             res = runner.evaluate_dirs(cfg("bench", (name,)), progress=False)
             timings[name] = (time.perf_counter() - t0, time.process_time() - c0)

@@ -23,8 +23,9 @@ Prints both times and the ratio (goal <= 1.1x): medians of ``--repeats`` runs af
 interleaved (A B A B ...) so that a change in the machine's load hits both alike. On a machine that other
 CPU-bound jobs share, torch's default (one thread per core) makes every matrix product wait for a thread the
 scheduler has parked: measured here, a decoder forward took 0.4-3 s with 2 threads against 0.22 s with 1 thread
-under the same load (0.12 s with 2 threads on an idle machine). Pass ``--threads 1`` there; the load average is
-printed before and after.
+under the same load (0.12 s with 2 threads on an idle machine). That was torch's busy-waiting threads: the script
+now applies the CLI's thread policy (``vitmusic.threads``: idle threads asleep), and ``--threads 1`` remains
+available; the load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -82,14 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=20, help="conditioning tokens (5 s at 4 Hz)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, one per core)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: the CLI's policy, one per available CPU with idle threads asleep)")
     ap.add_argument("--skip", choices=("generation", "training"), help="leave one of the two comparisons out")
     args = ap.parse_args(argv)
 
-    import torch
+    from vitmusic.threads import apply_thread_policy
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_thread_policy(args.threads)  # as the CLI does, before torch loads OpenMP
+    import torch
     from bench_real_size import build_musicgen
     from transformers.modeling_outputs import BaseModelOutput
 
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         optimizer = torch.optim.AdamW(proj.parameters(), lr=1e-4)
         proj.train()
 
+        from vitmusic.training.tasks.musicgen import codebook_cross_entropy
+
         def optimizer_step():
             torch.nn.utils.clip_grad_norm_(proj.parameters(), 1.0)
             optimizer.step()
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def project_step():
             tokens, tmask = proj(embeds, mask)
-            loss = gen.loss(tokens, tmask, codes)
+            loss = codebook_cross_entropy(*gen.teacher_forced(tokens, tmask, codes)).mean()  # the task's loss
             loss.backward()
             optimizer_step()
             return loss

@@ -11,9 +11,10 @@ and loaded back through the same ``from_pretrained`` path as the real checkpoint
     python scripts/benchmarks/bench_real_size.py --work /tmp/real_size                     # VideoMAE-base + small
     python scripts/benchmarks/bench_real_size.py --encoders videomae-base vit-base clip-vit-base [--melody]
 
-Prints seconds and peak resident memory (GB, sampled every 50 ms) of every stage, and the load average. On a
-machine other CPU-bound jobs share, pass ``--threads 1``: with torch's default of one thread per core, the
-threads wait for each other and guided generation ran more than 10 times slower (see ``bench_overhead.py``). The CI smoke test
+Prints seconds and peak resident memory (GB, sampled every 50 ms) of every stage, and the load average. The
+CLI's thread policy applies (``vitmusic.threads``: one thread per available CPU, idle threads asleep); with
+torch's own default (busy-waiting threads) guided generation ran more than 10 times slower on a machine other
+CPU-bound jobs share (``bench_under_load.py`` compares the two). The CI smoke test
 (tests/test_real_size.py) imports the builders from here and runs one encoder with MusicGen-small.
 """
 
@@ -186,13 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--melody", action="store_true", help="also MusicGen-melody (1.5 B parameters)")
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=0,
-                    help="torch threads (0: torch's default, one per core); 1 on a machine other jobs share")
+                    help="torch threads (0: the CLI's policy, one per available CPU with idle threads asleep)")
     args = ap.parse_args(argv)
 
+    from vitmusic.threads import apply_thread_policy
+
+    apply_thread_policy(args.threads)  # as the CLI does, before torch loads OpenMP
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     print(f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores, load average "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     work = Path(args.work)
