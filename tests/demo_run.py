@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vitmusic import cli
 from vitmusic.workflow import demo
-from vitmusic.workflow.demo_midi import MidiSettings
+from vitmusic.workflow.demo import MidiSettings
 
 # the demo's code path on fewer pieces and training steps (the default takes minutes): 10 pieces, 7 train,
 # 1 val, 2 test (4 test clips); the MIDI head trains 60 steps

@@ -1,10 +1,10 @@
-"""The house rules of STYLE.md, checked on the source: no import circles, no import from a layer above.
+"""The house rules (README.md "Development": the folder tree is the pipeline), checked on the source: no import circles, no import from a layer above.
 
 Every ``import`` / ``from ... import`` of a ``vitmusic`` module anywhere in a file counts (module level, inside
 functions, under ``TYPE_CHECKING``): a lazy import is still a dependency, and a circle hidden in a function is
 still a circle. Layers, lowest first::
 
-    base (errors, atomic, config, runs, the package itself) -> data -> encoders -> projection -> generators
+    base (errors, atomic, config, runs, plugins, the package itself) -> data -> encoders -> projection -> generators
     -> inference -> training -> evaluation -> workflow, listening -> commands, cli
 
 A module may import its own layer and any layer below. ``metrics`` is apart: it imports only ``metrics`` and
@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vitmusic"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("vitmusic", "vitmusic.errors", "vitmusic.atomic", "vitmusic.config", "vitmusic.runs", "vitmusic.hf_quiet",
-     "vitmusic.outputs"),
+     "vitmusic.outputs", "vitmusic.plugins", "vitmusic.threads"),
     ("vitmusic.data",),
     ("vitmusic.encoders",),
     ("vitmusic.projection",),
@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vitmusic.training",),
     ("vitmusic.evaluation",),
     ("vitmusic.workflow", "vitmusic.listening"),
-    ("vitmusic.commands", "vitmusic.cli"),
+    ("vitmusic.commands", "vitmusic.cli", "vitmusic.api"),
 )
 METRICS = "vitmusic.metrics"
 METRICS_MAY_IMPORT = ("vitmusic.metrics", "vitmusic.errors")
