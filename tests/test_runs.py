@@ -35,6 +35,26 @@ def test_save_module_round_trip_and_keeps_other_files(tmp_path):
     assert not (tmp_path / "bad" / runs.WEIGHTS_NAME).exists()
 
 
+def test_the_same_weights_give_the_same_bytes(tmp_path):
+    """safetensors writes its metadata mapping in a changing order; saved twice, a module must give the same
+    file (its sha256 is recorded, so otherwise a re-save of the same weights reads as "changed since")."""
+    from safetensors import safe_open
+
+    torch.manual_seed(0)
+    module = nn.Linear(3, 2)
+    meta = {"kind": "linear", "format": "pt", "content": "test", "é": "ü"}
+    files = set()
+    for i in range(12):
+        runs.save_module(module, tmp_path / str(i), {"kind": "linear"}, metadata=meta)
+        files.add((tmp_path / str(i) / runs.WEIGHTS_NAME).read_bytes())
+    assert len(files) == 1
+    with safe_open(str(tmp_path / "0" / runs.WEIGHTS_NAME), framework="pt") as f:
+        assert f.metadata() == meta and torch.equal(f.get_tensor("weight"), module.weight.detach())
+    back = nn.Linear(3, 2)
+    back.load_state_dict(runs.load_weights(tmp_path / "0"))
+    assert torch.equal(back.weight, module.weight)
+
+
 def test_read_errors(tmp_path):
     with pytest.raises(DataError, match="head config not found"):
         runs.read_model_config(tmp_path, what="head")

@@ -159,10 +159,34 @@ def save_module(
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     with atomic_path(folder / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata=metadata)
+        sort_safetensors_metadata(tmp)
     # every weights file of the folder (a run's adapters are written before its projection)
     hashes = {p.name: file_sha256(p) for p in sorted(folder.glob("*.safetensors"))}
     atomic_write_text(folder / CONFIG_NAME, json.dumps({**config, HASHES_KEY: hashes}, indent=2, sort_keys=True) + "\n")
     return folder
+
+
+def sort_safetensors_metadata(path: str | os.PathLike) -> None:
+    """Rewrite, in place, a safetensors file's ``__metadata__`` with its keys sorted.
+
+    safetensors (0.8) writes that mapping from a Rust ``HashMap``, in an order that changes from one save to the
+    next: the same tensors with two metadata entries gave two different files, so two different sha256 (and a
+    checkpoint refused as "changed since written", one time in two). Sorted, the same tensors give the same
+    bytes. The header keeps its length (the same entries, reordered), so nothing after it moves.
+    """
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        raw = f.read(size)
+        header = json.loads(raw)
+        meta = header.get("__metadata__")
+        if not isinstance(meta, dict) or len(meta) < 2:
+            return
+        header["__metadata__"] = dict(sorted(meta.items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) > size:  # another serialisation than serde's: leave the file as the library wrote it
+            return
+        f.seek(8)
+        f.write(text.ljust(size, b" "))  # the format pads its header with spaces
 
 
 def read_model_config(folder: str | os.PathLike, *, what: str = "model") -> dict[str, Any]:

@@ -121,11 +121,13 @@ def save_adapters(encoder, folder: str | os.PathLike) -> Path:
     from safetensors.torch import save_file
 
     from vitmusic.atomic import atomic_path
+    from vitmusic.runs import sort_safetensors_metadata
 
     path = Path(folder) / ADAPTERS_NAME
     state = {k: v.cpu().contiguous() for k, v in encoder.trainable_state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "content": "lora_adapters"})
+        sort_safetensors_metadata(tmp)
     return path
 
 
