@@ -1,6 +1,6 @@
-"""Exactly-scoped quieting of Hugging Face output that users see on every command.
+"""Exactly-scoped handling of Hugging Face's process-wide state: its output, and its model building.
 
-Two things, both narrow on purpose (nothing here silences warnings globally):
+Three things, all narrow on purpose (nothing here silences warnings globally):
 
 - :func:`hf_progress`: turn transformers' (and so huggingface_hub's) progress bars off for a block — the
   "Loading weights" / "Writing model shards" bars — and restore the previous state afterwards. The CLI uses it
@@ -10,6 +10,12 @@ Two things, both narrow on purpose (nothing here silences warnings globally):
   facebook/musicgen-small), which MusicGen's decoder config accepts but the generic check of the composite
   config reports as "pad_token_id must be `None` or an integer within the vocabulary (between 0 and V-1), got
   V". Only that message, with the value equal to ``V``, is dropped; any other token id stays reported.
+- :func:`hf_model_build`: one thread at a time builds or loads a transformers model. transformers swaps
+  ``torch.nn.init``'s functions process-wide while it builds one (``no_init_weights``,
+  ``guard_torch_init_functions``) and puts back what it found on exit; two threads inside at once can leave the
+  swapped ones in place for good, after which every ``nn.Linear`` of the process starts uninitialised (seen:
+  three threads materialising one tiny preset, then a seeded projection whose weights differed run to run).
+  The block also holds the global RNG still for the presets' seeded construction.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from collections.abc import Iterator
 
-__all__ = ["filter_known_config_warnings", "hf_progress"]
+__all__ = ["filter_known_config_warnings", "hf_model_build", "hf_progress"]
+
+_BUILD_LOCK = threading.RLock()
 
 _CONFIG_LOGGER = "transformers.configuration_utils"
 _TOKEN_ID_MESSAGE = re.compile(
@@ -58,3 +67,10 @@ def hf_progress(enabled: bool) -> Iterator[None]:
     finally:
         if was:
             tf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def hf_model_build() -> Iterator[None]:
+    """Hold while a transformers model is built or loaded (re-entrant; see the module docstring)."""
+    with _BUILD_LOCK:
+        yield

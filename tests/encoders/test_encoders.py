@@ -248,8 +248,12 @@ def test_offline_unknown_hub_id_is_one_line_error(monkeypatch):
 
 
 def test_concurrent_materialisation_keeps_one_complete_copy(tmp_path):
+    """Threads materialising one preset: one copy, and torch.nn.init left as it was (transformers swaps its
+    functions process-wide while building a model; unserialised, the threads left them swapped for good and every
+    later nn.Linear of the process started uninitialised)."""
     import threading
 
+    init_functions = dict(vars(torch.nn.init))
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -264,6 +268,7 @@ def test_concurrent_materialisation_keeps_one_complete_copy(tmp_path):
     for th in threads:
         th.join()
     assert not errors
+    assert [k for k, f in vars(torch.nn.init).items() if init_functions.get(k) is not f] == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-clip"]
     assert load_encoder(str(tmp_path / "tiny-clip")).fingerprint()["trainable"] is False
 

@@ -32,6 +32,7 @@ from vitmusic.encoders.base import VisionEncoder
 from vitmusic.encoders.lora import adapters_sha256, add_lora, normalize_lora_config
 from vitmusic.encoders.presets import TINY_PRESETS, materialize_tiny_preset
 from vitmusic.errors import ConfigError, VitmusicError
+from vitmusic.hf_quiet import hf_model_build
 
 # transformers config.model_type -> encoder kind
 KIND_BY_MODEL_TYPE = {
@@ -350,7 +351,8 @@ def _from_pretrained(fn: Any, what: str, name: str, **kwargs: Any) -> Any:
     from huggingface_hub.errors import HFValidationError
 
     try:
-        return fn(name, **kwargs)
+        with hf_model_build():
+            return fn(name, **kwargs)
     except (OSError, HFValidationError, ValueError) as exc:
         if Path(name).is_dir():  # a local folder: say what is wrong with it (e.g. no config.json)
             raise VitmusicError(f"cannot load encoder {what} from folder {name!r}: {_one_line(exc)}") from exc

@@ -22,7 +22,7 @@ import torch
 
 from vitmusic.atomic import publish_dir
 from vitmusic.errors import ConfigError
-from vitmusic.hf_quiet import hf_progress
+from vitmusic.hf_quiet import hf_model_build, hf_progress
 
 PRESET_SEED = 0
 # Stored in each preset's config.json; a folder written by an older recipe is rebuilt (and the encoder's
@@ -192,7 +192,7 @@ def materialize_tiny_preset(name: str, root: str | os.PathLike | None = None) ->
     if _is_materialised(folder):
         return folder
     # fork_rng: materialising must not disturb the caller's global RNG stream.
-    with torch.random.fork_rng(devices=[]):
+    with hf_model_build(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(PRESET_SEED)
         model, processor = TINY_PRESETS[name]()
     model.config.vitmusic_preset_version = PRESET_VERSION

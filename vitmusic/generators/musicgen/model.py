@@ -36,7 +36,7 @@ from vitmusic.generators.musicgen.decoder_cache import cache_kwargs
 from vitmusic.generators.musicgen.melody import prefix_decoder_sample
 from vitmusic.generators.musicgen.presets import TINY_PRESETS, materialize_tiny_generator
 from vitmusic.generators.musicgen.windowed import generate_long
-from vitmusic.hf_quiet import filter_known_config_warnings
+from vitmusic.hf_quiet import filter_known_config_warnings, hf_model_build
 
 __all__ = ["ENTRIES", "KINDS", "MusicGenGenerator", "load_generator", "materialize_tiny_generator"]
 
@@ -544,7 +544,8 @@ def load_generator(
         raise ConfigError(f"generator {name!r} is {found!r}, but kind={kind!r} was asked for")
     cls = MusicgenMelodyForConditionalGeneration if found == "musicgen-melody" else MusicgenForConditionalGeneration
     try:
-        model = cls.from_pretrained(path, revision=revision)
+        with hf_model_build():
+            model = cls.from_pretrained(path, revision=revision)
     except (OSError, ValueError) as exc:
         raise VitmusicError(f"cannot load generator {name!r}: {_first_line(exc)}") from None
     tokenizer = None

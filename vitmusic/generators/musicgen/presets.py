@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from vitmusic.atomic import publish_dir
 from vitmusic.encoders.presets import preset_dir
 from vitmusic.errors import ConfigError
-from vitmusic.hf_quiet import filter_known_config_warnings, hf_progress
+from vitmusic.hf_quiet import filter_known_config_warnings, hf_model_build, hf_progress
 
 if TYPE_CHECKING:
     import torch
@@ -98,7 +98,7 @@ def build_tiny_model(name: str):
     dec_kw = dict(vocab_size=V, hidden_size=_DECODER_WIDTH, num_hidden_layers=2, num_attention_heads=4,
                   ffn_dim=2 * _DECODER_WIDTH,
                   num_codebooks=K, pad_token_id=V, bos_token_id=V, dropout=0.0)
-    with torch.random.fork_rng(devices=[]):
+    with hf_model_build(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SEED)
         if name == "tiny-musicgen":
             cfg = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=MusicgenDecoderConfig(**dec_kw))
