@@ -48,7 +48,10 @@ except ImportError:  # a checkout from before the thread policy
 if apply_thread_policy is not None:
     apply_thread_policy()
 from vitmusic.workflow.demo import DemoSettings, run_demo
-from vitmusic.workflow.demo_midi import MidiSettings
+try:
+    from vitmusic.workflow.demo import MidiSettings
+except ImportError:  # a checkout from before demo.py held the MIDI path's settings
+    from vitmusic.workflow.demo_midi import MidiSettings
 out, pieces, steps = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 settings = dataclasses.replace(DemoSettings(), pieces=pieces, midi=MidiSettings(steps=steps))
 run_demo(out, settings=settings, progress=False)
