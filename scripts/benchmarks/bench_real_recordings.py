@@ -92,10 +92,15 @@ def _by_register(piece) -> list[int]:
     return [int(k) for k in np.argsort(medians, kind="stable")]
 
 
-def note_shares(piece) -> list[float]:
-    """Each part's share of the piece's annotated notes."""
-    counts = [len(s.load_notes()) for s in piece.stems]
-    return [c / max(1, sum(counts)) for c in counts]
+def note_shares(piece) -> tuple[list[float], list[float]]:
+    """Each part's share of the piece's annotated notes, and of the notes no other part doubles in unison (the
+    share ``notes.voice_recall`` must lose when the part is removed: :func:`ensemble.unison_doubled`)."""
+    from vitmusic.metrics.ensemble import unison_doubled
+
+    voices = [s.load_notes() for s in piece.stems]
+    counts = [len(v) for v in voices]
+    alone = [int(len(d) - d.sum()) for d in unison_doubled(voices)]
+    return [c / max(1, sum(counts)) for c in counts], [a / max(1, sum(alone)) for a in alone]
 
 
 def _memoize_reference_transcriptions() -> None:
@@ -205,14 +210,15 @@ def main() -> None:
     print("### removing a voice: its share of the notes vs the relative drop of each recall (mean over pieces)\n")
     watched = [m for m in ("notes.voice_recall", "notes.recall", "notes.f1_no_offset", "multipitch.recall")
                if m in first]
-    print("| removed | share of notes | " + " | ".join(f"drop {m}" for m in watched) + " |")
-    print("|---" * (len(watched) + 2) + "|")
+    print("| removed | share of notes | share played alone | " + " | ".join(f"drop {m}" for m in watched) + " |")
+    print("|---" * (len(watched) + 3) + "|")
     removal = {}
     for name in names:
         removed = {pid: d[name][1] for pid, d in per_piece.items() if name in d and d[name][1] >= 0}
         if not removed or name not in results:
             continue
-        share = float(np.mean([shares[pid][k] for pid, k in removed.items()]))
+        share = float(np.mean([shares[pid][0][k] for pid, k in removed.items()]))
+        share_alone = float(np.mean([shares[pid][1][k] for pid, k in removed.items()]))
         base = {m: {r["clip_id"]: r.get(m) for r in results["identity"]["rows"]} for m in watched}
         drops = {}
         for m in watched:
@@ -220,8 +226,8 @@ def main() -> None:
                    if base[m].get(r["clip_id"]) and math.isfinite(base[m][r["clip_id"]])
                    and math.isfinite(r.get(m, math.nan))]
             drops[m] = float(np.mean(rel)) if rel else math.nan
-        removal[name] = {"share": share, "relative_drop": drops}
-        print(f"| {name} | {share:.3f} | " + " | ".join(_fmt(drops[m]) for m in watched) + " |")
+        removal[name] = {"share": share, "share_alone": share_alone, "relative_drop": drops}
+        print(f"| {name} | {share:.3f} | {share_alone:.3f} | " + " | ".join(_fmt(drops[m]) for m in watched) + " |")
     print("\nwall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in wall.items())
           + f"; total {sum(wall.values()):.1f}")
     if args.json:

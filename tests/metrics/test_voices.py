@@ -74,6 +74,27 @@ def test_voice_recall_loses_the_removed_voices_share():
         assert per_voice[k]["voice_recall"] == 0.0 and per_voice[k]["recall_ref"] == pytest.approx(0.8, abs=0.04)
 
 
+def test_notes_doubled_in_unison_count_for_no_voice():
+    """Two voices on one pitch at one onset: the audio still has it when either voice is gone, so the note is
+    left out of voice_recall; removing a voice then costs exactly the share of the notes it plays alone."""
+    voices = _voices()
+    voices[1] = np.vstack([voices[1], voices[0][:5]])  # voice 1 doubles voice 0's first 5 notes
+    voices[1] = voices[1][np.argsort(voices[1][:, 0])]
+    doubled = ensemble.unison_doubled(voices)
+    assert [int(d.sum()) for d in doubled] == [5, 5, 0]
+    ref_est = np.concatenate(voices)
+    per_voice = ensemble.voice_recalls(voices, ref_est, ref_est)
+    assert [v["n_doubled"] for v in per_voice] == [5, 5, 0] and ensemble.voice_recall(per_voice) == 1.0
+    alone = [len(v) - int(d.sum()) for v, d in zip(voices, doubled)]
+    for k in range(3):
+        gen = np.concatenate([v for j, v in enumerate(voices) if j != k])
+        per_voice = ensemble.voice_recalls(voices, ref_est, gen)
+        assert 1.0 - ensemble.voice_recall(per_voice) == pytest.approx(alone[k] / sum(alone))
+        # the removed voice's doubled notes still sound: counted, they would have hidden part of the loss
+        assert per_voice[k]["recall_gen"] == pytest.approx(int(doubled[k].sum()) / len(voices[k]))
+        assert per_voice[k]["voice_recall"] == 0.0
+
+
 def test_voice_recall_without_heard_notes_is_undefined():
     voices = _voices()
     per_voice = ensemble.voice_recalls(voices, np.zeros((0, 3)), voices[0])

@@ -130,8 +130,8 @@ NOTES = MetricGroup("notes", (
     Metric("notes.f1", "mir_eval transcription F-measure with offsets", UNIT, referee=True),
     Metric("notes.f1_no_offset", "mir_eval transcription F-measure, onsets and pitch only", UNIT, referee=True),
     Metric("notes.voice_recall", "per voice, the share of the notes the referee hears in the reference that it also "
-           "hears in the generated audio (onsets and pitch), weighted by the voices' note counts: a missing voice "
-           "costs its share of the notes", UNIT),
+           "hears in the generated audio (onsets and pitch), weighted by the notes each voice plays alone (a note "
+           "another voice doubles in unison is left out): a missing voice costs its share of the notes", UNIT),
 ), score=score_notes, doc="notes transcribed from the generated audio vs the reference notes")
 
 
