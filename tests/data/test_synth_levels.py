@@ -99,9 +99,9 @@ def test_levels_and_nuisance_byte_identical_across_processes(tmp_path):
     for name, hashseed in (("a", "0"), ("b", "12345")):
         subprocess.run([sys.executable, "-m", "vitmusic.cli", "synth-data", "--out", str(tmp_path / name), *args],
                        check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": hashseed})
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert sum(p.suffix == ".mp4" for p in files) == 3
-    assert [str(p) for p in files if (tmp_path / "a" / p).read_bytes() != (tmp_path / "b" / p).read_bytes()] == []
+    from synth_compare import assert_same_benchmark
+
+    assert_same_benchmark(tmp_path / "a", tmp_path / "b", n_videos=3)
 
 
 @pytest.mark.parametrize("nuisance", [(), NUISANCES])
