@@ -201,8 +201,8 @@ def test_determinism_per_seed(tmp_path):
 
 @pytest.mark.slow
 def test_synth_data_byte_identical_across_processes(tmp_path):
-    """Two separate ``synth-data`` processes with the same seed write the same bytes, and the same pictures
-    (tests/synth_compare.py says why the mp4s are compared by their frames).
+    """Two separate ``synth-data`` processes with the same seed write the same bytes, the mp4s included
+    (tests/synth_compare.py says what made them differ before).
 
     Before the writer converted RGB to YUV itself, piece 05 of exactly this benchmark (seed 0, 10 melody
     pieces of 8 s, 96x128 per player) encoded differently from one process to the next.

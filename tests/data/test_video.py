@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import hashlib
 import shutil
+import sys
 from fractions import Fraction
 
 import av
@@ -99,6 +103,43 @@ def test_rgb_to_yuv420p_round_trips_and_is_layout_independent(tmp_path):
     write_video(tmp_path / "a.mp4", smooth, 10)
     write_video(tmp_path / "b.mp4", (f for f in wide[:, :, ::2]), 10)
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
+def _textured_clip(n: int = 75, h: int = 128, w: int = 288) -> np.ndarray:
+    """Blocks of colour, three moving discs and sensor noise: enough motion for x264's inter decisions."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = rng.integers(0, 256, (h // 8, w // 8, 3)).repeat(8, 0).repeat(8, 1).astype(np.float64)
+    frames = []
+    for t in range(n):
+        f = base.copy()
+        for k in range(3):
+            cx, cy = 40 + 90 * k + 20 * np.sin(t / (5 + k)), 64 + 30 * np.cos(t / (7 + k))
+            f[(xx - cx) ** 2 + (yy - cy) ** 2 < 300] = (255 * (k == 0), 200, 60 * k)
+        frames.append(np.clip(f + rng.normal(0, 6, f.shape), 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dirties the heap through glibc's malloc")
+def test_write_video_bytes_do_not_depend_on_the_heap(tmp_path):
+    """The same frames give the same bytes whatever the process's heap holds (x264's mbtree read memory it had
+    not written: the cause of synthetic videos differing between processes)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    frames, rng, digests = _textured_clip(), np.random.default_rng(1), set()
+    for k in range(6):
+        sizes = rng.integers(16, 200_000, 300)
+        blocks = [libc.malloc(int(n)) for n in sizes]
+        for block, n, value in zip(blocks, sizes, rng.integers(0, 256, 300)):
+            ctypes.memset(block, int(value), int(n))
+        for block in blocks[::2]:  # freed dirty chunks are what the encoder's allocations get next
+            libc.free(block)
+        path = write_video(tmp_path / f"v{k}.mp4", frames, 30)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+        for block in blocks[1::2]:
+            libc.free(block)
+    assert len(digests) == 1
 
 
 def test_write_video_rejects_bad_frames(tmp_path):

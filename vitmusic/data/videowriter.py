@@ -207,9 +207,12 @@ def write_video(
             vstream.width, vstream.height = width, height
             vstream.pix_fmt = "yuv420p"
             vstream.codec_context.time_base = 1 / rate
-            # one x264 thread: with frame threads the encoded bytes varied from run to run (1 video in ~10 of a
-            # seeded benchmark, under load), which moved cached embeddings; these small videos encode fast anyway
-            vstream.options = {"crf": str(int(crf)), "preset": preset, "threads": "1"}
+            # the same frames must give the same bytes in every process (seeded benchmarks, cached embeddings):
+            # - one x264 thread: with frame threads the bytes varied from run to run;
+            # - no macroblock tree: x264's mbtree reads heap memory it has not written, so the bytes followed the
+            #   process's allocation history (one synthetic video in three test runs; 4 distinct files in 8
+            #   encodes of the same frames in one process between which the heap was dirtied, 1 without mbtree)
+            vstream.options = {"crf": str(int(crf)), "preset": preset, "threads": "1", "x264-params": "mbtree=0"}
             if gop is not None:
                 vstream.codec_context.gop_size = int(gop)
             aenc = _add_audio_stream(container, y, sample_rate) if y is not None else None
