@@ -26,6 +26,7 @@ timing or pitch score could separate, and a real checkpoint is beyond these CPUs
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -38,6 +39,9 @@ NUISANCE = ("none", "all")
 SYSTEMS = ("model", "transcription", "deadpan", "oracle", "shuffled")
 #: the config each kind's head trains from (the tiny presets, grown to what 2 CPU cores allow)
 KIND_CONFIG = {"score-informed": "configs/tiny-score.yaml", "transcription": "configs/tiny-midi.yaml"}
+#: the aligner's options chosen on the validation pieces of each cell: the deadpan prior's weight (cost per
+#: squared second of lag; 0: none) and the activity curves' weight against the onset curves
+ALIGNER_GRID = {"prior_weight": (0.0, 0.3, 1.0, 3.0, 10.0), "activity_weight": (0.0, 0.25, 0.5, 1.0)}
 EVAL_GROUPS = "onsets,tempo_curve,dynamics,instrumentation,chroma"
 #: table columns: (label, where, metric); where = "metrics" (summary.json) or "per_part" (MIDI parts vs stems)
 COLUMNS = (
@@ -157,8 +161,7 @@ def experiment_yaml(args, systems: list[str]) -> str:
     lines = [f"base: {base}", f"baseline: {'deadpan' if 'deadpan' in systems else systems[-1]}",
              f"description: bench_levels ({args.kind}; {', '.join(systems)})",
              "overrides:", *(f"  - {o}" for o in overrides),
-             *(["tune:", "  transcription.onset_threshold: [0.3, 0.5, 0.7, 0.9]"]
-               if getattr(_kind(args.kind), "tune", None) is not None else []),
+             *tune_lines(args.kind),
              "evaluate:", f"  metrics: {args.metrics}", "  plot_clips: 0", "variants:", "  model: []"]
     for s in systems:
         if s == "model":
@@ -166,6 +169,19 @@ def experiment_yaml(args, systems: list[str]) -> str:
         uses_model = s in ("shuffled", "transcription", "unconditional")
         lines.append(f"  {s}: {{system: {s}{', model: model' if uses_model else ''}}}")
     return "\n".join(lines) + "\n"
+
+
+def tune_lines(kind: str) -> list[str]:
+    """The experiment file's ``tune:`` block: the decoding threshold (transcription system) and, for a kind with
+    a score aligner, its :data:`ALIGNER_GRID` options, chosen on the validation pieces after training."""
+    info = _kind(kind)
+    if getattr(info, "tune", None) is None:
+        return []
+    lines = ["tune:", "  transcription.onset_threshold: [0.3, 0.5, 0.7, 0.9]"]
+    options = getattr(info, "options", None)
+    fields = {f.name for f in dataclasses.fields(options)} if options is not None else set()
+    lines += [f"  kind_options.{key}: {list(grid)}" for key, grid in ALIGNER_GRID.items() if key in fields]
+    return lines
 
 
 def _same_benchmark(synth: Path, wanted: dict, nuisance: str) -> bool:

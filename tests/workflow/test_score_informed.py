@@ -121,3 +121,24 @@ def test_ablation_runs_every_system_and_reports_refused_clips(bench, tmp_path):
     # the deadpan score holds the performed notes: from the piece start its pitches and onsets are close
     assert float(rows[("deadpan", "transcription.notes.f1_no_offset")]["mean"]) > 0.3
     assert rows[("model", "transcription.notes.f1")]["n"] == "1"
+    # the aligner's options chosen on the validation clip; refusing every clip scores 0 and loses ties
+    train = json.loads((out / "model" / "seed0" / "train.json").read_text())
+    aligner = train["tune_scores"]["aligner"]
+    assert len(aligner["scores"]) == 4 and aligner["clips"] == 1
+    assert aligner["scores"]["kind_options.min_peak=0.999, kind_options.prior_weight=0.0"] == 0.0
+    assert aligner["refused"]["kind_options.min_peak=0.999, kind_options.prior_weight=0.0"] == 1
+    assert set(train["tuned"]) == {"kind_options.min_peak", "kind_options.prior_weight"}
+    assert train["tuned"]["kind_options.min_peak"] == 0.01
+    assert aligner["scores"][", ".join(f"{k}={v}" for k, v in train["tuned"].items())] == max(
+        aligner["scores"].values())
+    for v in ("model", "shuffled"):  # the systems that align generate with the choice
+        assert json.loads((out / v / "seed0" / "systems.json").read_text())["tuned"] == train["tuned"]
+
+
+def test_tuning_refuses_a_key_the_aligner_does_not_have():
+    from vitmusic.config import load_config
+    from vitmusic.errors import ConfigError
+    from vitmusic.workflow.kinds import get_kind
+
+    with pytest.raises(ConfigError, match="not an option of the score-informed kind"):
+        get_kind("score-informed").tune(load_config(PRESET), None, {"kind_options.prior_wieght": [0.0, 1.0]})

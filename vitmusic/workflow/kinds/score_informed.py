@@ -210,6 +210,51 @@ def _deadpan(ctx: SystemContext) -> list[dict[str, Any]]:
     return _finish(ctx, run_clips(ctx, [(c, c) for c in ctx.clips()], guarded, desc="generate deadpan"), failures)
 
 
+def _tune(config: Config, task, candidates: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings chosen on the validation split after training: ``transcription.*`` decoding thresholds as the
+    transcription kind chooses them (for the ``transcription`` system), and the aligner's ``kind_options.*``
+    (e.g. ``prior_weight``) by the mean note F1 (onset and pitch, no offset) of the aligned score on the
+    validation clips. A clip the aligner refuses scores 0 for that candidate, and of candidates that tie the
+    one refusing fewer clips wins (refusing is not a way to win); then the first."""
+    import itertools
+
+    from vitmusic.training.tasks.transcription import predict_split
+
+    mine = {k: list(v) for k, v in candidates.items() if k.startswith("kind_options.")}
+    rest = {k: v for k, v in candidates.items() if k not in mine}
+    chosen, info = tr.KIND.tune(config, task, rest) if rest else ({}, {})
+    if not mine:
+        return chosen, info
+    known = {f.name for f in dataclasses.fields(ScoreInformedOptions)}
+    for key in mine:
+        if key.split(".", 1)[1] not in known:
+            raise ConfigError(f"tune: {key!r} is not an option of the {NAME} kind ({', '.join(sorted(known))})")
+    base, rate_hz, split = KIND.options_of(config), float(config.encoder.rate_hz), config.data.val_split
+    probs = list(predict_split(task, split))
+    scores, tried, refused = ClipScores(), {}, {}
+    best, best_key = {k: v[0] for k, v in mine.items()}, (-np.inf, 0)
+    for values in itertools.product(*mine.values()):
+        opts = dataclasses.replace(base, **{k.split(".", 1)[1]: v for k, v in zip(mine, values)})
+        placed, n_refused = {}, 0
+        for cid, p, m in probs:
+            clip = task.clips[cid]
+            start_s = float(clip["start_s"])
+            try:
+                placed[cid] = align_probs(scores.of(clip), p, m, rate_hz, opts, float(clip["end_s"]) - start_s,
+                                          start_s).parts
+            except DataError:
+                placed[cid], n_refused = [np.zeros((0, 3)) for _ in clip["instruments"]], n_refused + 1
+        per = tr.score_notes(task.clips, placed)
+        mean = tr.mean_finite(v[tr.TUNE_METRIC] for v in per.values())
+        name = ", ".join(f"{k}={v}" for k, v in zip(mine, values))
+        tried[name], refused[name] = mean, n_refused
+        if np.isfinite(mean) and (mean, -n_refused) > best_key:
+            best, best_key = dict(zip(mine, values)), (mean, -n_refused)
+    info["aligner"] = {"metric": tr.TUNE_METRIC, "split": split, "clips": len(probs), "scores": tried,
+                       "refused": refused}
+    return {**chosen, **best}, info
+
+
 # ---------------------------------------------------------------------------------------------- generate
 class ScoreInformedPipeline:
     """A trained head and a score, ready to generate from a video (:class:`vitmusic.inference.base.Pipeline`).
@@ -317,7 +362,7 @@ KIND = ModelKind(
     },
     generation_keys=(*tr.GENERATION_KEYS, "kind_options"),
     diagnostics=tr.KIND.diagnostics,
-    tune=tr.KIND.tune,  # the decoding thresholds of the transcription system, on the validation split
+    tune=_tune,  # the transcription system's thresholds and the aligner's options, on the validation split
     load_trained=tr.KIND.load_trained,
     score=tr.KIND.score,
     score_metrics=tr.KIND.score_metrics,

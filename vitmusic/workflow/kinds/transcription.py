@@ -110,7 +110,7 @@ def _score(config: Config, generated: Path) -> dict[str, dict[str, float]]:
     return score_notes(clips, parts)
 
 
-def _mean(values) -> float:
+def mean_finite(values) -> float:
     x = np.asarray(list(values), float)
     x = x[np.isfinite(x)]
     return float(x.mean()) if x.size else math.nan
@@ -137,7 +137,7 @@ def _tune(config: Config, task, candidates: Mapping[str, Sequence[Any]]) -> tupl
                 setattr(cfg.transcription, key.split(".", 1)[1], value)
             task.config = cfg
             per = score_notes(task.clips, decode_split(task, config.data.val_split))
-            mean = _mean(v[TUNE_METRIC] for v in per.values())
+            mean = mean_finite(v[TUNE_METRIC] for v in per.values())
             scores[", ".join(f"{k}={v}" for k, v in zip(keys, values))] = mean
             if math.isfinite(mean) and mean > best_score:
                 best, best_score = dict(zip(keys, values)), mean
