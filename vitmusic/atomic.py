@@ -21,6 +21,7 @@ import ctypes
 import errno
 import glob
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -28,8 +29,11 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from vitmusic.errors import DiskFullError, VitmusicError
+
+log = logging.getLogger(__name__)
 
 # below this many free bytes a write error on that file system is taken as the disk being full
 LOW_SPACE_BYTES = 4 << 20
@@ -282,3 +286,60 @@ def publish_dir(folder: str | os.PathLike, write: Callable[[Path], None], is_com
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def open_locked(path: str | os.PathLike, on_busy: Callable[[IO[str]], None] | None = None) -> IO[str]:
+    """Open ``path`` (created if missing) holding an exclusive ``flock`` on it, and return the open file.
+
+    When another process holds it, ``on_busy(file)`` is called first (it may raise, e.g. to refuse instead of
+    waiting; the file is closed then), then the call waits. The lock is on the file that is at ``path`` when it
+    is taken: a holder removes the file when it is done (:func:`release_locked`), so nothing is left behind.
+    """
+    import fcntl
+
+    busy_said = False
+    while True:
+        f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 -- returned open, holding the lock
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                busy = False
+            except BlockingIOError:
+                busy = True
+            if busy:
+                if on_busy is not None and not busy_said:
+                    busy_said = True
+                    on_busy(f)
+                fcntl.flock(f, fcntl.LOCK_EX)
+            # the holder may have removed the file between our open and flock: lock the file now there
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                return f
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            f.close()
+            raise
+        f.close()
+
+
+def release_locked(path: str | os.PathLike, f: IO[str]) -> None:
+    """Remove ``path`` and release the lock ``f`` holds on it (:func:`open_locked`)."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    f.close()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str, take: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block (:func:`open_locked`; the file is removed after),
+    waiting while another process holds it (one log line says so): one process at a time builds ``what``.
+    The lock ends with the process (a kill frees it). ``take=False`` holds nothing (e.g. the non-main
+    processes of one job, whose main process holds it for them)."""
+    if not take:
+        yield
+        return
+    f = open_locked(path, lambda _: log.info("waiting for another process that is building %s", what))
+    try:
+        yield
+    finally:
+        release_locked(path, f)

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vitmusic.atomic import open_locked, release_locked
 from vitmusic.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -293,8 +294,6 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
         ConfigError: another process holds it (one line: the folder and that process's id), or the folder
             cannot be created.
     """
-    import fcntl
-
     folder = Path(run_dir)
     created = not folder.exists()
     try:
@@ -302,22 +301,14 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
     except OSError as e:  # a file where the folder should be, no permission, a full disk
         raise ConfigError(f"cannot create run folder {folder}: {e.strerror or e}") from None
     path = folder / LOCK_NAME
-    while True:
-        f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 -- held open for the block
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            f.close()
-            raise ConfigError(f"run folder {folder} is in use by another training (process {holder}): wait for it "
-                              "to end or choose another train.output_dir") from None
-        try:  # the holder may have removed the file between our open and flock: lock the file now there
-            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        f.close()
+
+    def refuse(f) -> None:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        raise ConfigError(f"run folder {folder} is in use by another training (process {holder}): wait for it "
+                          "to end or choose another train.output_dir")
+
+    f = open_locked(path, refuse)
     try:
         f.seek(0)
         f.truncate()
@@ -325,9 +316,7 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
         f.flush()
         yield path
     finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        f.close()  # releases the lock
+        release_locked(path, f)
         if created:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty: the run failed before writing anything

@@ -140,6 +140,44 @@ def test_changes_give_a_new_key(env, tmp_path):
         os.utime(clips[0]["mix"], ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+def test_two_jobs_building_one_cache_build_it_once(env, tmp_path):
+    """Two jobs that need the same cache at once (parallel evaluations, a benchmark started twice): one builds
+    it, the other waits and reuses it. Without the lock both wrote one ``.partial`` folder and the first to
+    finish removed it under the other (FileNotFoundError)."""
+    import threading
+    import time
+
+    from vitmusic.encoders.video import read_clip_frames
+
+    def slow(path, t0, t1, fps):  # widen the window in which the builds overlap
+        time.sleep(0.05)
+        return read_clip_frames(path, t0, t1, fps)
+
+    single = Counting(env["encoder"])
+    reference = extract_features(env["clips"], single, env["generator"], tmp_path / "ref", rate_hz=RATE_HZ,
+                                 shard_size=2, batch_size=1, progress=False)
+    jobs = [Counting(env["encoder"]) for _ in range(2)]
+    got, errors = [None, None], []
+
+    def job(k):
+        try:
+            got[k] = extract_features(env["clips"], jobs[k], env["generator"], tmp_path / "c", rate_hz=RATE_HZ,
+                                      shard_size=2, batch_size=1, progress=False, read_frames=slow)
+        except BaseException as e:  # noqa: BLE001 -- reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=job, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert got[0] == got[1] and got[0].name == reference.name
+    assert sorted(j.calls for j in jobs) == [0, single.calls]
+    assert rows(got[0]) == rows(reference)
+    assert not (tmp_path / "c" / f".{reference.name}.partial").exists()
+
+
 def test_extract_resumes_after_interrupt(env, tmp_path):
     enc, gen, clips = env["encoder"], env["generator"], env["clips"]
     reference = extract_features(clips, enc, gen, tmp_path / "ref", rate_hz=RATE_HZ, shard_size=3,

@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitmusic.atomic import atomic_path, atomic_write_text, disk_full_error, is_disk_full
+from vitmusic.atomic import atomic_path, atomic_write_text, disk_full_error, exclusive_lock, is_disk_full
 from vitmusic.encoders.video import encode_clips, preprocess_clips, read_clip_frames
 from vitmusic.errors import DataError
 from vitmusic.training.distributed import check_divisible, process_info, wait_for_everyone
@@ -367,9 +367,6 @@ def extract_features(
         DataError: no clip with a video, an unreadable video/audio file, or (frames) an image processor
             whose output size depends on the video.
     """
-    from datasets import concatenate_datasets, load_from_disk
-    from tqdm.auto import tqdm
-
     from vitmusic.outputs import check_output_dir
 
     check_output_dir(cache_dir, "extract.cache_dir")
@@ -383,16 +380,43 @@ def extract_features(
     what = "feature cache" if store == "embeddings" else "frame cache"
     key = cache_key(fingerprint)
     final = Path(cache_dir) / key
-    if final.exists():
-        problem = verify_cache(final, len(usable))
-        if problem is None:
-            log.info("%s %s is up to date", what, final)
-            return final
-        if process_info()[0] == 0:
-            log.warning("%s %s is damaged (%s): rebuilding it", what, final, problem)
+    if _up_to_date(final, len(usable), what, warn=False):
+        return final
+    # one job at a time builds a key (two would share its .partial folder): the main process of each holds the
+    # lock, and its other processes wait for it at the barrier; a job that waited finds the cache built
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(Path(cache_dir) / f".{key}.lock", f"{what} {final}", take=process_info()[0] == 0):
+        wait_for_everyone()
+        if not _up_to_date(final, len(usable), what, warn=True):
+            _build(usable, generator, final, fingerprint, video_rows, video_features, what,
+                   fps, batch_size, shard_size, progress, read_frames or read_clip_frames,
+                   read_audio or read_clip_audio)
+    return final
 
-    read_frames = read_frames or read_clip_frames
-    read_audio = read_audio or read_clip_audio
+
+def _up_to_date(final: Path, n_clips: int, what: str, warn: bool) -> bool:
+    """Whether a finished cache of ``n_clips`` rows is at ``final`` and passes :func:`verify_cache`."""
+    if not final.exists():
+        return False
+    problem = verify_cache(final, n_clips)
+    if problem is None:
+        log.info("%s %s is up to date", what, final)
+        return True
+    if warn and process_info()[0] == 0:
+        log.warning("%s %s is damaged (%s): rebuilding it", what, final, problem)
+    return False
+
+
+def _build(usable, generator, final: Path, fingerprint, video_rows, video_features, what: str,
+           fps: float, batch_size: int, shard_size: int, progress: bool, read_frames: FrameReader,
+           read_audio: AudioReader) -> None:
+    """Encode the clips shard by shard into ``.<key>.partial`` and publish the cache at ``final`` (the module
+    docstring's protocol)."""
+    from datasets import concatenate_datasets, load_from_disk
+    from tqdm.auto import tqdm
+
+    key = final.name
+    cache_dir = final.parent
     partial = Path(cache_dir) / f".{key}.partial"
     # Under `accelerate launch` every process encodes every N-th shard (smaller shards when there are fewer
     # than N); the rows, hence the cache, are those of one process: shards only cut the work into pieces.
@@ -431,7 +455,6 @@ def extract_features(
         shutil.rmtree(partial, ignore_errors=True)
     wait_for_everyone()
     log.info("%s written to %s", what, final)
-    return final
 
 
 def _write_shard(shard: list[dict[str, Any]], shard_dir: Path, features, read_frames: FrameReader,
