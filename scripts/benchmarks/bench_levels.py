@@ -197,6 +197,8 @@ def _same_benchmark(synth: Path, wanted: dict, nuisance: str) -> bool:
 
 
 def _check(rc: int, what: str) -> None:
+    if rc in (130, 143):  # interrupted or terminated: stop here, not only this cell (the next would start)
+        raise SystemExit(rc)
     if rc != 0:
         raise RuntimeError(f"vitmusic {what} exited with {rc}")
 
