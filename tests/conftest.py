@@ -22,3 +22,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def no_plugins_env(monkeypatch):
+    """``VITMUSIC_PLUGINS`` unset during the test and restored after it, even when a command of the test sets it
+    (``--plugin`` does, for the processes a command starts; a bare ``delenv`` of an absent variable is not undone)."""
+    from vitmusic import plugins
+
+    monkeypatch.setenv(plugins.ENV_VAR, "")
+    monkeypatch.delenv(plugins.ENV_VAR)

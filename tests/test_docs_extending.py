@@ -22,11 +22,10 @@ def doc_files(text: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def fresh_registry(monkeypatch):
+def fresh_registry(monkeypatch, no_plugins_env):
     """The test's plug-ins do not outlive it."""
     monkeypatch.setattr(plugins, "_KINDS", dict(plugins._KINDS))
     monkeypatch.setattr(plugins, "_LOADED", dict(plugins._LOADED))
-    monkeypatch.delenv(plugins.ENV_VAR, raising=False)  # --plugin sets it for the processes a command starts
     yield
     sys.modules.pop("vitmusic_plugin_toy_kind", None)
 
@@ -34,17 +33,9 @@ def fresh_registry(monkeypatch):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """6 synthetic pieces of 2 s, one clip each: 3 train, 1 val, 2 test pieces."""
-    from vitmusic.data.manifest import prepare_manifest
-    from vitmusic.data.synth import generate_benchmark
+    from bench_helpers import tiny_prepared
 
-    root = tmp_path_factory.mktemp("toy_data")
-    folders = generate_benchmark(root / "urmp", 6, seed=2, duration_s=2.0, source="melodies", progress=False,
-                                 plot=False, width_per_player=64, height=96)
-    split = root / "split.csv"
-    split.write_text("piece,split\n" + "".join(f"{f.name},{s}\n" for f, s in
-                                               zip(folders, ["train", "train", "train", "val", "test", "test"])))
-    prepare_manifest(root / "urmp", root / "prepared", 2.0, split_file=split, plot=False, progress=False)
-    return root / "prepared"
+    return tiny_prepared(tmp_path_factory.mktemp("toy_data"), seed=2, duration_s=2.0)
 
 
 def test_docs_name_the_files():

@@ -19,12 +19,11 @@ KIND = register_kind(ModelKind(name="dummy", description="d", build_task=lambda 
 
 
 @pytest.fixture
-def registry(monkeypatch):
+def registry(monkeypatch, no_plugins_env):
     """The test's plug-ins and VITMUSIC_PLUGINS do not outlive it."""
     monkeypatch.setattr(plugins, "_KINDS", dict(plugins._KINDS))
     monkeypatch.setattr(plugins, "_LOADED", dict(plugins._LOADED))
     monkeypatch.setattr(plugins, "_SCANNED", [True])
-    monkeypatch.delenv(plugins.ENV_VAR, raising=False)
     yield
     for name in [m for m in sys.modules if m.startswith("vitmusic_plugin_") or m == "dummy_kind"]:
         del sys.modules[name]

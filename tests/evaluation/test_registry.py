@@ -40,12 +40,11 @@ register_metric_group(MetricGroup(
 
 
 @pytest.fixture
-def clean_registry(monkeypatch):
+def clean_registry(monkeypatch, no_plugins_env):
     """Plug-ins register into the process-wide registry: restore it (and the plug-in bookkeeping) after."""
     registry.metric_groups()
     monkeypatch.setattr(registry, "_GROUPS", dict(registry._GROUPS))
     monkeypatch.setattr(plugins, "_LOADED", {})
-    monkeypatch.delenv(plugins.ENV_VAR, raising=False)
 
 
 @pytest.fixture

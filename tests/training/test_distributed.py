@@ -131,16 +131,10 @@ def launch(args: list[str], env: dict[str, str], nproc: int = 2, timeout: int = 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """6 synthetic pieces of 4 s in 2 s clips (4 train pieces = 8 clips, 1 val, 1 test) and a launch env."""
-    from vitmusic.data.manifest import prepare_manifest
-    from vitmusic.data.synth import generate_benchmark
+    from bench_helpers import tiny_prepared
 
     root = tmp_path_factory.mktemp("distributed")
-    folders = generate_benchmark(root / "urmp", 6, seed=2, duration_s=4.0, source="melodies", progress=False,
-                                 plot=False, width_per_player=64, height=96)
-    split = root / "split.csv"
-    split.write_text("piece,split\n" + "".join(f"{f.name},{s}\n" for f, s in
-                                               zip(folders, ["train"] * 4 + ["val", "test"])))
-    prepare_manifest(root / "urmp", root / "prepared", 2.0, split_file=split, plot=False, progress=False)
+    tiny_prepared(root, seed=2, duration_s=4.0, clip_s=2.0, splits=("train",) * 4 + ("val", "test"))
     env = {**os.environ, "VITMUSIC_CACHE": str(root / "presets"), "OMP_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     # the tiny presets exist before any launch, as real checkpoints do (the processes only read them)

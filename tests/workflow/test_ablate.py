@@ -188,16 +188,10 @@ def test_unknown_only_and_missing_file(tmp_path, capsys):
 def prepared(tmp_path_factory):
     """6 synthetic pieces of 2 s, one 2 s clip each: 3 train pieces, 1 val, 2 test (2 test clips of 2 pieces,
     so the shuffled control has another piece to take a video from)."""
-    from vitmusic.data.manifest import prepare_manifest
-    from vitmusic.data.synth import generate_benchmark
+    from bench_helpers import tiny_prepared
 
     root = tmp_path_factory.mktemp("ablate_data")
-    folders = generate_benchmark(root / "urmp", 6, seed=1, duration_s=2.0, source="melodies", progress=False,
-                                 plot=False, width_per_player=64, height=96)
-    split = root / "split.csv"
-    split.write_text("piece,split\n" + "".join(f"{f.name},{s}\n" for f, s in
-                                               zip(folders, ["train", "train", "train", "val", "test", "test"])))
-    prepare_manifest(root / "urmp", root / "prepared", 2.0, split_file=split, plot=False, progress=False)
+    tiny_prepared(root, seed=1, duration_s=2.0)
     return root
 
 

@@ -82,17 +82,9 @@ def test_clip_rows_pieces_and_bounds():
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """6 synthetic pieces of 2 s, one clip each: 3 train, 1 val, 2 test pieces."""
-    from vitmusic.data.manifest import prepare_manifest
-    from vitmusic.data.synth import generate_benchmark
+    from bench_helpers import tiny_prepared
 
-    root = tmp_path_factory.mktemp("midi_ablate")
-    folders = generate_benchmark(root / "urmp", 6, seed=4, duration_s=2.0, source="melodies", progress=False,
-                                 plot=False, width_per_player=64, height=96)
-    split = root / "split.csv"
-    split.write_text("piece,split\n" + "".join(f"{f.name},{s}\n" for f, s in
-                                               zip(folders, ["train", "train", "train", "val", "test", "test"])))
-    prepare_manifest(root / "urmp", root / "prepared", 2.0, split_file=split, plot=False, progress=False)
-    return root / "prepared"
+    return tiny_prepared(tmp_path_factory.mktemp("midi_ablate"), seed=4, duration_s=2.0)
 
 
 @pytest.mark.slow

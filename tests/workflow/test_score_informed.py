@@ -36,17 +36,12 @@ def test_deadpan_reads_the_score_at_its_tempo_from_the_clip_start():
 def bench(tmp_path_factory):
     """6 synthetic pieces of 3 s, one clip each: 3 train, 1 val, 2 test pieces; the second test piece's score
     is corrupt."""
-    from vitmusic.data.manifest import prepare_manifest, read_manifest
-    from vitmusic.data.synth import generate_benchmark
+    from bench_helpers import tiny_prepared
+
+    from vitmusic.data.manifest import read_manifest
 
     root = tmp_path_factory.mktemp("score")
-    folders = generate_benchmark(root / "urmp", 6, seed=4, duration_s=3.0, source="melodies", progress=False,
-                                 plot=False, width_per_player=64, height=96)
-    split = root / "split.csv"
-    split.write_text("piece,split\n" + "".join(f"{f.name},{s}\n" for f, s in
-                                               zip(folders, ["train", "train", "train", "val", "test", "test"])))
-    prepare_manifest(root / "urmp", root / "prepared", 3.0, split_file=split, plot=False, progress=False)
-    test = read_manifest(root / "prepared", split="test")
+    test = read_manifest(tiny_prepared(root, seed=4, duration_s=3.0), split="test")
     bad = Path(test[1]["score"])
     shutil.copy(bad, root / "good_score.mid")
     bad.write_bytes(b"MThd broken")
