@@ -24,25 +24,18 @@ def test_notes_to_f0_takes_the_highest_sounding_note():
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory):
-    from vitmusic.data.synth import generate_benchmark
+    from bench_helpers import one_chorale
 
-    root = tmp_path_factory.mktemp("parts")
-    generate_benchmark(root, 1, 3, duration_s=5.0, source="chorales", sample_rate=22050,
-                       width_per_player=64, height=96, progress=False, plot=False)
-    return root
+    return one_chorale(tmp_path_factory.mktemp("parts"), 5.0)
 
 
 def test_evaluate_writes_per_part_csv(ensemble, tmp_path):
-    from vitmusic.data import urmp
+    from bench_helpers import reference_as_output
+
     from vitmusic.generators.midi.export import notes_to_midi, write_midi
 
-    piece = urmp.discover_pieces(ensemble)[0]
-    stem_notes = [urmp.read_notes(s.notes) for s in piece.stems]
-    codes = [s.instrument for s in piece.stems]
     gen = tmp_path / "gen"
-    gen.mkdir()
-    y, sr = sf.read(piece.mix, dtype="float32")
-    sf.write(gen / f"{piece.id}.wav", y, sr)
+    piece, stem_notes, codes = reference_as_output(ensemble, gen)
     # the MIDI path's output: one track per performer; here the true parts, the top one transposed
     shifted = [stem_notes[0] * np.array([1.0, 2 ** (2 / 12), 1.0])] + stem_notes[1:]
     write_midi(notes_to_midi(shifted, codes), gen / f"{piece.id}.mid")

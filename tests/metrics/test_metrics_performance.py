@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-import soundfile as sf
 from metrics_signals import SR, click_train, harmonic_tone
 
 from vitmusic.metrics import performance as perf
@@ -144,12 +143,9 @@ def test_instrumentation_validates_the_match():
 # ------------------------------------------------------------------------------- through vitmusic evaluate
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory):
-    from vitmusic.data.synth import generate_benchmark
+    from bench_helpers import one_chorale
 
-    root = tmp_path_factory.mktemp("perf")
-    generate_benchmark(root, 1, 3, duration_s=6.0, source="chorales", sample_rate=22050,
-                       width_per_player=64, height=96, progress=False, plot=False)
-    return root
+    return one_chorale(tmp_path_factory.mktemp("perf"), 6.0)
 
 
 def _evaluate(root, gen, out):
@@ -162,16 +158,12 @@ def _evaluate(root, gen, out):
 
 
 def test_groups_through_evaluate(ensemble, tmp_path):
-    from vitmusic.data import urmp
+    from bench_helpers import reference_as_output
+
     from vitmusic.generators.midi.export import notes_to_midi, write_midi
 
-    piece = urmp.discover_pieces(ensemble)[0]
-    stem_notes = [urmp.read_notes(s.notes) for s in piece.stems]
-    codes = [s.instrument for s in piece.stems]
     gen = tmp_path / "gen"
-    gen.mkdir()
-    y, sr = sf.read(piece.mix, dtype="float32")
-    sf.write(gen / f"{piece.id}.wav", y, sr)  # a copy of the reference, with its true parts as MIDI
+    piece, stem_notes, codes = reference_as_output(ensemble, gen)  # the reference, with its true parts as MIDI
     write_midi(notes_to_midi(stem_notes, codes), gen / f"{piece.id}.mid")
     summary, row = _evaluate(ensemble, gen, tmp_path / "copy")
     assert summary["metrics"]["onsets.f_measure"]["reference"] == {"annotations": 1}
