@@ -13,18 +13,12 @@ with the number of clips each system refused (``failures.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
-
-METRICS = ("transcription.notes.f1_no_offset", "transcription.notes.f1")
 
 
 def main(argv: list[str] | None = None) -> int:
     from vitmusic.data.manifest import read_manifest
-    from vitmusic.metrics.stats import summarize
     from vitmusic.runs import read_run
     from vitmusic.workflow.kinds import score_informed as si
 
@@ -51,19 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     folders = si.run_systems(args.prepared, args.run, args.out, systems=tuple(args.systems.split(",")),
                              config=config, progress=False)
     test = read_manifest(args.prepared, split=config.data.test_split)
-    piece = {str(c["clip_id"]): c["piece"] for c in test}
-    print(f"{len(test)} {config.data.test_split} clips of {len(set(piece.values()))} pieces; mean [95 % interval over pieces]")
-    for name, folder in folders.items():
-        per = si.KIND.score(config, folder)
-        fail = folder / "failures.json"
-        refused = len(json.loads(fail.read_text())) if fail.is_file() else 0
-        cells = []
-        for m in METRICS:
-            ids = sorted(per)
-            s = summarize(np.array([per[c].get(m, np.nan) for c in ids], float), groups=[piece[c] for c in ids],
-                          bounds=(0.0, 1.0))
-            cells.append(f"{m.split('.', 1)[1]} {s['mean']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]")
-        print(f"{name:14s} n={len(per):3d} refused={refused:3d}  " + "   ".join(cells))
+    pieces = {c["piece"] for c in test}
+    print(f"{len(test)} {config.data.test_split} clips of {len(pieces)} pieces; mean [95 % interval over pieces]")
+    for name, row in si.summarize_systems(config, folders).items():
+        cells = [f"{m.split('.', 1)[1]} {row[m]['mean']:.3f} [{row[m]['ci95'][0]:.3f}, {row[m]['ci95'][1]:.3f}]"
+                 for m in si.REPORT_METRICS]
+        print(f"{name:14s} n={row['n']:3d} refused={row['refused']:3d}  " + "   ".join(cells))
     return 0
 
 

@@ -14,10 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from vitmusic.atomic import atomic_write_text
 from vitmusic.errors import DataError
+from vitmusic.workflow.kinds.score_informed import REPORT_METRICS as METRICS
 
 # label, where the notes come from
 SYSTEM_LABELS = {
@@ -26,7 +25,6 @@ SYSTEM_LABELS = {
     "transcription": "the head's decoded notes (the MIDI path above)",
     "shuffled": "the head on another piece's video",
 }
-METRICS = ("transcription.notes.f1_no_offset", "transcription.notes.f1")
 
 
 def run_score_path(out: Path, midi: dict[str, Any], progress: bool) -> dict[str, Any]:
@@ -34,7 +32,6 @@ def run_score_path(out: Path, midi: dict[str, Any], progress: bool) -> dict[str,
     ``{"rows": {system: {metric: summary}}, "refused": {system: n}, "test_clips": n}`` (cached in
     ``score.json``: a rerun reuses it)."""
     from vitmusic.data.manifest import read_manifest
-    from vitmusic.metrics.stats import summarize
     from vitmusic.workflow.kinds import score_informed as si
 
     dest = out / "midi" / "score"
@@ -55,18 +52,11 @@ def run_score_path(out: Path, midi: dict[str, Any], progress: bool) -> dict[str,
                                            config=config, progress=progress)[system]
         except (DataError, ValueError) as e:  # every clip refused (e.g. no onsets found): said, not rendered deadpan
             failed[name] = str(e)
-    test = [c for c in read_manifest(config.data.manifest) if c["split"] == config.data.test_split]
-    piece = {str(c["clip_id"]): c["piece"] for c in test}
-    rows: dict[str, dict[str, Any]] = {}
-    refused: dict[str, int] = {}
-    for name, folder in folders.items():
-        per = si.KIND.score(config, folder)
-        ids = sorted(per)
-        rows[name] = {m: summarize(np.array([per[c].get(m, np.nan) for c in ids], float),
-                                   groups=[piece[c] for c in ids], bounds=(0.0, 1.0)) for m in METRICS}
-        fail = folder / "failures.json"
-        refused[name] = len(json.loads(fail.read_text(encoding="utf-8"))) if fail.is_file() else 0
-    result = {"rows": rows, "refused": refused, "failed": failed, "test_clips": len(test)}
+    test = read_manifest(config.data.manifest, split=config.data.test_split)
+    summaries = si.summarize_systems(config, folders)
+    result = {"rows": {name: {m: s[m] for m in METRICS} for name, s in summaries.items()},
+              "refused": {name: s["refused"] for name, s in summaries.items()}, "failed": failed,
+              "test_clips": len(test)}
     atomic_write_text(done, json.dumps(result, indent=1, allow_nan=True) + "\n")
     return result
 

@@ -300,6 +300,33 @@ class ScoreInformedPipeline:
         return self.midi.render(pm, codes, duration_s, seed=self.default_seed if seed is None else int(seed))
 
 
+#: the note scores reported per system (onset only; with offsets), clip means over the test pieces
+REPORT_METRICS: tuple[str, ...] = ("transcription.notes.f1_no_offset", "transcription.notes.f1")
+
+
+def summarize_systems(config: Config, folders: Mapping[str, str | os.PathLike]) -> dict[str, dict[str, Any]]:
+    """Each system's written notes (``{system: folder of <clip_id>.mid}``) against the annotation of the
+    ``config.data.test_split`` clips: ``{system: {"n": clips scored, "refused": clips it refused
+    (failures.json), metric: summary}}`` for :data:`REPORT_METRICS`, summaries over pieces
+    (:func:`vitmusic.metrics.stats.summarize`: mean, 95 % interval)."""
+    from vitmusic.data.manifest import read_manifest
+    from vitmusic.metrics.stats import summarize
+
+    piece = {str(c["clip_id"]): c["piece"] for c in read_manifest(config.data.manifest, split=config.data.test_split)}
+    out: dict[str, dict[str, Any]] = {}
+    for name, folder in folders.items():
+        per = KIND.score(config, Path(folder))
+        ids = sorted(per)
+        fail = Path(folder) / "failures.json"
+        row: dict[str, Any] = {"n": len(ids),
+                               "refused": len(json.loads(fail.read_text(encoding="utf-8"))) if fail.is_file() else 0}
+        for m in REPORT_METRICS:
+            row[m] = summarize(np.array([per[c].get(m, np.nan) for c in ids], float),
+                               groups=[piece[c] for c in ids], bounds=(0.0, 1.0))
+        out[name] = row
+    return out
+
+
 def _load_pipeline(checkpoint, *, device=None, score=None, **options) -> ScoreInformedPipeline:
     from vitmusic.inference.midi import load_pipeline
 
