@@ -26,7 +26,6 @@ timing or pitch score could separate, and a real checkpoint is beyond these CPUs
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -39,9 +38,6 @@ NUISANCE = ("none", "all")
 SYSTEMS = ("model", "transcription", "deadpan", "oracle", "shuffled")
 #: the config each kind's head trains from (the tiny presets, grown to what 2 CPU cores allow)
 KIND_CONFIG = {"score-informed": "configs/tiny-score.yaml", "transcription": "configs/tiny-midi.yaml"}
-#: the aligner's options chosen on the validation pieces of each cell: the deadpan prior's weight (cost per
-#: squared second of lag; 0: none) and the activity curves' weight against the onset curves
-ALIGNER_GRID = {"prior_weight": (0.0, 0.3, 1.0, 3.0, 10.0), "activity_weight": (0.0, 0.25, 0.5, 1.0)}
 EVAL_GROUPS = "onsets,tempo_curve,dynamics,instrumentation,chroma"
 #: table columns: (label, where, metric); where = "metrics" (summary.json) or "per_part" (MIDI parts vs stems)
 COLUMNS = (
@@ -172,15 +168,17 @@ def experiment_yaml(args, systems: list[str]) -> str:
 
 
 def tune_lines(kind: str) -> list[str]:
-    """The experiment file's ``tune:`` block: the decoding threshold (transcription system) and, for a kind with
-    a score aligner, its :data:`ALIGNER_GRID` options, chosen on the validation pieces after training."""
+    """The experiment file's ``tune:`` block: the decoding threshold (transcription system) and, for the
+    score-informed kind, its aligner's options (``ALIGNER_GRID``), chosen on the validation pieces after
+    training."""
     info = _kind(kind)
     if getattr(info, "tune", None) is None:
         return []
     lines = ["tune:", "  transcription.onset_threshold: [0.3, 0.5, 0.7, 0.9]"]
-    options = getattr(info, "options", None)
-    fields = {f.name for f in dataclasses.fields(options)} if options is not None else set()
-    lines += [f"  kind_options.{key}: {list(grid)}" for key, grid in ALIGNER_GRID.items() if key in fields]
+    if kind == "score-informed":
+        from vitmusic.workflow.kinds.score_informed import ALIGNER_GRID
+
+        lines += [f"  {key}: {list(grid)}" for key, grid in ALIGNER_GRID.items()]
     return lines
 
 

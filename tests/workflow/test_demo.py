@@ -134,6 +134,12 @@ def test_demo_end_to_end(demo):
     doc = json.loads((out / "demo.json").read_text())
     assert math.isfinite(doc["score_informed"]["deadpan"]["transcription.notes.f1_no_offset"])
     assert "score-informed" in doc["score_informed"] or "all: " in score
+    # its aligner's settings chosen on the validation clips, and said
+    from vitmusic.workflow.kinds.score_informed import ALIGNER_GRID
+
+    tuned = json.loads((out / "midi" / "score" / "tuned.json").read_text())
+    assert set(tuned["tuned"]) == set(ALIGNER_GRID) and "chosen on the validation clips" in score
+    assert len(tuned["tune_scores"]["aligner"]["scores"]) == 20
 
     import av
 

@@ -49,14 +49,17 @@ def run_score_path(out: Path, midi: dict[str, Any], progress: bool) -> dict[str,
     for name, system in (("score-informed", "model"), ("deadpan", "deadpan")):
         try:
             folders[name] = si.run_systems(config.data.manifest, config.train.output_dir, dest, systems=(system,),
-                                           config=config, progress=progress)[system]
+                                           config=config, progress=progress,
+                                           tune=si.ALIGNER_GRID if system == "model" else None)[system]
         except (DataError, ValueError) as e:  # every clip refused (e.g. no onsets found): said, not rendered deadpan
             failed[name] = str(e)
     test = read_manifest(config.data.manifest, split=config.data.test_split)
     summaries = si.summarize_systems(config, folders)
+    tuned = dest / "tuned.json"
     result = {"rows": {name: {m: s[m] for m in METRICS} for name, s in summaries.items()},
               "refused": {name: s["refused"] for name, s in summaries.items()}, "failed": failed,
-              "test_clips": len(test)}
+              "test_clips": len(test),
+              "aligner": json.loads(tuned.read_text(encoding="utf-8"))["tuned"] if tuned.is_file() else {}}
     atomic_write_text(done, json.dumps(result, indent=1, allow_nan=True) + "\n")
     return result
 
@@ -88,4 +91,7 @@ def score_markdown(result: dict[str, Any]) -> list[str]:
             continue
         lines.append(f"| {name} | {label} | {_cell(r[METRICS[0]])} | {_cell(r[METRICS[1]])} | "
                      f"{result['refused'].get(name, 0)} |")
+    if result.get("aligner"):
+        chosen = ", ".join(f"`{k.split('.', 1)[1]}` {v}" for k, v in result["aligner"].items())
+        lines += ["", f"The aligner's settings were chosen on the validation clips: {chosen}."]
     return [*lines, ""]

@@ -300,6 +300,11 @@ class ScoreInformedPipeline:
         return self.midi.render(pm, codes, duration_s, seed=self.default_seed if seed is None else int(seed))
 
 
+#: the aligner's options worth choosing on the validation split (``tune:``): the deadpan prior's weight (cost
+#: per squared second of lag; 0: none) and the activity curves' weight against the onset curves
+ALIGNER_GRID: dict[str, tuple[float, ...]] = {"kind_options.prior_weight": (0.0, 0.3, 1.0, 3.0, 10.0),
+                                              "kind_options.activity_weight": (0.0, 0.25, 0.5, 1.0)}
+
 #: the note scores reported per system (onset only; with offsets), clip means over the test pieces
 REPORT_METRICS: tuple[str, ...] = ("transcription.notes.f1_no_offset", "transcription.notes.f1")
 
@@ -336,7 +341,7 @@ def _load_pipeline(checkpoint, *, device=None, score=None, **options) -> ScoreIn
 
 def run_systems(prepared: str | os.PathLike, run: str | os.PathLike, out_dir: str | os.PathLike, *,
                 systems: tuple[str, ...] = SYSTEMS, config: Config | None = None, progress: bool = False,
-                ) -> dict[str, Path]:
+                tune: Mapping[str, list[Any]] | None = None) -> dict[str, Path]:
     """Every system of this kind on a prepared benchmark's test split, from a trained run: ``{system: folder of
     <clip_id>.wav/.mid}`` under ``out_dir`` (for table scripts; ``vitmusic ablate`` does the same per variant).
 
@@ -346,6 +351,9 @@ def run_systems(prepared: str | os.PathLike, run: str | os.PathLike, out_dir: st
         out_dir: one sub-folder per system.
         systems: which ones (default: all, :data:`SYSTEMS`).
         config: the generation config (default: the run's, with ``data.manifest=prepared``).
+        tune: ``{key: candidates}`` chosen on the validation split first (as an experiment file's ``tune:``;
+            e.g. :data:`ALIGNER_GRID`): the choice is applied to the config and written, with every candidate's
+            score, to ``out_dir/tuned.json``.
     """
     from vitmusic.runs import read_run
     from vitmusic.training.tasks.transcription import build_task
@@ -361,6 +369,19 @@ def run_systems(prepared: str | os.PathLike, run: str | os.PathLike, out_dir: st
             tr.KIND.load_trained(cache["task"], folder)
         return cache["task"]
 
+    if tune:
+        from vitmusic.atomic import atomic_write_text
+
+        chosen, scores = _tune(cfg, trained(), tune)
+        for key, value in chosen.items():
+            section, field = key.split(".", 1)
+            if section == "kind_options":
+                cfg.kind_options = {**cfg.kind_options, field: value}
+            else:
+                setattr(getattr(cfg, section), field, value)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(out_dir) / "tuned.json",
+                          json.dumps({"tuned": chosen, "tune_scores": scores}, indent=1, default=str) + "\n")
     out = {}
     for name in systems:
         system = KIND.system(name)
