@@ -142,8 +142,8 @@ def run_cell(args, work: Path, level: str, nuisance: str, systems: list[str]) ->
     experiment = cell / f"levels_{level}_{nuisance}.yaml"
     experiment.write_text(experiment_yaml(args, systems), encoding="utf-8")
     t = time.perf_counter()
-    _check(cli(["ablate", str(experiment), f"data.manifest={prepared}", "--out", str(out), "--no-progress",
-                *args.overrides]), "ablate")
+    _check(cli(["ablate", str(experiment), f"data.manifest={prepared}", *args.overrides, "--out", str(out),
+                "--no-progress"]), "ablate")
     (cell / "timings.json").write_text(json.dumps({"ablate_s": time.perf_counter() - t}) + "\n")
 
 
@@ -220,7 +220,8 @@ def fmt(entry: dict | None) -> str:
 def tables(work: Path, cells: list[tuple[str, str]], args) -> str:
     """One markdown table per level (rows: nuisance x system) from the finished systems' summaries."""
     out = [f"# Results per level ({args.kind} kind, {args.pieces} pieces x {args.duration:g} s, "
-           f"{args.clip_seconds:g} s clips, {args.steps} steps, encoder {args.encoder}, seed {args.seed})", ""]
+           f"{args.clip_seconds:g} s clips, {args.steps} steps, encoder {args.encoder}, seed {args.seed}"
+           + "".join(f", {o}" for o in args.overrides) + ")", ""]
     for level in LEVELS:
         rows, ceilings = [], []
         for lv, nuisance in cells:
