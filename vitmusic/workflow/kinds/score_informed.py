@@ -62,7 +62,10 @@ class ScoreInformedOptions:
         search_s: where the clip starts in the piece is known (the manifest's ``start_s``, ``generate``'s
             ``t0_s``): the clip is looked for in the score within this many seconds of its own span, at the
             written tempo (0: anywhere in the score).
-        prior_weight: alignment cost per squared second of lag from the deadpan reading (0: none).
+        prior_weight: alignment cost per squared second of lag from the deadpan reading (0: none). The default,
+            10, had the best mean onset F1 of the placed notes over the validation pieces of the six
+            ``bench_levels.py`` cells (docs/benchmark.md, "Results per level"); without a prior the DTW matched
+            a repeated rhythm elsewhere in its search span.
     """
 
     min_peak: float = 0.02
@@ -70,7 +73,7 @@ class ScoreInformedOptions:
     activity_weight: float = 0.5
     min_velocity: float = 0.5
     search_s: float = 3.0
-    prior_weight: float = 0.0
+    prior_weight: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 < self.min_peak < 1:
