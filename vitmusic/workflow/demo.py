@@ -60,7 +60,7 @@ class MidiSettings:
     """The MIDI path's model and protocol (sizes measured to fit the demo's time bound on 2 CPU cores)."""
 
     encoder: str = "small-vit"
-    steps: int = 1500
+    steps: int = 1000  # 1500 took the demo to 335-350 s on 2 idle cores (2026-12-07 afternoon); 1000 keeps it under 5 min
     lr: float = 0.003
     batch_size: int = 8
     sample_rate: int = 22050  # rendered audio; the evaluation resamples to 22.05 kHz anyway
